@@ -1,0 +1,365 @@
+/* gst-earlyexit: model files -> runnable multi-exit models. */
+#include "ee-model-private.h"
+
+#include <string.h>
+
+#define MODEL_FORMAT "gst-earlyexit"
+#define MODEL_FORMAT_VERSION "1"
+
+typedef struct
+{
+  const char *arch;
+  gboolean (*build) (EeModel * m, JsonObject * config, GError ** error);
+} Architecture;
+
+static const Architecture architectures[] = {
+  {"audiocsrnet", ee_audiocsrnet_build},
+};
+
+float *
+ee_model_tensor (EeModel *m, const char *name, int ndim, const int64_t *shape,
+    GError **error)
+{
+  const EeStTensor *t =
+      ee_safetensors_get_checked (m->st, name, ndim, shape, error);
+  float *data;
+
+  if (!t)
+    return NULL;
+  data = g_new (float, MAX (t->numel, 1));
+  ee_st_tensor_to_f32 (t, data);
+  g_ptr_array_add (m->scratch, data);
+  g_hash_table_add (m->used, g_strdup (name));
+  return data;
+}
+
+gboolean
+ee_model_has_tensor (EeModel *m, const char *name)
+{
+  return ee_safetensors_find (m->st, name) != NULL;
+}
+
+float *
+ee_model_scratch (EeModel *m, gsize n)
+{
+  float *data = g_new0 (float, MAX (n, 1));
+  g_ptr_array_add (m->scratch, data);
+  return data;
+}
+
+static JsonNode *
+member (JsonObject *o, const char *what, const char *key, GError **error)
+{
+  JsonNode *n = json_object_get_member (o, key);
+  if (!n)
+    g_set_error (error, EE_ERROR, EE_ERROR_FORMAT, "config: %s: missing \"%s\"",
+        what, key);
+  return n;
+}
+
+gboolean
+ee_json_int (JsonObject *o, const char *what, const char *key, gint64 lo,
+    gint64 hi, gint64 *out, GError **error)
+{
+  JsonNode *n = member (o, what, key, error);
+
+  if (!n)
+    return FALSE;
+  if (JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_INT64) {
+    *out = json_node_get_int (n);
+    if (*out >= lo && *out <= hi)
+      return TRUE;
+  }
+  g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+      "config: %s: \"%s\" must be an integer in [%" G_GINT64_FORMAT ", %"
+      G_GINT64_FORMAT "]", what, key, lo, hi);
+  return FALSE;
+}
+
+gboolean
+ee_json_double (JsonObject *o, const char *what, const char *key, double *out,
+    GError **error)
+{
+  JsonNode *n = member (o, what, key, error);
+
+  if (!n)
+    return FALSE;
+  if (JSON_NODE_HOLDS_VALUE (n) && (json_node_get_value_type (n) == G_TYPE_DOUBLE
+          || json_node_get_value_type (n) == G_TYPE_INT64)) {
+    *out = json_node_get_double (n);
+    return TRUE;
+  }
+  g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+      "config: %s: \"%s\" must be a number", what, key);
+  return FALSE;
+}
+
+gboolean
+ee_json_bool (JsonObject *o, const char *what, const char *key, gboolean *out,
+    GError **error)
+{
+  JsonNode *n = member (o, what, key, error);
+
+  if (!n)
+    return FALSE;
+  if (JSON_NODE_HOLDS_VALUE (n)
+      && json_node_get_value_type (n) == G_TYPE_BOOLEAN) {
+    *out = json_node_get_boolean (n);
+    return TRUE;
+  }
+  g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+      "config: %s: \"%s\" must be true or false", what, key);
+  return FALSE;
+}
+
+const char *
+ee_json_string (JsonObject *o, const char *what, const char *key,
+    const char *const *allowed, GError **error)
+{
+  JsonNode *n = member (o, what, key, error);
+  const char *s;
+
+  if (!n)
+    return NULL;
+  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING) {
+    g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+        "config: %s: \"%s\" must be a string", what, key);
+    return NULL;
+  }
+  s = json_node_get_string (n);
+  if (allowed && !g_strv_contains (allowed, s)) {
+    char *list = g_strjoinv ("|", (char **) allowed);
+    g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
+        "config: %s: \"%s\" is \"%s\"; supported: %s", what, key, s, list);
+    g_free (list);
+    return NULL;
+  }
+  return s;
+}
+
+JsonArray *
+ee_json_array (JsonObject *o, const char *what, const char *key, GError **error)
+{
+  JsonNode *n = member (o, what, key, error);
+
+  if (n && JSON_NODE_HOLDS_ARRAY (n))
+    return json_node_get_array (n);
+  if (n)
+    g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+        "config: %s: \"%s\" must be an array", what, key);
+  return NULL;
+}
+
+JsonObject *
+ee_json_object (JsonObject *o, const char *what, const char *key, GError **error)
+{
+  JsonNode *n = member (o, what, key, error);
+
+  if (n && JSON_NODE_HOLDS_OBJECT (n))
+    return json_node_get_object (n);
+  if (n)
+    g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+        "config: %s: \"%s\" must be an object", what, key);
+  return NULL;
+}
+
+/* Every tensor in the file must have been read: an unexpected tensor means the
+ * file was written for another configuration. */
+static gboolean
+check_all_used (EeModel *m, GError **error)
+{
+  for (guint i = 0; i < ee_safetensors_n_tensors (m->st); i++) {
+    const EeStTensor *t = ee_safetensors_tensor (m->st, i);
+    if (!g_hash_table_contains (m->used, t->name)) {
+      g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+          "unexpected tensor \"%s\": the configuration in the metadata does not "
+          "use it (regenerate the file with models/convert/)", t->name);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+EeModel *
+ee_model_load (const char *path, EeBackend *be, gboolean plan, GError **error)
+{
+  EeModel *m = g_new0 (EeModel, 1);
+  JsonParser *parser = NULL;
+  JsonNode *root;
+  const char *format, *version, *config, *arch;
+  GError *local = NULL;
+  gsize i;
+
+  m->path = g_strdup (path);
+  m->image_input = m->audio_input = -1;
+  m->st = ee_safetensors_open (path, &local);
+  if (!m->st)
+    goto fail;
+
+  format = ee_safetensors_metadata (m->st, "format");
+  version = ee_safetensors_metadata (m->st, "format_version");
+  config = ee_safetensors_metadata (m->st, "config");
+  if (g_strcmp0 (format, MODEL_FORMAT)) {
+    g_set_error (&local, EE_ERROR, EE_ERROR_FORMAT,
+        "metadata \"format\" is %s%s%s, expected \"" MODEL_FORMAT "\" (write "
+        "model files with models/convert/)", format ? "\"" : "",
+        format ? format : "missing", format ? "\"" : "");
+    goto fail;
+  }
+  if (g_strcmp0 (version, MODEL_FORMAT_VERSION)) {
+    g_set_error (&local, EE_ERROR, EE_ERROR_UNSUPPORTED,
+        "metadata \"format_version\" is %s, this build reads version "
+        MODEL_FORMAT_VERSION, version ? version : "missing");
+    goto fail;
+  }
+  if (!config) {
+    g_set_error (&local, EE_ERROR, EE_ERROR_FORMAT,
+        "metadata \"config\" is missing");
+    goto fail;
+  }
+  parser = json_parser_new ();
+  if (!json_parser_load_from_data (parser, config, -1, &local)) {
+    g_prefix_error (&local, "metadata \"config\" is not valid JSON: ");
+    local->domain = EE_ERROR;
+    local->code = EE_ERROR_FORMAT;
+    goto fail;
+  }
+  root = json_parser_get_root (parser);
+  if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
+    g_set_error (&local, EE_ERROR, EE_ERROR_FORMAT,
+        "metadata \"config\" is not a JSON object");
+    goto fail;
+  }
+  m->config_json = g_strdup (config);
+  arch = ee_json_string (json_node_get_object (root), "config", "arch", NULL,
+      &local);
+  if (!arch)
+    goto fail;
+  m->arch = g_strdup (arch);
+
+  m->used = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  m->scratch = g_ptr_array_new_with_free_func (g_free);
+  m->runner = ee_runner_new (ee_graph_new (be));
+  for (i = 0; i < G_N_ELEMENTS (architectures); i++)
+    if (!strcmp (arch, architectures[i].arch))
+      break;
+  if (i == G_N_ELEMENTS (architectures)) {
+    g_set_error (&local, EE_ERROR, EE_ERROR_UNSUPPORTED,
+        "architecture \"%s\" is not supported by this build", arch);
+    goto fail;
+  }
+  if (!architectures[i].build (m, json_node_get_object (root), &local))
+    goto fail;
+  if (!check_all_used (m, &local))
+    goto fail;
+  if (plan && !ee_runner_finalize (m->runner, &local))
+    goto fail;
+
+  g_clear_pointer (&m->scratch, g_ptr_array_unref);
+  g_clear_pointer (&m->used, g_hash_table_unref);
+  g_clear_pointer (&m->st, ee_safetensors_free);
+  g_object_unref (parser);
+  return m;
+
+fail:
+  /* messages from the safetensors reader already name the file */
+  if (local && !g_str_has_prefix (local->message, path))
+    g_prefix_error (&local, "%s: ", path);
+  g_propagate_error (error, local);
+  if (parser)
+    g_object_unref (parser);
+  ee_model_free (m);
+  return NULL;
+}
+
+void
+ee_model_free (EeModel *m)
+{
+  if (!m)
+    return;
+  ee_runner_free (m->runner);
+  if (m->scratch)
+    g_ptr_array_unref (m->scratch);
+  if (m->used)
+    g_hash_table_unref (m->used);
+  ee_safetensors_free (m->st);
+  g_free (m->path);
+  g_free (m->arch);
+  g_free (m->config_json);
+  g_free (m);
+}
+
+const char *
+ee_model_path (const EeModel *m)
+{
+  return m->path;
+}
+
+const char *
+ee_model_arch (const EeModel *m)
+{
+  return m->arch;
+}
+
+EeTask
+ee_model_task (const EeModel *m)
+{
+  return m->task;
+}
+
+void
+ee_model_input_size (const EeModel *m, int *width, int *height)
+{
+  *width = m->width;
+  *height = m->height;
+}
+
+const EePreprocess *
+ee_model_preprocess (const EeModel *m)
+{
+  return &m->pre;
+}
+
+const char *
+ee_model_config_json (const EeModel *m)
+{
+  return m->config_json;
+}
+
+EeRunner *
+ee_model_runner (EeModel *m)
+{
+  return m->runner;
+}
+
+guint32
+ee_model_audio_exits (const EeModel *m)
+{
+  return m->audio_exits;
+}
+
+gboolean
+ee_model_set_image (EeModel *m, const float *image, GError **error)
+{
+  return ee_graph_upload (ee_runner_graph (m->runner), m->image_input, image,
+      error);
+}
+
+gboolean
+ee_model_set_audio (EeModel *m, const float *logmel, GError **error)
+{
+  if (m->audio_input < 0) {
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+        "%s: this model has no audio input", m->path);
+    return FALSE;
+  }
+  return ee_graph_upload (ee_runner_graph (m->runner), m->audio_input, logmel,
+      error);
+}
+
+gboolean
+ee_model_run_sync (EeModel *m, guint32 exit_mask, GError **error)
+{
+  return ee_runner_enqueue (m->runner, exit_mask, -1, error) &&
+      ee_runner_wait (m->runner, error);
+}

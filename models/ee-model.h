@@ -1,0 +1,57 @@
+/* gst-earlyexit: loading a model file into a runnable multi-exit model.
+ *
+ * ee_model_load() reads the model file (docs/model-format.md), checks every
+ * tensor against the architecture, builds the op graph on the given backend in
+ * anytime order and cuts it into segments (nn/ee-runner.h). One EeModel is one
+ * stream of inference: an element instance owns one. */
+#ifndef EE_MODEL_H
+#define EE_MODEL_H
+
+#include "ee-runner.h"
+
+G_BEGIN_DECLS
+
+typedef struct _EeModel EeModel;
+
+typedef enum
+{
+  EE_TASK_COUNT,                /* crowd counting: each exit gives 1 value */
+  EE_TASK_CLASSIFY,             /* classification: each exit gives class logits */
+} EeTask;
+
+/* How an 8-bit RGB image becomes the network input:
+ * x[c] = (pixel[c] * scale - mean[c]) / std[c], in `channel_order`. */
+typedef struct
+{
+  float scale;
+  float mean[3];
+  float std[3];
+  gboolean bgr;                 /* channel 0 of the input is blue */
+} EePreprocess;
+
+/* plan = FALSE skips the activation arena (enough for `earlyexit info`). */
+EeModel *ee_model_load (const char *path, EeBackend * be, gboolean plan,
+    GError ** error);
+void ee_model_free (EeModel * m);
+
+const char *ee_model_path (const EeModel * m);
+const char *ee_model_arch (const EeModel * m);
+EeTask ee_model_task (const EeModel * m);
+void ee_model_input_size (const EeModel * m, int *width, int *height);
+const EePreprocess *ee_model_preprocess (const EeModel * m);
+/* The model's configuration (the `config` metadata), owned by the model. */
+const char *ee_model_config_json (const EeModel * m);
+
+EeRunner *ee_model_runner (EeModel * m);
+/* Exits (bit i = exit i) that read the audio input; with no audio, run the others. */
+guint32 ee_model_audio_exits (const EeModel * m);
+
+/* Inputs, preprocessed, float32: image (1,3,H,W); audio log-mel (1,1,96,64).
+ * Enqueued uploads: the buffers must stay valid until the run has finished. */
+gboolean ee_model_set_image (EeModel * m, const float *image, GError ** error);
+gboolean ee_model_set_audio (EeModel * m, const float *logmel, GError ** error);
+/* Runs the requested exits to completion (a convenience for tools and tests). */
+gboolean ee_model_run_sync (EeModel * m, guint32 exit_mask, GError ** error);
+
+G_END_DECLS
+#endif /* EE_MODEL_H */
