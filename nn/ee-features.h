@@ -1,4 +1,4 @@
-/* gst-earlyexit: audio features with FFTW3 (single precision), MODELS.md section 1.
+/* gst-earlyexit: audio features with FFTW3 (double-precision FFT), MODELS.md section 1.
  *
  * An extractor owns its FFTW plans (made once, under a global lock, because FFTW
  * planning is not thread-safe) and its work buffers. Different extractors may
