@@ -490,8 +490,13 @@ audio_token (Ctx *c, const ExitConfig *e, const float *proj_w,
     for (int64_t p = 0; p < pp; p++)
       for (int64_t k = 0; k < ch; k++)
         wsum[o * ch + k] += proj_w[(o * pp + p) * ch + k];
-  return linear_with (c, nm (c, "exits.%s.audio_token", e->name), c->audio_vec,
+  int t = linear_with (c, nm (c, "exits.%s.audio_token", e->name), c->audio_vec,
       e->dim, wsum, proj_b, EE_ACT_NONE, error);
+
+  /* its weights are the patch projection's, counted there */
+  if (t >= 0)
+    ee_graph_set_op_params (c->g, ee_graph_n_ops (c->g) - 1, 0);
+  return t;
 }
 
 static int

@@ -2,6 +2,7 @@
  *
  *   earlyexit features --kind vggish|sc|gtzan --audio IN.wav --out OUT.npy
  *   earlyexit info MODEL [--json]
+ *   earlyexit run MODEL --image IMG [--audio WAV] [--exits LIST] [--json]
  *
  * Each subcommand lives in its own ee-cmd-*.c file and parses its own options. */
 #include <stdio.h>
@@ -21,6 +22,8 @@ static const Command commands[] = {
       "compute audio features of a WAV file into a .npy tensor"},
   {"info", ee_cmd_info,
       "describe a model file: architecture, input size, exits, parameters, FLOPs"},
+  {"run", ee_cmd_run,
+      "run one image (+ audio) through a model and print every exit's result"},
 };
 
 static void

@@ -21,10 +21,10 @@
  * usage error. */
 #include <stdio.h>
 #include <string.h>
-#include <sndfile.h>
 
 #include "ee-cmds.h"
 #include "ee-features.h"
+#include "ee-media.h"
 #include "ee-npy.h"
 
 typedef struct
@@ -39,56 +39,6 @@ typedef struct
   gboolean no_log;
   double log_offset;
 } Options;
-
-/* Reads the whole file as mono float at its own rate. */
-static float *
-read_mono (const char *path, int *rate, gsize *n_frames, GError **error)
-{
-  SF_INFO info = { 0 };
-  SNDFILE *sf = sf_open (path, SFM_READ, &info);
-  float *interleaved, *mono;
-  sf_count_t got;
-
-  if (!sf) {
-    g_set_error (error, EE_ERROR, EE_ERROR_FILE, "cannot read %s: %s", path,
-                 sf_strerror (NULL));
-    return NULL;
-  }
-  if (info.channels < 1 || info.frames < 0
-      || (guint64)info.frames > G_MAXSIZE / sizeof (float) / info.channels) {
-    g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
-                 "%s: unusable header (%d channels, %" G_GINT64_FORMAT
-                 " frames)",
-                 path, info.channels, (gint64)info.frames);
-    sf_close (sf);
-    return NULL;
-  }
-  interleaved = g_new (float, MAX (info.frames * info.channels, 1));
-  got = sf_readf_float (sf, interleaved, info.frames);
-  sf_close (sf);
-  if (got != info.frames) {
-    g_set_error (error, EE_ERROR, EE_ERROR_FILE,
-                 "%s: read %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT " frames",
-                 path, (gint64)got, (gint64)info.frames);
-    g_free (interleaved);
-    return NULL;
-  }
-  if (info.channels == 1) {
-    mono = interleaved;
-  } else {
-    mono = g_new (float, MAX (info.frames, 1));
-    for (sf_count_t i = 0; i < info.frames; i++) {
-      double sum = 0.0;
-      for (int c = 0; c < info.channels; c++)
-        sum += interleaved[i * info.channels + c];
-      mono[i] = (float)(sum / info.channels);
-    }
-    g_free (interleaved);
-  }
-  *rate = info.samplerate;
-  *n_frames = (gsize)info.frames;
-  return mono;
-}
 
 static gboolean
 make_params (const Options *o, EeFeatureParams *p, GError **error)
@@ -142,7 +92,7 @@ run (const Options *o, const EeFeatureParams *params, GError **error)
   fx = ee_feature_extractor_new (params, error);
   if (!fx)
     goto out;
-  samples = read_mono (o->audio, &rate, &n, error);
+  samples = ee_wav_read_mono (o->audio, &rate, &n, error);
   if (!samples)
     goto out;
   if (rate != ee_feature_extractor_sample_rate (fx)) {

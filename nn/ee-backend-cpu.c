@@ -1,1 +1,875 @@
-/* placeholder until written */
+/* gst-earlyexit: the CPU backend on oneDNN.
+ *
+ * Memory is 64-byte aligned host memory; copies are memcpy. Ops run eagerly
+ * on the calling thread (oneDNN's OpenMP runtime), so an op_enqueue returns
+ * with its result written and events only record the time.
+ *
+ * Every op is prepared in op_new: primitives created, weights reordered into
+ * the layout the primitive asks for, and any buffer an input needs for a
+ * layout change allocated. op_enqueue only binds data handles and executes.
+ * Convolutions let oneDNN choose their activation layout (nChw16c on AVX-512),
+ * and ops that understand it pass it on, so consecutive layers never convert
+ * back to NCHW; EE_OP_REORDER makes such a tensor plain. */
+#include "ee-backend-cpu-private.h"
+
+#include <oneapi/dnnl/dnnl_debug.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct _EeEvent
+{
+  gint64 time_us;               /* 0: never recorded */
+};
+
+gboolean
+cpu_check (dnnl_status_t st, const EeOp *op, const char *call, GError **error)
+{
+  if (st == dnnl_success)
+    return TRUE;
+  g_set_error (error, EE_ERROR, EE_ERROR_BACKEND,
+      "cpu backend: %s: %s failed: %s", ee_op_kind_name (op->desc.kind), call,
+      dnnl_status2str (st));
+  return FALSE;
+}
+
+void
+cpu_arg_error (const EeOp *op, GError **error, const char *format, ...)
+{
+  va_list ap;
+  char *msg;
+
+  va_start (ap, format);
+  msg = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT, "cpu backend: %s: %s",
+      ee_op_kind_name (op->desc.kind), msg);
+  g_free (msg);
+}
+
+gboolean
+cpu_need_ndim (const EeOp *op, const EeTensorDesc *t, int lo, int hi,
+    const char *what, GError **error)
+{
+  char buf[64];
+
+  if (t->ndim >= lo && t->ndim <= hi)
+    return TRUE;
+  cpu_arg_error (op, error, "input of shape %s has %d dims, expected %s",
+      ee_tensor_desc_shape_str (t, buf, sizeof buf), t->ndim, what);
+  return FALSE;
+}
+
+static void *
+aligned_new (size_t nbytes, GError **error)
+{
+  void *p = NULL;
+
+  /* posix_memalign may return NULL for 0 bytes; a zero-sized tensor still
+   * needs a distinct pointer. */
+  if (posix_memalign (&p, CPU_ALIGN, nbytes ? nbytes : CPU_ALIGN) != 0) {
+    g_set_error (error, EE_ERROR, EE_ERROR_NO_MEMORY,
+        "cpu backend: cannot allocate %zu bytes", nbytes);
+    return NULL;
+  }
+  return p;
+}
+
+void *
+cpu_buffer_new (EeOp *op, size_t nbytes, GError **error)
+{
+  void *p = aligned_new (nbytes, error);
+
+  if (p) {
+    memset (p, 0, nbytes);
+    g_ptr_array_add (op->bufs, p);
+  }
+  return p;
+}
+
+dnnl_memory_t
+cpu_memory_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *md,
+    void *data, GError **error)
+{
+  dnnl_memory_t m = NULL;
+
+  if (!CPU_CHECK (op, error, dnnl_memory_create, &m, md, be->engine,
+          data ? data : DNNL_MEMORY_NONE))
+    return NULL;
+  g_ptr_array_add (op->mems, m);
+  return m;
+}
+
+gboolean
+cpu_md_of (const EeOp *op, const EeTensorDesc *t, dnnl_memory_desc_t *md,
+    GError **error)
+{
+  dnnl_dims_t dims, strides;
+
+  if (t->layout == EE_LAYOUT_BACKEND) {
+    const dnnl_memory_desc_t *b = t->layout_desc;
+    gboolean same = b->ndims == t->ndim && b->data_type == dnnl_f32;
+
+    for (int i = 0; same && i < t->ndim; i++)
+      same = b->dims[i] == t->shape[i];
+    if (!same) {
+      char buf[64];
+      g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+          "cpu backend: %s: an input of shape %s in a backend layout that "
+          "describes another shape (not made by this backend instance?)",
+          ee_op_kind_name (op->desc.kind),
+          ee_tensor_desc_shape_str (t, buf, sizeof buf));
+      return FALSE;
+    }
+    *md = *b;
+    return TRUE;
+  }
+  for (int i = 0; i < t->ndim; i++) {
+    dims[i] = t->shape[i];
+    strides[i] = t->stride[i];
+  }
+  return CPU_CHECK (op, error, dnnl_memory_desc_init_by_strides, md, t->ndim,
+      dims, dnnl_f32, strides);
+}
+
+static void
+md_init (int ndim, const int64_t *shape, dnnl_memory_desc_t *md,
+    dnnl_format_kind_t kind)
+{
+  int64_t s = 1;
+
+  /* Filled by hand rather than through dnnl_memory_desc_init_by_tag: it
+   * cannot fail, so callers need no error path for a fixed layout. */
+  memset (md, 0, sizeof *md);
+  md->ndims = ndim;
+  md->data_type = dnnl_f32;
+  md->format_kind = kind;
+  for (int i = ndim - 1; i >= 0; i--) {
+    md->dims[i] = shape[i];
+    md->padded_dims[i] = shape[i];
+    if (kind == dnnl_blocked)
+      md->format_desc.blocking.strides[i] = s;
+    s *= shape[i];
+  }
+}
+
+void
+cpu_md_dense (int ndim, const int64_t *shape, dnnl_memory_desc_t *md)
+{
+  md_init (ndim, shape, md, dnnl_blocked);
+}
+
+void
+cpu_md_any (int ndim, const int64_t *shape, dnnl_memory_desc_t *md)
+{
+  md_init (ndim, shape, md, dnnl_format_kind_any);
+}
+
+gboolean
+cpu_md_is_dense (const dnnl_memory_desc_t *md)
+{
+  int64_t s = 1;
+
+  if (md->format_kind != dnnl_blocked || md->offset0 != 0 ||
+      md->format_desc.blocking.inner_nblks != 0)
+    return FALSE;
+  for (int i = md->ndims - 1; i >= 0; i--) {
+    if (md->padded_dims[i] != md->dims[i] || md->padded_offsets[i] != 0)
+      return FALSE;
+    if (md->dims[i] != 1 && md->format_desc.blocking.strides[i] != s)
+      return FALSE;
+    s *= md->dims[i];
+  }
+  return TRUE;
+}
+
+void
+cpu_out_from_md (EeOp *op, const dnnl_memory_desc_t *md, EeTensorDesc *out)
+{
+  op->out_md = *md;
+  if (cpu_md_is_dense (md)) {
+    *out = ee_tensor_desc_plain (EE_DTYPE_F32, md->ndims, md->dims);
+    return;
+  }
+  memset (out, 0, sizeof *out);
+  out->dtype = EE_DTYPE_F32;
+  out->ndim = md->ndims;
+  for (int i = 0; i < md->ndims; i++)
+    out->shape[i] = md->dims[i];
+  out->layout = EE_LAYOUT_BACKEND;
+  out->layout_desc = &op->out_md;
+  out->nbytes = dnnl_memory_desc_get_size (md);
+}
+
+dnnl_primitive_attr_t
+cpu_attr_new (const EeOp *op, EeActivation act, float alpha, GError **error)
+{
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_post_ops_t po = NULL;
+  gboolean ok;
+
+  if (!CPU_CHECK (op, error, dnnl_primitive_attr_create, &attr))
+    return NULL;
+  ok = CPU_CHECK (op, error, dnnl_primitive_attr_set_scratchpad_mode, attr,
+      dnnl_scratchpad_mode_user);
+  if (ok && act != EE_ACT_NONE) {
+    ok = CPU_CHECK (op, error, dnnl_post_ops_create, &po) &&
+        CPU_CHECK (op, error, dnnl_post_ops_append_eltwise, po, 1.0f,
+        act == EE_ACT_RELU ? dnnl_eltwise_relu : dnnl_eltwise_gelu_erf, 0.0f,
+        0.0f) && CPU_CHECK (op, error, dnnl_primitive_attr_set_post_ops, attr,
+        po);
+    if (po)
+      dnnl_post_ops_destroy (po);
+  }
+  if (ok && alpha != 1.0f)
+    ok = CPU_CHECK (op, error, dnnl_primitive_attr_set_output_scales, attr, 1,
+        0, &alpha);
+  if (!ok) {
+    dnnl_primitive_attr_destroy (attr);
+    return NULL;
+  }
+  return attr;
+}
+
+static gboolean
+scratchpad_reserve (CpuBackend *be, size_t size, GError **error)
+{
+  void *p;
+
+  if (size <= be->scratchpad_size)
+    return TRUE;
+  p = aligned_new (size, error);
+  if (!p)
+    return FALSE;
+  free (be->scratchpad);
+  be->scratchpad = p;
+  be->scratchpad_size = size;
+  return TRUE;
+}
+
+void
+cpu_prim_arg (CpuPrim *p, int arg, dnnl_memory_t mem)
+{
+  g_return_if_fail (p->n_args < p->max_args);
+  p->args[p->n_args].arg = arg;
+  p->args[p->n_args].memory = mem;
+  p->n_args++;
+}
+
+gboolean
+cpu_prim_create (CpuBackend *be, EeOp *op, CpuPrim *p,
+    const_dnnl_primitive_desc_t pd, int max_args, GError **error)
+{
+  const dnnl_memory_desc_t *sp;
+  size_t size;
+
+  if (!CPU_CHECK (op, error, dnnl_primitive_create, &p->prim, pd))
+    return FALSE;
+  p->max_args = max_args + 1;
+  p->args = g_new0 (dnnl_exec_arg_t, p->max_args);
+  sp = dnnl_primitive_desc_query_md (pd, dnnl_query_scratchpad_md, 0);
+  size = sp ? dnnl_memory_desc_get_size (sp) : 0;
+  if (size == 0)
+    return TRUE;
+  if (!scratchpad_reserve (be, size, error))
+    return FALSE;
+  p->scratchpad = cpu_memory_new (be, op, sp, NULL, error);
+  if (!p->scratchpad)
+    return FALSE;
+  cpu_prim_arg (p, DNNL_ARG_SCRATCHPAD, p->scratchpad);
+  return TRUE;
+}
+
+static gboolean
+prim_run (CpuBackend *be, EeOp *op, CpuPrim *p, GError **error)
+{
+  if (p->scratchpad && !CPU_CHECK (op, error, dnnl_memory_set_data_handle_v2,
+          p->scratchpad, be->scratchpad, be->stream))
+    return FALSE;
+  return CPU_CHECK (op, error, dnnl_primitive_execute, p->prim, be->stream,
+      p->n_args, p->args);
+}
+
+static void
+prim_clear (CpuPrim *p)
+{
+  if (p->prim)
+    dnnl_primitive_destroy (p->prim);
+  g_free (p->args);
+  memset (p, 0, sizeof *p);
+}
+
+/* A reorder primitive from `from` to `to`, with a user scratchpad. */
+static gboolean
+reorder_create (CpuBackend *be, EeOp *op, CpuPrim *p,
+    const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+    GError **error)
+{
+  dnnl_primitive_attr_t attr = cpu_attr_new (op, EE_ACT_NONE, 1.0f, error);
+  dnnl_primitive_desc_t pd = NULL;
+  gboolean ok;
+
+  if (!attr)
+    return FALSE;
+  ok = CPU_CHECK (op, error, dnnl_reorder_primitive_desc_create, &pd, from,
+      be->engine, to, be->engine, attr) &&
+      cpu_prim_create (be, op, p, pd, 2, error);
+  if (pd)
+    dnnl_primitive_desc_destroy (pd);
+  dnnl_primitive_attr_destroy (attr);
+  return ok;
+}
+
+gboolean
+cpu_input_setup (CpuBackend *be, EeOp *op, int i,
+    const dnnl_memory_desc_t *have, const dnnl_memory_desc_t *want,
+    GError **error)
+{
+  CpuInput *in = &op->in[i];
+  dnnl_memory_t to;
+
+  if (dnnl_memory_desc_equal (have, want))
+    return TRUE;
+  in->scratch = cpu_buffer_new (op, dnnl_memory_desc_get_size (want), error);
+  if (!in->scratch)
+    return FALSE;
+  in->from = cpu_memory_new (be, op, have, NULL, error);
+  to = cpu_memory_new (be, op, want, in->scratch, error);
+  if (!in->from || !to || !reorder_create (be, op, &in->reorder, have, want,
+          error))
+    return FALSE;
+  cpu_prim_arg (&in->reorder, DNNL_ARG_FROM, in->from);
+  cpu_prim_arg (&in->reorder, DNNL_ARG_TO, to);
+  return TRUE;
+}
+
+gboolean
+cpu_input_dense (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
+    GError **error)
+{
+  dnnl_memory_desc_t have, want;
+
+  if (!cpu_md_of (op, t, &have, error))
+    return FALSE;
+  if (cpu_md_is_dense (&have))
+    return TRUE;
+  cpu_md_dense (t->ndim, t->shape, &want);
+  return cpu_input_setup (be, op, i, &have, &want, error);
+}
+
+dnnl_memory_t
+cpu_param_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *user,
+    const dnnl_memory_desc_t *want, const float *host, GError **error)
+{
+  CpuPrim r = { 0 };
+  dnnl_memory_t src = NULL, dst;
+  void *buf;
+  gboolean ok;
+
+  buf = cpu_buffer_new (op, dnnl_memory_desc_get_size (want), error);
+  if (!buf)
+    return NULL;
+  dst = cpu_memory_new (be, op, want, buf, error);
+  if (!dst)
+    return NULL;
+  if (dnnl_memory_desc_equal (user, want)) {
+    memcpy (buf, host, dnnl_memory_desc_get_size (user));
+    return dst;
+  }
+  /* oneDNN only reads the source of a reorder, whatever its signature says. */
+  ok = CPU_CHECK (op, error, dnnl_memory_create, &src, user, be->engine,
+      (void *) host) && reorder_create (be, op, &r, user, want, error);
+  if (ok) {
+    cpu_prim_arg (&r, DNNL_ARG_FROM, src);
+    cpu_prim_arg (&r, DNNL_ARG_TO, dst);
+    ok = prim_run (be, op, &r, error) &&
+        CPU_CHECK (op, error, dnnl_stream_wait, be->stream);
+  }
+  prim_clear (&r);
+  if (src)
+    dnnl_memory_destroy (src);
+  return ok ? dst : NULL;
+}
+
+gboolean
+cpu_act_setup (CpuBackend *be, EeOp *op, EeActivation act,
+    const dnnl_memory_desc_t *md, GError **error)
+{
+  dnnl_eltwise_desc_t ed;
+  dnnl_primitive_attr_t attr;
+  dnnl_primitive_desc_t pd = NULL;
+  gboolean ok;
+
+  if (act == EE_ACT_NONE)
+    return TRUE;
+  attr = cpu_attr_new (op, EE_ACT_NONE, 1.0f, error);
+  if (!attr)
+    return FALSE;
+  ok = CPU_CHECK (op, error, dnnl_eltwise_forward_desc_init, &ed,
+      dnnl_forward_inference,
+      act == EE_ACT_RELU ? dnnl_eltwise_relu : dnnl_eltwise_gelu_erf, md,
+      0.0f, 0.0f) &&
+      CPU_CHECK (op, error, dnnl_primitive_desc_create, &pd, &ed, attr,
+      be->engine, NULL) && cpu_prim_create (be, op, &op->act, pd, 2, error);
+  if (ok) {
+    cpu_prim_arg (&op->act, DNNL_ARG_SRC, op->dst);
+    cpu_prim_arg (&op->act, DNNL_ARG_DST, op->dst);
+  }
+  if (pd)
+    dnnl_primitive_desc_destroy (pd);
+  dnnl_primitive_attr_destroy (attr);
+  return ok;
+}
+
+gboolean
+cpu_view_of (const EeTensorDesc *t, CpuView *v)
+{
+  int64_t shape[4] = { 1, 1, 1, 1 }, stride[4] = { 0, 0, 0, 0 };
+  int64_t block = 1, cpad;
+
+  if (t->layout == EE_LAYOUT_BACKEND) {
+    const dnnl_memory_desc_t *md = t->layout_desc;
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+
+    /* Only plain strides plus at most one block of channels, the layouts
+     * oneDNN picks for activations. */
+    if (md->ndims != 4 || md->format_kind != dnnl_blocked ||
+        md->offset0 != 0 || b->inner_nblks > 1 ||
+        (b->inner_nblks == 1 && b->inner_idxs[0] != 1))
+      return FALSE;
+    for (int i = 0; i < 4; i++) {
+      if (md->padded_offsets[i] != 0 ||
+          (i != 1 && md->padded_dims[i] != md->dims[i]))
+        return FALSE;
+      shape[i] = md->dims[i];
+      stride[i] = b->strides[i];
+    }
+    if (b->inner_nblks == 1)
+      block = b->inner_blks[0];
+    cpad = md->padded_dims[1];
+  } else {
+    /* (N) -> (N,1,1,1), (N,A) -> (N,1,1,A), (N,A,B) -> (N,1,A,B) */
+    int off = 4 - t->ndim;
+
+    shape[0] = t->shape[0];
+    stride[0] = t->stride[0];
+    for (int i = 1; i < t->ndim; i++) {
+      shape[i + off] = t->shape[i];
+      stride[i + off] = t->stride[i];
+    }
+    cpad = shape[1];
+  }
+  v->n = shape[0];
+  v->c = shape[1];
+  v->h = shape[2];
+  v->w = shape[3];
+  v->sn = stride[0];
+  v->sc = stride[1];
+  v->sh = stride[2];
+  v->sw = stride[3];
+  v->block = block;
+  v->cpad = cpad;
+  return TRUE;
+}
+
+void
+cpu_view_dense (CpuView *v, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+  v->n = n;
+  v->c = c;
+  v->h = h;
+  v->w = w;
+  v->sw = 1;
+  v->sh = w;
+  v->sc = h * w;
+  v->sn = c * h * w;
+  v->block = 1;
+  v->cpad = c;
+}
+
+gboolean
+cpu_loop_input (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
+    GError **error)
+{
+  int64_t s[4] = { 1, 1, 1, 1 };
+  int off = 4 - t->ndim;
+
+  if (cpu_view_of (t, &op->view[i]))
+    return TRUE;
+  if (!cpu_input_dense (be, op, i, t, error))
+    return FALSE;
+  s[0] = t->shape[0];
+  for (int d = 1; d < t->ndim; d++)
+    s[d + off] = t->shape[d];
+  cpu_view_dense (&op->view[i], s[0], s[1], s[2], s[3]);
+  return TRUE;
+}
+
+/* ---- the backend table ---- */
+
+static void
+cpu_free (EeBackend *base)
+{
+  CpuBackend *be = (CpuBackend *) base;
+
+  free (be->scratchpad);
+  if (be->stream)
+    dnnl_stream_destroy (be->stream);
+  if (be->engine)
+    dnnl_engine_destroy (be->engine);
+  g_free (be);
+}
+
+static void *
+cpu_alloc (EeBackend *base, size_t nbytes, GError **error)
+{
+  return aligned_new (nbytes, error);
+}
+
+static void
+cpu_dealloc (EeBackend *base, void *ptr)
+{
+  free (ptr);
+}
+
+static gboolean
+cpu_copy (void *dst, const void *src, size_t nbytes, GError **error)
+{
+  if (nbytes && (!dst || !src)) {
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+        "cpu backend: copy of %zu bytes with a NULL pointer", nbytes);
+    return FALSE;
+  }
+  if (nbytes)
+    memcpy (dst, src, nbytes);
+  return TRUE;
+}
+
+static gboolean
+cpu_upload (EeBackend *base, void *dst, const void *host_src, size_t nbytes,
+    GError **error)
+{
+  return cpu_copy (dst, host_src, nbytes, error);
+}
+
+static gboolean
+cpu_download (EeBackend *base, void *host_dst, const void *src, size_t nbytes,
+    GError **error)
+{
+  return cpu_copy (host_dst, src, nbytes, error);
+}
+
+/* Inputs each op kind takes; -1: one or more. */
+static const int n_inputs_of[EE_OP_N_KINDS] = {
+  [EE_OP_CONV2D] = 1,
+  [EE_OP_MAXPOOL] = 1,
+  [EE_OP_AVGPOOL] = 1,
+  [EE_OP_GLOBAL_AVGPOOL] = 1,
+  [EE_OP_BATCHNORM] = 1,
+  [EE_OP_LINEAR] = 1,
+  [EE_OP_MATMUL] = 2,
+  [EE_OP_LAYERNORM] = 1,
+  [EE_OP_SOFTMAX] = 1,
+  [EE_OP_GELU] = 1,
+  [EE_OP_RELU] = 1,
+  [EE_OP_ADD] = 2,
+  [EE_OP_MUL] = 2,
+  [EE_OP_FILM] = 3,
+  [EE_OP_CONCAT] = -1,
+  [EE_OP_PATCHIFY] = 1,
+  [EE_OP_UPSAMPLE_NEAREST] = 1,
+  [EE_OP_SUM] = 1,
+  [EE_OP_REORDER] = 1,
+};
+
+static const CpuBuilder builders[EE_OP_N_KINDS] = {
+  [EE_OP_CONV2D] = cpu_conv_new,
+  [EE_OP_MAXPOOL] = cpu_pool_new,
+  [EE_OP_AVGPOOL] = cpu_pool_new,
+  [EE_OP_GLOBAL_AVGPOOL] = cpu_global_avgpool_new,
+  [EE_OP_BATCHNORM] = cpu_batchnorm_new,
+  [EE_OP_LINEAR] = cpu_linear_new,
+  [EE_OP_MATMUL] = cpu_matmul_new,
+  [EE_OP_LAYERNORM] = cpu_layernorm_new,
+  [EE_OP_SOFTMAX] = cpu_softmax_new,
+  [EE_OP_GELU] = cpu_eltwise_new,
+  [EE_OP_RELU] = cpu_eltwise_new,
+  [EE_OP_ADD] = cpu_binary_new,
+  [EE_OP_MUL] = cpu_binary_new,
+  [EE_OP_FILM] = cpu_film_new,
+  [EE_OP_CONCAT] = cpu_concat_new,
+  [EE_OP_PATCHIFY] = cpu_patchify_new,
+  [EE_OP_UPSAMPLE_NEAREST] = cpu_upsample_new,
+  [EE_OP_SUM] = cpu_sum_new,
+  [EE_OP_REORDER] = cpu_reorder_new,
+};
+
+static gboolean
+check_inputs (const EeOpDesc *desc, const EeTensorDesc *const *in, int n_in,
+    GError **error)
+{
+  const char *name = ee_op_kind_name (desc->kind);
+  int want = n_inputs_of[desc->kind];
+
+  if ((want > 0 && n_in != want) || n_in < 1 || !in) {
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+        "cpu backend: %s: got %d inputs, expected %s%d", name, n_in,
+        want > 0 ? "" : "at least ", want > 0 ? want : 1);
+    return FALSE;
+  }
+  if (desc->act < EE_ACT_NONE || desc->act > EE_ACT_GELU) {
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+        "cpu backend: %s: unknown activation %d", name, desc->act);
+    return FALSE;
+  }
+  for (int i = 0; i < n_in; i++) {
+    const EeTensorDesc *t = in[i];
+
+    if (!t) {
+      g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+          "cpu backend: %s: input %d is NULL", name, i);
+      return FALSE;
+    }
+    if (t->dtype != EE_DTYPE_F32) {
+      g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
+          "cpu backend: %s: input %d is %s, only F32 is implemented", name, i,
+          ee_dtype_name (t->dtype));
+      return FALSE;
+    }
+    if (t->ndim < 1 || t->ndim > EE_MAX_DIMS) {
+      g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+          "cpu backend: %s: input %d has %d dims, expected 1 to %d", name, i,
+          t->ndim, EE_MAX_DIMS);
+      return FALSE;
+    }
+    for (int d = 0; d < t->ndim; d++) {
+      if (t->shape[d] < 1) {
+        g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+            "cpu backend: %s: input %d has size %" G_GINT64_FORMAT
+            " in dim %d, expected at least 1", name, i, t->shape[d], d);
+        return FALSE;
+      }
+    }
+    if (t->layout == EE_LAYOUT_BACKEND && !t->layout_desc) {
+      g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+          "cpu backend: %s: input %d has a backend layout but no layout "
+          "description", name, i);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+static void
+cpu_op_free (EeBackend *base, EeOp *op)
+{
+  prim_clear (&op->main);
+  prim_clear (&op->act);
+  for (int i = 0; i < op->n_inputs; i++)
+    prim_clear (&op->in[i].reorder);
+  /* Memories before buffers: a memory object may point into a buffer. */
+  g_ptr_array_unref (op->mems);
+  g_ptr_array_unref (op->bufs);
+  g_free (op->in);
+  g_free (op->ptrs);
+  g_free (op->src);
+  g_free (op);
+}
+
+static void
+destroy_memory (gpointer m)
+{
+  dnnl_memory_destroy (m);
+}
+
+static EeOp *
+cpu_op_new (EeBackend *base, const EeOpDesc *desc,
+    const EeTensorDesc *const *inputs, int n_inputs, EeTensorDesc *out,
+    GError **error)
+{
+  CpuBackend *be = (CpuBackend *) base;
+  EeOp *op;
+  gboolean ok;
+
+  if (!desc || desc->kind < 0 || desc->kind >= EE_OP_N_KINDS || !out) {
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+        "cpu backend: op_new: %s", !desc || !out ? "NULL description" :
+        "unknown op kind");
+    return NULL;
+  }
+  if (!check_inputs (desc, inputs, n_inputs, error))
+    return NULL;
+  omp_set_num_threads (be->n_threads);
+
+  op = g_new0 (EeOp, 1);
+  op->desc = *desc;
+  op->desc.weight = op->desc.bias = op->desc.mean = op->desc.var = NULL;
+  if (op->desc.alpha == 0.0f)
+    op->desc.alpha = 1.0f;
+  op->n_inputs = n_inputs;
+  op->in = g_new0 (CpuInput, n_inputs);
+  op->ptrs = g_new0 (void *, n_inputs);
+  op->src = g_new0 (dnnl_memory_t, n_inputs);
+  op->mems = g_ptr_array_new_with_free_func (destroy_memory);
+  op->bufs = g_ptr_array_new_with_free_func (free);
+
+  ok = builders[desc->kind] (be, op, desc, inputs, out, error);
+  if (!ok) {
+    cpu_op_free (base, op);
+    return NULL;
+  }
+  return op;
+}
+
+static gboolean
+bind (EeOp *op, dnnl_memory_t m, void *data, CpuBackend *be, GError **error)
+{
+  return CPU_CHECK (op, error, dnnl_memory_set_data_handle_v2, m, data,
+      be->stream);
+}
+
+static gboolean
+cpu_op_enqueue (EeBackend *base, EeOp *op, const EeTensor *const *inputs,
+    int n_inputs, const EeTensor *out, GError **error)
+{
+  CpuBackend *be = (CpuBackend *) base;
+
+  if (n_inputs != op->n_inputs || !inputs || !out || !out->data) {
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+        "cpu backend: %s: enqueued with %d inputs%s, prepared for %d",
+        ee_op_kind_name (op->desc.kind), n_inputs,
+        !out || !out->data ? " and no output" : "", op->n_inputs);
+    return FALSE;
+  }
+  omp_set_num_threads (be->n_threads);
+  for (int i = 0; i < n_inputs; i++) {
+    CpuInput *in = &op->in[i];
+
+    if (!inputs[i] || !inputs[i]->data) {
+      g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+          "cpu backend: %s: input %d has no data",
+          ee_op_kind_name (op->desc.kind), i);
+      return FALSE;
+    }
+    op->ptrs[i] = inputs[i]->data;
+    if (in->reorder.prim) {
+      if (!bind (op, in->from, inputs[i]->data, be, error) ||
+          !prim_run (be, op, &in->reorder, error))
+        return FALSE;
+      op->ptrs[i] = in->scratch;
+    }
+  }
+  if (op->loop) {
+    op->loop (op, (const float *const *) op->ptrs, out->data);
+    return TRUE;
+  }
+  for (int i = 0; i < n_inputs; i++)
+    if (op->src[i] && !bind (op, op->src[i], op->ptrs[i], be, error))
+      return FALSE;
+  if (!bind (op, op->dst, out->data, be, error) ||
+      !prim_run (be, op, &op->main, error))
+    return FALSE;
+  return !op->act.prim || prim_run (be, op, &op->act, error);
+}
+
+static EeEvent *
+cpu_event_new (EeBackend *base, GError **error)
+{
+  return g_new0 (EeEvent, 1);
+}
+
+static gboolean
+cpu_event_record (EeBackend *base, EeEvent *ev, GError **error)
+{
+  ev->time_us = g_get_monotonic_time ();
+  return TRUE;
+}
+
+static gboolean
+cpu_event_query (EeBackend *base, EeEvent *ev)
+{
+  return TRUE;
+}
+
+static gboolean
+cpu_event_sync (EeBackend *base, EeEvent *ev, GError **error)
+{
+  return TRUE;
+}
+
+static gboolean
+cpu_event_elapsed_ms (EeBackend *base, EeEvent *start, EeEvent *end,
+    double *ms, GError **error)
+{
+  if (!start->time_us || !end->time_us) {
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+        "cpu backend: elapsed time asked of an event never recorded");
+    return FALSE;
+  }
+  *ms = (double) (end->time_us - start->time_us) / 1000.0;
+  return TRUE;
+}
+
+static void
+cpu_event_free (EeBackend *base, EeEvent *ev)
+{
+  g_free (ev);
+}
+
+static gboolean
+cpu_sync (EeBackend *base, GError **error)
+{
+  CpuBackend *be = (CpuBackend *) base;
+  dnnl_status_t st = dnnl_stream_wait (be->stream);
+
+  if (st != dnnl_success) {
+    g_set_error (error, EE_ERROR, EE_ERROR_BACKEND,
+        "cpu backend: dnnl_stream_wait failed: %s", dnnl_status2str (st));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static const EeBackendVTable cpu_vtable = {
+  .name = "cpu",
+  .free = cpu_free,
+  .alloc = cpu_alloc,
+  .dealloc = cpu_dealloc,
+  .upload = cpu_upload,
+  .download = cpu_download,
+  .op_new = cpu_op_new,
+  .op_enqueue = cpu_op_enqueue,
+  .op_free = cpu_op_free,
+  .event_new = cpu_event_new,
+  .event_record = cpu_event_record,
+  .event_query = cpu_event_query,
+  .event_sync = cpu_event_sync,
+  .event_elapsed_ms = cpu_event_elapsed_ms,
+  .event_free = cpu_event_free,
+  .sync = cpu_sync,
+};
+
+EeBackend *
+ee_backend_cpu_new (int n_threads, GError **error)
+{
+  CpuBackend *be = g_new0 (CpuBackend, 1);
+  dnnl_status_t st;
+  const char *call = "dnnl_engine_create";
+
+  be->parent.vt = &cpu_vtable;
+  be->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs ();
+  st = dnnl_engine_create (&be->engine, dnnl_cpu, 0);
+  if (st == dnnl_success) {
+    call = "dnnl_stream_create";
+    st = dnnl_stream_create (&be->stream, be->engine,
+        dnnl_stream_default_flags);
+  }
+  if (st != dnnl_success) {
+    g_set_error (error, EE_ERROR, EE_ERROR_BACKEND,
+        "cpu backend: %s failed: %s", call, dnnl_status2str (st));
+    cpu_free (&be->parent);
+    return NULL;
+  }
+  return &be->parent;
+}

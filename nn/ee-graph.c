@@ -48,6 +48,7 @@ struct _EeGraph
   GArray *nodes;                /* Node */
   void *arena;
   size_t arena_bytes;
+  size_t unshared_bytes;
   gboolean planned;
 };
 
@@ -379,6 +380,13 @@ ee_graph_params (EeGraph *g, int first, int last)
   return p;
 }
 
+void
+ee_graph_set_op_params (EeGraph *g, int op, int64_t params)
+{
+  g_return_if_fail (op >= 0 && (guint) op < g->nodes->len);
+  node_at (g, op)->params = params;
+}
+
 typedef struct
 {
   int id;
@@ -455,6 +463,7 @@ ee_graph_plan (EeGraph *g, GError **error)
     b.start = v->kind == VALUE_INPUT ? -1 : v->first_op;
     b.end = v->is_output ? n_ops : MAX (v->last_op, b.start);
     g_array_append_val (blocks, b);
+    g->unshared_bytes += b.size;
   }
 
   g->arena_bytes = assign_offsets (blocks, offsets);
@@ -488,6 +497,12 @@ size_t
 ee_graph_arena_bytes (EeGraph *g)
 {
   return g->arena_bytes;
+}
+
+size_t
+ee_graph_unshared_bytes (EeGraph *g)
+{
+  return g->unshared_bytes;
 }
 
 static void *

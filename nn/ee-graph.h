@@ -55,8 +55,15 @@ int ee_graph_n_ops (EeGraph * g);
 double ee_graph_flops (EeGraph * g, int first, int last);
 int64_t ee_graph_params (EeGraph * g, int first, int last);
 
+/* Overrides the parameter count of op `op` (e.g. 0 for a weight derived at load
+ * from parameters another op already counts). */
+void ee_graph_set_op_params (EeGraph * g, int op, int64_t params);
+
 gboolean ee_graph_plan (EeGraph * g, GError ** error);
+/* Bytes of the planned arena, and what the activations would take without
+ * sharing (the sum of every arena value's size). */
 size_t ee_graph_arena_bytes (EeGraph * g);
+size_t ee_graph_unshared_bytes (EeGraph * g);
 
 /* Enqueued; `host` must stay valid until the backend is synced. */
 gboolean ee_graph_upload (EeGraph * g, int input, const float *host, GError ** error);

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 def _act(name):
     if name == "gelu":
-        return lambda x: F.gelu(x)  # exact (erf) GELU
+        return F.gelu  # exact (erf) GELU
     if name == "relu":
         return F.relu
     raise ValueError(f"unknown head activation {name!r}")

@@ -1,0 +1,371 @@
+/* gst-earlyexit: running a multi-exit model against a deadline (anytime). */
+#include "ee-deadline.h"
+
+#include <time.h>
+
+/* EMA weight of a new measurement, clamp of a measurement relative to the
+ * estimate, and decay of a skipped segment's estimate per frame. */
+#define EMA_WEIGHT 0.25
+#define SAMPLE_CLAMP 2.0
+#define SKIP_DECAY 0.99
+/* How often the asynchronous path polls the exits' events. */
+#define POLL_INTERVAL_US 100
+
+struct _EeDeadline
+{
+  EeRunner *r;
+  EeGraph *g;
+  gboolean eager;
+  int n_segs, n_exits;
+  double est[EE_RUNNER_MAX_SEGMENTS];   /* ns per segment */
+  double warm[EE_RUNNER_MAX_SEGMENTS];  /* ns per segment at warm-up */
+  float *slot[EE_RUNNER_MAX_SEGMENTS];  /* eager: host result per exit */
+};
+
+gint64
+ee_deadline_now (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (gint64) ts.tv_sec * G_GINT64_CONSTANT (1000000000) + ts.tv_nsec;
+}
+
+EeDeadline *
+ee_deadline_new (EeRunner *runner, gboolean eager)
+{
+  EeDeadline *d = g_new0 (EeDeadline, 1);
+
+  d->r = runner;
+  d->g = ee_runner_graph (runner);
+  d->eager = eager;
+  d->n_segs = ee_runner_n_segments (runner);
+  d->n_exits = ee_runner_n_exits (runner);
+  for (int i = 0; i < d->n_exits; i++) {
+    const EeSegment *s =
+        ee_runner_segment (runner, ee_runner_exit_segment (runner, i));
+    d->slot[i] = g_new0 (float, MAX (s->n_out, 1));
+  }
+  return d;
+}
+
+void
+ee_deadline_free (EeDeadline *d)
+{
+  if (!d)
+    return;
+  for (int i = 0; i < d->n_exits; i++)
+    g_free (d->slot[i]);
+  g_free (d);
+}
+
+static guint32
+exit_needs (EeDeadline *d, int exit_index)
+{
+  int seg = ee_runner_exit_segment (d->r, exit_index);
+
+  return ee_runner_segment (d->r, seg)->needs | (1u << seg);
+}
+
+static double
+cost (EeDeadline *d, guint32 segs)
+{
+  double c = 0;
+
+  for (int s = 0; s < d->n_segs; s++)
+    if (segs & (1u << s))
+      c += d->est[s];
+  return c;
+}
+
+static void
+update (EeDeadline *d, int seg, double ns)
+{
+  double e = d->est[seg];
+
+  if (e <= 0) {
+    d->est[seg] = ns;
+    return;
+  }
+  ns = CLAMP (ns, e / SAMPLE_CLAMP, e * SAMPLE_CLAMP);
+  d->est[seg] = e + EMA_WEIGHT * (ns - e);
+}
+
+static void
+decay (EeDeadline *d, guint32 segs)
+{
+  for (int s = 0; s < d->n_segs; s++)
+    if (segs & (1u << s))
+      d->est[s] = MAX (d->warm[s], d->est[s] * SKIP_DECAY);
+}
+
+gint64
+ee_deadline_exit_cost (EeDeadline *d, int exit_index)
+{
+  if (exit_index < 0 || exit_index >= d->n_exits)
+    return 0;
+  return (gint64) cost (d, exit_needs (d, exit_index));
+}
+
+/* The exits the policy considers, in anytime order (bit i = exit i). When no
+ * allowed exit lies in [min, max], the newest allowed one before max, else the
+ * earliest allowed one after it. */
+static guint32
+candidates (EeDeadline *d, const EeDeadlineParams *p)
+{
+  int n = d->n_exits, lo, hi;
+  guint32 set = 0;
+
+  if (n == 0)
+    return 0;
+  hi = p->max_exit >= 0 ? MIN (p->max_exit, n - 1) : n - 1;
+  lo = p->min_exit >= 0 ? MIN (p->min_exit, hi) : 0;
+  for (int i = lo; i <= hi; i++)
+    set |= p->allowed & (1u << i);
+  if (!set) {
+    for (int i = hi; i >= 0 && !set; i--)
+      set = p->allowed & (1u << i);
+    for (int i = hi + 1; i < n && !set; i++)
+      set = p->allowed & (1u << i);
+    return set;
+  }
+  if (p->policy == EE_DEADLINE_FIXED)
+    return 1u << (31 - __builtin_clz (set));
+  return set;
+}
+
+static int
+highest (guint32 bits)
+{
+  return bits ? 31 - __builtin_clz (bits) : -1;
+}
+
+int
+ee_deadline_target (EeDeadline *d, const EeDeadlineParams *p)
+{
+  guint32 set = candidates (d, p), done = 0;
+  double t = (double) ee_deadline_now ();
+  int target = -1;
+
+  if (p->policy != EE_DEADLINE_ANYTIME)
+    return highest (set);
+  for (int i = 0; i < d->n_exits; i++) {
+    guint32 need;
+    double c;
+
+    if (!(set & (1u << i)))
+      continue;
+    need = exit_needs (d, i) & ~done;
+    c = cost (d, need);
+    if (target >= 0 && t + c > (double) p->deadline)
+      break;
+    t += c;
+    done |= need;
+    target = i;
+  }
+  return target;
+}
+
+/* Picks the published exit among those that ran. */
+static void
+publish (const EeDeadlineParams *p, EeDeadlineResult *res)
+{
+  res->exit = -1;
+  if (p->policy == EE_DEADLINE_ANYTIME) {
+    for (int i = highest (res->ran); i >= 0; i--)
+      if ((res->ran & (1u << i)) && res->finish[i] <= p->deadline) {
+        res->exit = i;
+        break;
+      }
+    if (res->exit < 0 && res->ran)
+      res->exit = __builtin_ctz (res->ran);
+  } else {
+    res->exit = highest (res->ran);
+  }
+  res->published = ee_deadline_now ();
+  res->missed = res->published > p->deadline;
+}
+
+/* Runs segment `seg` and downloads its result if it is an exit; *ns gets its
+ * wall time. */
+static gboolean
+run_segment (EeDeadline *d, int seg, double *ns, GError **error)
+{
+  const EeSegment *s = ee_runner_segment (d->r, seg);
+  gint64 t0 = ee_deadline_now ();
+
+  if (!ee_graph_run (d->g, s->first_op, s->last_op, error))
+    return FALSE;
+  if (s->is_exit) {
+    int e;
+    for (e = 0; e < d->n_exits; e++)
+      if (ee_runner_exit_segment (d->r, e) == seg)
+        break;
+    if (!ee_graph_download (d->g, s->output, d->slot[e], error))
+      return FALSE;
+  }
+  *ns = (double) (ee_deadline_now () - t0);
+  return TRUE;
+}
+
+static gboolean
+run_eager (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
+    GError **error)
+{
+  guint32 set = candidates (d, p), done = 0;
+
+  for (int i = 0; i < d->n_exits; i++) {
+    guint32 need;
+
+    if (!(set & (1u << i)))
+      continue;
+    need = exit_needs (d, i) & ~done;
+    /* the first exit always runs; later ones only when they fit */
+    if (p->policy == EE_DEADLINE_ANYTIME && res->ran
+        && (double) ee_deadline_now () + cost (d, need) > (double) p->deadline) {
+      decay (d, need);
+      break;
+    }
+    for (int s = 0; s < d->n_segs; s++) {
+      double ns;
+      if (!(need & (1u << s)))
+        continue;
+      if (!run_segment (d, s, &ns, error))
+        return FALSE;
+      update (d, s, ns);
+    }
+    done |= need;
+    res->finish[i] = ee_deadline_now ();
+    res->ran |= 1u << i;
+  }
+  publish (p, res);
+  if (res->exit >= 0) {
+    res->value = d->slot[res->exit];
+    res->n_out = ee_runner_result (d->r, res->exit)->n_out;
+  }
+  return TRUE;
+}
+
+/* Spreads each exit's measured increment over the segments it added, in
+ * proportion to their FLOPs (the events only time exits, not segments). */
+static void
+attribute (EeDeadline *d, guint32 ran, const double *time_ns, gboolean set)
+{
+  guint32 done = 0;
+  double prev = 0;
+
+  for (int i = 0; i < d->n_exits; i++) {
+    guint32 need;
+    double flops = 0, inc;
+    int n = 0;
+
+    if (!(ran & (1u << i)))
+      continue;
+    need = exit_needs (d, i) & ~done;
+    inc = MAX (time_ns[i] - prev, 0);
+    for (int s = 0; s < d->n_segs; s++)
+      if (need & (1u << s)) {
+        flops += ee_runner_segment (d->r, s)->flops;
+        n++;
+      }
+    for (int s = 0; s < d->n_segs; s++) {
+      double share;
+      if (!(need & (1u << s)))
+        continue;
+      share = flops > 0 ? inc * ee_runner_segment (d->r, s)->flops / flops :
+          inc / n;
+      if (set)
+        d->est[s] = share;
+      else
+        update (d, s, share);
+    }
+    prev = time_ns[i];
+    done |= need;
+  }
+}
+
+static gboolean
+run_async (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
+    GError **error)
+{
+  guint32 set = candidates (d, p), mask = 0;
+  int target = ee_deadline_target (d, p);
+  double time_ns[EE_RUNNER_MAX_SEGMENTS] = { 0 };
+
+  for (int i = 0; i <= target; i++)
+    mask |= set & (1u << i);
+  if (!ee_runner_enqueue (d->r, mask, target, error))
+    return FALSE;
+  for (;;) {
+    int newest = ee_runner_poll (d->r);
+    gboolean all = TRUE;
+
+    for (int i = 0; i <= target; i++)
+      if ((mask & (1u << i)) && !ee_runner_result (d->r, i)->done)
+        all = FALSE;
+    if (all || (p->policy == EE_DEADLINE_ANYTIME && newest >= 0
+            && ee_deadline_now () >= p->deadline))
+      break;
+    g_usleep (POLL_INTERVAL_US);
+  }
+  for (int i = 0; i <= target; i++) {
+    const EeExitResult *r = ee_runner_result (d->r, i);
+    if ((mask & (1u << i)) && r->done) {
+      res->ran |= 1u << i;
+      time_ns[i] = r->time_ms * 1e6;
+      res->finish[i] = res->start + (gint64) time_ns[i];
+    }
+  }
+  attribute (d, res->ran, time_ns, FALSE);
+  publish (p, res);
+  if (res->exit >= 0) {
+    res->value = ee_runner_result (d->r, res->exit)->value;
+    res->n_out = ee_runner_result (d->r, res->exit)->n_out;
+  }
+  return TRUE;
+}
+
+gboolean
+ee_deadline_run (EeDeadline *d, const EeDeadlineParams *p,
+    EeDeadlineResult *res, GError **error)
+{
+  *res = (EeDeadlineResult) {
+  .exit = -1};
+  res->start = ee_deadline_now ();
+  if (!candidates (d, p))
+    return TRUE;
+  return d->eager ? run_eager (d, p, res, error) : run_async (d, p, res, error);
+}
+
+gboolean
+ee_deadline_warm_up (EeDeadline *d, int runs, GError **error)
+{
+  guint32 all = 0;
+
+  for (int i = 0; i < d->n_exits; i++)
+    all |= 1u << i;
+  runs = MAX (runs, 1);
+  for (int k = 0; k < runs; k++) {
+    if (d->eager) {
+      for (int s = 0; s < d->n_segs; s++) {
+        double ns;
+        if (!run_segment (d, s, &ns, error))
+          return FALSE;
+        if (k == 0 && runs > 1)
+          continue;
+        d->est[s] = (k <= 1 || d->est[s] <= 0) ? ns : MIN (d->est[s], ns);
+      }
+    } else {
+      double time_ns[EE_RUNNER_MAX_SEGMENTS] = { 0 };
+      if (!ee_runner_enqueue (d->r, all, -1, error)
+          || !ee_runner_wait (d->r, error))
+        return FALSE;
+      for (int i = 0; i < d->n_exits; i++)
+        time_ns[i] = ee_runner_result (d->r, i)->time_ms * 1e6;
+      attribute (d, all, time_ns, TRUE);
+    }
+  }
+  for (int s = 0; s < d->n_segs; s++)
+    d->warm[s] = d->est[s];
+  return TRUE;
+}

@@ -1,0 +1,87 @@
+/* gst-earlyexit: running a multi-exit model against a deadline (anytime).
+ *
+ * The scheduler keeps a cost estimate per runner segment, measured at warm-up
+ * and updated online, and decides per frame which exits to run so that the
+ * result is ready by the deadline:
+ *
+ * - On a backend that executes eagerly (the CPU backend runs every op inside
+ *   the enqueue call), it runs segment by segment itself and reads the clock
+ *   between exits: an exit whose remaining segments are not expected to finish
+ *   by the deadline is not started.
+ * - On an asynchronous backend it enqueues the exits expected to fit in one go
+ *   (ee_runner_enqueue), then polls the exits' events until the deadline and
+ *   takes the newest one that has finished. Work still in flight then completes
+ *   on the stream before the next frame's work.
+ *
+ * Whatever the policy, the first exit it may run always runs, so every frame
+ * gets a result; when that first exit finishes after the deadline the result is
+ * marked missed. Estimates: each segment's time is an exponential moving
+ * average (weight 1/4) of its measurements, each clamped to [1/2, 2] x the
+ * current estimate so that one preempted run cannot lock a segment out. A
+ * segment skipped for lack of time has its estimate decayed by 1% per frame
+ * towards its warm-up value, so a slowdown that has passed is noticed again.
+ *
+ * Times are nanoseconds of ee_deadline_now() (CLOCK_MONOTONIC). A scheduler is
+ * used by one thread at a time. */
+#ifndef EE_DEADLINE_H
+#define EE_DEADLINE_H
+
+#include "ee-runner.h"
+
+G_BEGIN_DECLS
+
+typedef struct _EeDeadline EeDeadline;
+
+typedef enum
+{
+  EE_DEADLINE_ANYTIME,          /* newest exit finished by the deadline */
+  EE_DEADLINE_FIXED,            /* always exit max_exit, deadline ignored */
+  EE_DEADLINE_FULL,             /* every exit up to max_exit, deadline ignored */
+} EeDeadlinePolicy;
+
+typedef struct
+{
+  EeDeadlinePolicy policy;
+  guint32 allowed;              /* exits that may run (bit i = exit i) */
+  int min_exit;                 /* exits before it are not run; -1: none */
+  int max_exit;                 /* exits after it are not run; -1: none */
+  gint64 deadline;              /* absolute, ee_deadline_now() time */
+} EeDeadlineParams;
+
+typedef struct
+{
+  int exit;                     /* published exit index; -1: nothing could run */
+  const float *value;           /* its n_out floats, valid until the next run */
+  int64_t n_out;
+  guint32 ran;                  /* exits that finished */
+  gint64 start;                 /* when the run started */
+  gint64 finish[EE_RUNNER_MAX_SEGMENTS];        /* per exit, when it finished */
+  gint64 published;             /* when the result was taken */
+  gboolean missed;              /* published after the deadline */
+} EeDeadlineResult;
+
+gint64 ee_deadline_now (void);
+
+/* eager: the backend executes inside enqueue (the CPU backend). */
+EeDeadline *ee_deadline_new (EeRunner * runner, gboolean eager);
+void ee_deadline_free (EeDeadline * d);
+
+/* Runs every segment `runs` times on the current inputs and sets each estimate
+ * to its fastest run after the first (the first pays for lazy initialisation). */
+gboolean ee_deadline_warm_up (EeDeadline * d, int runs, GError ** error);
+
+/* Estimated nanoseconds to run exit `exit_index` and everything it needs from
+ * scratch. */
+gint64 ee_deadline_exit_cost (EeDeadline * d, int exit_index);
+
+/* The exit the policy would aim for with these parameters (without running):
+ * for ANYTIME the last one whose cumulative estimate fits between now and
+ * the deadline. */
+int ee_deadline_target (EeDeadline * d, const EeDeadlineParams * p);
+
+/* Runs one frame (inputs uploaded before). FALSE on a backend error. */
+gboolean ee_deadline_run (EeDeadline * d, const EeDeadlineParams * p,
+    EeDeadlineResult * res, GError ** error);
+
+G_END_DECLS
+#endif /* EE_DEADLINE_H */

@@ -1,0 +1,325 @@
+/* gst-earlyexit: CPU backend ops oneDNN lacks, as OpenMP loops.
+ *
+ * The loops read plain tensors through their strides and oneDNN's
+ * channel-blocked layouts (nChw8c, nChw16c) directly, through a CpuView, so
+ * a convolution's output needs no reorder before FiLM, patchify, pooling or
+ * a reduction. Reductions accumulate in double: a sum over a whole density
+ * map must not depend on the order the threads add. */
+#include "ee-backend-cpu-private.h"
+
+#include <math.h>
+
+static inline int64_t
+at (const CpuView *v, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+  return n * v->sn + (c / v->block) * v->sc + h * v->sh + w * v->sw +
+      c % v->block;
+}
+
+static inline float
+activate (float x, EeActivation act)
+{
+  switch (act) {
+    case EE_ACT_RELU:
+      return x > 0.0f ? x : 0.0f;
+    case EE_ACT_GELU:
+      return 0.5f * x * (1.0f + erff (x * (float) M_SQRT1_2));
+    case EE_ACT_NONE:
+      break;
+  }
+  return x;
+}
+
+/* A 4-d input the loops read: plain or channel-blocked in place, anything
+ * else through a reorder. */
+static gboolean
+input_4d (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
+    GError **error)
+{
+  return cpu_need_ndim (op, t, 4, 4, "4 (N,C,H,W)", error) &&
+      cpu_loop_input (be, op, i, t, error);
+}
+
+static void
+out_dense (int ndim, const int64_t *shape, EeTensorDesc *out)
+{
+  *out = ee_tensor_desc_plain (EE_DTYPE_F32, ndim, shape);
+}
+
+/* ---- FiLM: y = act (gamma[n,c] * x + beta[n,c]) ---- */
+
+static void
+film_loop (const EeOp *op, const float *const *in, float *out)
+{
+  const CpuView *x = &op->view[0], *g = &op->view[1], *b = &op->view[2];
+  const CpuView *y = &op->out_view;
+  const float *xd = in[0], *gd = in[1], *bd = in[2];
+  const int64_t nblk = x->cpad / x->block;
+  const EeActivation act = op->desc.act;
+
+  /* Physical order (channel block, row, column, lane) keeps the accesses
+   * sequential in both layouts; padded lanes stay zero. */
+#pragma omp parallel for collapse(3) schedule(static)
+  for (int64_t n = 0; n < x->n; n++)
+    for (int64_t cb = 0; cb < nblk; cb++)
+      for (int64_t h = 0; h < x->h; h++)
+        for (int64_t w = 0; w < x->w; w++)
+          for (int64_t k = 0; k < x->block; k++) {
+            int64_t c = cb * x->block + k;
+            float v = 0.0f;
+
+            if (c < x->c)
+              v = activate (gd[at (g, n, 0, 0, c)] * xd[at (x, n, c, h, w)] +
+                  bd[at (b, n, 0, 0, c)], act);
+            out[at (y, n, c, h, w)] = v;
+          }
+}
+
+gboolean
+cpu_film_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+{
+  const EeTensorDesc *x = in[0];
+  char sx[64], sg[64], sb[64];
+
+  if (!cpu_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
+    return FALSE;
+  for (int i = 1; i < 3; i++) {
+    if (in[i]->ndim != 2 || in[i]->shape[0] != x->shape[0] ||
+        in[i]->shape[1] != x->shape[1]) {
+      cpu_arg_error (op, error, "got x %s, gamma %s, beta %s; expected gamma "
+          "and beta of shape (%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ")",
+          ee_tensor_desc_shape_str (x, sx, sizeof sx),
+          ee_tensor_desc_shape_str (in[1], sg, sizeof sg),
+          ee_tensor_desc_shape_str (in[2], sb, sizeof sb), x->shape[0],
+          x->shape[1]);
+      return FALSE;
+    }
+  }
+  if (!cpu_loop_input (be, op, 0, x, error) ||
+      !cpu_loop_input (be, op, 1, in[1], error) ||
+      !cpu_loop_input (be, op, 2, in[2], error))
+    return FALSE;
+  if (x->layout == EE_LAYOUT_BACKEND && !op->in[0].reorder.prim) {
+    /* A backend layout read in place is kept: the output takes it. */
+    op->out_view = op->view[0];
+    cpu_out_from_md (op, x->layout_desc, out);
+  } else {
+    cpu_view_dense (&op->out_view, x->shape[0], x->shape[1], x->shape[2],
+        x->shape[3]);
+    out_dense (4, x->shape, out);
+  }
+  op->loop = film_loop;
+  return TRUE;
+}
+
+/* ---- patchify: (N,C,H,W) -> (N, (H/P)(W/P), P*P*C), vector (py,px,c) ---- */
+
+static void
+patchify_loop (const EeOp *op, const float *const *in, float *out)
+{
+  const CpuView *x = &op->view[0];
+  const float *xd = in[0];
+  const int64_t p = op->desc.patch, gw = x->w / p;
+  const int64_t tokens = (x->h / p) * gw, len = p * p * x->c;
+
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < x->n; n++)
+    for (int64_t t = 0; t < tokens; t++) {
+      float *o = out + (n * tokens + t) * len;
+      int64_t y0 = (t / gw) * p, x0 = (t % gw) * p;
+
+      for (int64_t py = 0; py < p; py++)
+        for (int64_t px = 0; px < p; px++)
+          for (int64_t c = 0; c < x->c; c++)
+            *o++ = xd[at (x, n, c, y0 + py, x0 + px)];
+    }
+}
+
+gboolean
+cpu_patchify_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+{
+  const EeTensorDesc *x = in[0];
+  int64_t shape[3];
+
+  if (!cpu_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
+    return FALSE;
+  if (d->patch < 1 || x->shape[2] % d->patch || x->shape[3] % d->patch) {
+    cpu_arg_error (op, error, "got patch %d for H=%" G_GINT64_FORMAT
+        ", W=%" G_GINT64_FORMAT "; expected a patch >= 1 dividing H and W",
+        d->patch, x->shape[2], x->shape[3]);
+    return FALSE;
+  }
+  if (!cpu_loop_input (be, op, 0, x, error))
+    return FALSE;
+  shape[0] = x->shape[0];
+  shape[1] = (x->shape[2] / d->patch) * (x->shape[3] / d->patch);
+  shape[2] = (int64_t) d->patch * d->patch * x->shape[1];
+  out_dense (3, shape, out);
+  op->loop = patchify_loop;
+  return TRUE;
+}
+
+/* ---- nearest upsampling by an integer factor ---- */
+
+static void
+upsample_loop (const EeOp *op, const float *const *in, float *out)
+{
+  const CpuView *x = &op->view[0];
+  const float *xd = in[0];
+  const int64_t f = op->desc.factor, oh = x->h * f, ow = x->w * f;
+
+#pragma omp parallel for collapse(3) schedule(static)
+  for (int64_t n = 0; n < x->n; n++)
+    for (int64_t c = 0; c < x->c; c++)
+      for (int64_t h = 0; h < oh; h++) {
+        float *o = out + ((n * x->c + c) * oh + h) * ow;
+
+        for (int64_t w = 0; w < ow; w++)
+          o[w] = xd[at (x, n, c, h / f, w / f)];
+      }
+}
+
+gboolean
+cpu_upsample_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+{
+  const EeTensorDesc *x = in[0];
+  int64_t shape[4];
+
+  if (d->factor < 1) {
+    cpu_arg_error (op, error, "got factor %d, expected >= 1", d->factor);
+    return FALSE;
+  }
+  if (!input_4d (be, op, 0, x, error))
+    return FALSE;
+  shape[0] = x->shape[0];
+  shape[1] = x->shape[1];
+  shape[2] = x->shape[2] * d->factor;
+  shape[3] = x->shape[3] * d->factor;
+  out_dense (4, shape, out);
+  op->loop = upsample_loop;
+  return TRUE;
+}
+
+/* ---- sum of each batch item, times alpha ---- */
+
+static void
+sum_loop (const EeOp *op, const float *const *in, float *out)
+{
+  const CpuView *x = &op->view[0];
+  const float *xd = in[0];
+
+  for (int64_t n = 0; n < x->n; n++) {
+    double acc = 0.0;
+
+#pragma omp parallel for collapse(2) reduction(+:acc) schedule(static)
+    for (int64_t c = 0; c < x->c; c++)
+      for (int64_t h = 0; h < x->h; h++) {
+        double row = 0.0;
+
+        for (int64_t w = 0; w < x->w; w++)
+          row += xd[at (x, n, c, h, w)];
+        acc += row;
+      }
+    out[n] = (float) (acc * op->desc.alpha);
+  }
+}
+
+gboolean
+cpu_sum_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+{
+  int64_t shape[2] = { in[0]->shape[0], 1 };
+
+  if (!cpu_loop_input (be, op, 0, in[0], error))
+    return FALSE;
+  out_dense (2, shape, out);
+  op->loop = sum_loop;
+  return TRUE;
+}
+
+/* ---- global average pooling ---- */
+
+static void
+global_avgpool_loop (const EeOp *op, const float *const *in, float *out)
+{
+  const CpuView *x = &op->view[0];
+  const float *xd = in[0];
+  const double scale = 1.0 / (double) (x->h * x->w);
+
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < x->n; n++)
+    for (int64_t c = 0; c < x->c; c++) {
+      double acc = 0.0;
+
+      for (int64_t h = 0; h < x->h; h++)
+        for (int64_t w = 0; w < x->w; w++)
+          acc += xd[at (x, n, c, h, w)];
+      out[n * x->c + c] = (float) (acc * scale);
+    }
+}
+
+gboolean
+cpu_global_avgpool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+{
+  int64_t shape[4] = { in[0]->shape[0], in[0]->shape[1], 1, 1 };
+
+  if (!input_4d (be, op, 0, in[0], error))
+    return FALSE;
+  out_dense (4, shape, out);
+  op->loop = global_avgpool_loop;
+  return TRUE;
+}
+
+/* ---- average pooling with PyTorch's divisor at ceil-mode edges ---- */
+
+static void
+avgpool_loop (const EeOp *op, const float *const *in, float *out)
+{
+  const CpuView *x = &op->view[0];
+  const CpuView *y = &op->out_view;
+  const float *xd = in[0];
+  const int *k = op->desc.kernel, *s = op->desc.stride, *p = op->desc.pad;
+  const gboolean include_pad = op->desc.count_include_pad;
+
+#pragma omp parallel for collapse(3) schedule(static)
+  for (int64_t n = 0; n < x->n; n++)
+    for (int64_t c = 0; c < x->c; c++)
+      for (int64_t oh = 0; oh < y->h; oh++)
+        for (int64_t ow = 0; ow < y->w; ow++) {
+          /* Window clipped to input + padding for the divisor, then to
+           * the input for the sum. */
+          int64_t h0 = oh * s[0] - p[0], w0 = ow * s[1] - p[1];
+          int64_t h1 = MIN (h0 + k[0], x->h + p[0]);
+          int64_t w1 = MIN (w0 + k[1], x->w + p[1]);
+          int64_t count = (h1 - h0) * (w1 - w0);
+          double acc = 0.0;
+
+          h0 = MAX (h0, 0);
+          w0 = MAX (w0, 0);
+          h1 = MIN (h1, x->h);
+          w1 = MIN (w1, x->w);
+          if (!include_pad)
+            count = (h1 - h0) * (w1 - w0);
+          for (int64_t h = h0; h < h1; h++)
+            for (int64_t w = w0; w < w1; w++)
+              acc += xd[at (x, n, c, h, w)];
+          out[at (y, n, c, oh, ow)] = (float) (acc / (double) count);
+        }
+}
+
+gboolean
+cpu_avgpool_loop_new (CpuBackend *be, EeOp *op,
+    const EeTensorDesc *const *in, const int64_t *oshape, EeTensorDesc *out,
+    GError **error)
+{
+  if (!cpu_loop_input (be, op, 0, in[0], error))
+    return FALSE;
+  cpu_view_dense (&op->out_view, oshape[0], oshape[1], oshape[2], oshape[3]);
+  out_dense (4, oshape, out);
+  op->loop = avgpool_loop;
+  return TRUE;
+}
