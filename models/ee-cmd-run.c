@@ -78,8 +78,9 @@ load_image (EeModel *m, const char *path, GError **error)
   return out;
 }
 
+/* coverage: fraction of the window the file filled (1 for a .npy log-mel) */
 static float *
-load_audio (const char *path, GError **error)
+load_audio (const char *path, double *coverage, GError **error)
 {
   EeFeatureParams params = ee_feature_default_params (EE_FEATURES_VGGISH);
   EeFeatureExtractor *fx = NULL;
@@ -88,6 +89,7 @@ load_audio (const char *path, GError **error)
   int rate;
   int64_t shape[4];
 
+  *coverage = 1.0;
   if (g_str_has_suffix (path, ".npy")) {
     const int64_t want[4] = { 1, 1, 96, 64 };
     npy_expect (path, 4, want, &out, error);
@@ -107,6 +109,7 @@ load_audio (const char *path, GError **error)
   need = ee_feature_extractor_window (fx);
   window = g_new0 (float, need);
   memcpy (window, wav, MIN (n, need) * sizeof (float));
+  *coverage = (double) MIN (n, need) / need;
   if (n < need)
     g_printerr ("earlyexit run: warning: %s has %zu samples, zero-padded to "
         "%zu\n", path, n, need);
@@ -152,7 +155,8 @@ parse_exits (EeRunner *r, const char *list, guint32 *mask, GError **error)
 }
 
 static void
-print_results (EeModel *m, guint32 requested, guint32 skipped, gboolean json)
+print_results (EeModel *m, guint32 requested, guint32 skipped, double coverage,
+    gboolean json)
 {
   EeRunner *r = ee_model_runner (m);
 
@@ -164,6 +168,8 @@ print_results (EeModel *m, guint32 requested, guint32 skipped, gboolean json)
     json_builder_begin_object (b);
     json_builder_set_member_name (b, "model");
     json_builder_add_string_value (b, ee_model_path (m));
+    json_builder_set_member_name (b, "audio_coverage");
+    json_builder_add_double_value (b, coverage);
     json_builder_set_member_name (b, "exits");
     json_builder_begin_array (b);
     for (int i = 0; i < ee_runner_n_exits (r); i++) {
@@ -197,6 +203,7 @@ print_results (EeModel *m, guint32 requested, guint32 skipped, gboolean json)
     g_object_unref (b);
     return;
   }
+  printf ("audio coverage %.3f\n", coverage);
   printf ("%-8s %14s %10s\n", "exit", "value", "time_ms");
   for (int i = 0; i < ee_runner_n_exits (r); i++) {
     const EeExitResult *res = ee_runner_result (r, i);
@@ -230,6 +237,7 @@ ee_cmd_run (int argc, char **argv)
   EeModel *m = NULL;
   float *image = NULL, *audio = NULL;
   guint32 mask, skipped = 0;
+  double coverage = 0.0;
   int status = 1;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
@@ -245,7 +253,7 @@ ee_cmd_run (int argc, char **argv)
       !(m = ee_model_load (argv[1], be, TRUE, &error)) ||
       !parse_exits (ee_model_runner (m), o.exits, &mask, &error) ||
       !(image = load_image (m, o.image, &error)) ||
-      (o.audio && !(audio = load_audio (o.audio, &error))))
+      (o.audio && !(audio = load_audio (o.audio, &coverage, &error))))
     goto out;
   if (!audio) {
     skipped = mask & ee_model_audio_exits (m);
@@ -255,7 +263,7 @@ ee_cmd_run (int argc, char **argv)
       (audio && !ee_model_set_audio (m, audio, &error)) ||
       !ee_model_run_sync (m, mask, &error))
     goto out;
-  print_results (m, mask, skipped, o.json);
+  print_results (m, mask, skipped, coverage, o.json);
   status = 0;
 
 out:

@@ -1,0 +1,161 @@
+/* gst-earlyexit: AudioCSRNet per exit on the CPU backend next to PyTorch eager
+ * (same weights, same thread count), in the same run.
+ *
+ * Usage: bench-audiocsrnet MODEL [-i ITERATIONS] [-t THREADS] [--no-torch]
+ *
+ * For each exit, the runner is asked for that exit alone, so the table gives the
+ * time to that exit's result when only it is wanted (the work it depends on plus
+ * its branch); "final" is the whole backbone. Then one anytime run of all exits
+ * gives the time at which each result became available within a single frame.
+ * Medians over ITERATIONS after one warm-up. PyTorch runs in a child process
+ * (tests/bench/bench_audiocsrnet_torch.py with $EE_PYTHON or the build's Python). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ee-model.h"
+
+static int
+cmp_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return (x > y) - (x < y);
+}
+
+static double
+median (double *v, int n)
+{
+  qsort (v, (size_t) n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Reads "exit NAME MS" lines of the PyTorch script into ms[exit index]. */
+static gboolean
+torch_times (const char *model, int threads, int iters, EeRunner *r, double *ms,
+    GError **error)
+{
+  const char *py = g_getenv ("EE_PYTHON");
+  char *t = g_strdup_printf ("%d", threads), *i = g_strdup_printf ("%d", iters);
+  const char *argv[] = { py && *py ? py : EE_PYTHON_DEFAULT,
+    BENCH_AUDIOCSRNET_TORCH, model, "--threads", t, "--iterations", i, NULL
+  };
+  char *out = NULL;
+  gint status;
+  gboolean ok = g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH,
+      NULL, NULL, &out, NULL, &status, error)
+      && g_spawn_check_wait_status (status, error);
+
+  if (ok) {
+    char **lines = g_strsplit (out, "\n", -1);
+    for (char **l = lines; *l; l++) {
+      char name[64];
+      double v;
+      if (sscanf (*l, "exit %63s %lf", name, &v) == 2) {
+        int k = ee_runner_find_exit (r, name);
+        if (k >= 0)
+          ms[k] = v;
+      }
+    }
+    g_strfreev (lines);
+  }
+  g_free (out);
+  g_free (t);
+  g_free (i);
+  return ok;
+}
+
+int
+main (int argc, char **argv)
+{
+  int iters = 3, threads = 0;
+  gboolean no_torch = FALSE;
+  GOptionEntry entries[] = {
+    {"iterations", 'i', 0, G_OPTION_ARG_INT, &iters, "Timed runs (median)", "N"},
+    {"threads", 't', 0, G_OPTION_ARG_INT, &threads, "Threads (default: all cores)",
+        "N"},
+    {"no-torch", 0, 0, G_OPTION_ARG_NONE, &no_torch, "Skip PyTorch", NULL},
+    {NULL}
+  };
+  GOptionContext *ctx = g_option_context_new ("MODEL");
+  GError *error = NULL;
+  EeBackend *be = NULL;
+  EeModel *m = NULL;
+  EeRunner *r;
+  float *image = NULL, *audio = NULL;
+  double ours[EE_RUNNER_MAX_SEGMENTS], torch[EE_RUNNER_MAX_SEGMENTS];
+  double *samples;
+  int w, h, n_exits, status = 1;
+
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error) || argc != 2)
+    goto out;
+  if (threads <= 0)
+    threads = (int) g_get_num_processors ();
+  if (!(be = ee_backend_cpu_new (threads, &error)) ||
+      !(m = ee_model_load (argv[1], be, TRUE, &error)))
+    goto out;
+  r = ee_model_runner (m);
+  n_exits = ee_runner_n_exits (r);
+  ee_model_input_size (m, &w, &h);
+  image = g_new (float, (gsize) 3 * w * h);
+  audio = g_new (float, 96 * 64);
+  for (gsize k = 0; k < (gsize) 3 * w * h; k++)
+    image[k] = (float) ((k * 2654435761u) % 1000) / 500.0f - 1.0f;
+  for (gsize k = 0; k < 96 * 64; k++)
+    audio[k] = (float) (k % 97) / 20.0f - 4.0f;
+  if (!ee_model_set_image (m, image, &error) ||
+      !ee_model_set_audio (m, audio, &error))
+    goto out;
+
+  samples = g_new (double, MAX (iters, 1));
+  for (int e = 0; e < n_exits; e++) {
+    torch[e] = -1;
+    for (int it = -1; it < iters; it++) {
+      gint64 t0 = g_get_monotonic_time ();
+      if (!ee_model_run_sync (m, 1u << e, &error))
+        goto out;
+      if (it >= 0)
+        samples[it] = (g_get_monotonic_time () - t0) / 1000.0;
+    }
+    ours[e] = median (samples, iters);
+  }
+  g_free (samples);
+  if (!no_torch && !torch_times (argv[1], threads, iters, r, torch, &error))
+    goto out;
+
+  printf ("AudioCSRNet %dx%d, %d threads, median of %d runs (ms per frame to "
+      "the exit, that exit alone)\n\n", w, h, threads, iters);
+  printf ("| exit  | GFLOP | ours ms | GFLOP/s | PyTorch ms | PyTorch / ours |\n");
+  printf ("|-------|------:|--------:|--------:|-----------:|---------------:|\n");
+  for (int e = 0; e < n_exits; e++) {
+    const EeSegment *s = ee_runner_segment (r, ee_runner_exit_segment (r, e));
+    printf ("| %-5s | %5.1f | %7.1f | %7.1f |", s->name, s->flops_total / 1e9,
+        ours[e], s->flops_total / 1e6 / ours[e]);
+    if (torch[e] > 0)
+      printf (" %10.1f | %14.2f |\n", torch[e], torch[e] / ours[e]);
+    else
+      printf (" %10s | %14s |\n", "-", "-");
+  }
+
+  /* one anytime frame: when does each result become available? */
+  if (!ee_model_run_sync (m, (1u << n_exits) - 1, &error))
+    goto out;
+  printf ("\nOne frame, all exits in anytime order: result available at\n");
+  for (int e = 0; e < n_exits; e++)
+    printf ("  %-5s %8.1f ms\n", ee_runner_result (r, e)->name,
+        ee_runner_result (r, e)->time_ms);
+  status = 0;
+
+out:
+  if (error)
+    g_printerr ("bench-audiocsrnet: %s\n", error->message);
+  else if (status)
+    g_printerr ("usage: bench-audiocsrnet MODEL [-i N] [-t N] [--no-torch]\n");
+  g_clear_error (&error);
+  ee_model_free (m);
+  ee_backend_free (be);
+  g_free (image);
+  g_free (audio);
+  g_option_context_free (ctx);
+  return status;
+}
