@@ -12,7 +12,7 @@
  * unless it is a strided view, which is made dense first. */
 static gboolean
 input_md (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
-    dnnl_memory_desc_t *md, GError **error)
+          dnnl_memory_desc_t *md, GError **error)
 {
   dnnl_memory_desc_t have;
 
@@ -27,7 +27,7 @@ input_md (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
 
 static dnnl_status_t
 pd_try (CpuBackend *be, EeOp *op, const_dnnl_op_desc_t od, EeActivation act,
-    float alpha, dnnl_primitive_desc_t *pd, GError **error)
+        float alpha, dnnl_primitive_desc_t *pd, GError **error)
 {
   dnnl_primitive_attr_t attr = cpu_attr_new (op, act, alpha, error);
   dnnl_status_t st;
@@ -41,7 +41,7 @@ pd_try (CpuBackend *be, EeOp *op, const_dnnl_op_desc_t od, EeActivation act,
 
 static dnnl_primitive_desc_t
 pd_new (CpuBackend *be, EeOp *op, const_dnnl_op_desc_t od, EeActivation act,
-    float alpha, GError **error)
+        float alpha, GError **error)
 {
   dnnl_primitive_desc_t pd = NULL;
   dnnl_status_t st = pd_try (be, op, od, act, alpha, &pd, error);
@@ -54,7 +54,7 @@ pd_new (CpuBackend *be, EeOp *op, const_dnnl_op_desc_t od, EeActivation act,
 /* Input i reaches the main primitive as argument `arg` in layout md. */
 static gboolean
 bind_src (CpuBackend *be, EeOp *op, int i, int arg,
-    const dnnl_memory_desc_t *md, GError **error)
+          const dnnl_memory_desc_t *md, GError **error)
 {
   op->src[i] = cpu_memory_new (be, op, md, NULL, error);
   if (!op->src[i])
@@ -65,7 +65,7 @@ bind_src (CpuBackend *be, EeOp *op, int i, int arg,
 
 static gboolean
 bind_dst (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *md,
-    GError **error)
+          GError **error)
 {
   op->dst = cpu_memory_new (be, op, md, NULL, error);
   if (!op->dst)
@@ -76,7 +76,7 @@ bind_dst (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *md,
 
 static gboolean
 bind_param (CpuBackend *be, EeOp *op, int arg, const dnnl_memory_desc_t *user,
-    const dnnl_memory_desc_t *want, const float *host, GError **error)
+            const dnnl_memory_desc_t *want, const float *host, GError **error)
 {
   dnnl_memory_t m = cpu_param_new (be, op, user, want, host, error);
 
@@ -89,14 +89,14 @@ bind_param (CpuBackend *be, EeOp *op, int arg, const dnnl_memory_desc_t *user,
 /* A per-channel vector parameter, `fill` everywhere when host is NULL. */
 static gboolean
 bind_vector (CpuBackend *be, EeOp *op, int arg, int64_t n, const float *host,
-    float fill, GError **error)
+             float fill, GError **error)
 {
   dnnl_memory_desc_t md;
   dnnl_memory_t m;
   float *buf;
 
   cpu_md_dense (1, &n, &md);
-  buf = cpu_buffer_new (op, (size_t) n * sizeof (float), error);
+  buf = cpu_buffer_new (op, (size_t)n * sizeof (float), error);
   if (!buf)
     return FALSE;
   for (int64_t i = 0; i < n; i++)
@@ -111,11 +111,11 @@ bind_vector (CpuBackend *be, EeOp *op, int arg, int64_t n, const float *host,
 /* An output (statistics of layer norm in some modes) the op has no use for
  * but the primitive writes. */
 static gboolean
-bind_unused_output (CpuBackend *be, EeOp *op, dnnl_primitive_desc_t pd,
-    int arg, GError **error)
+bind_unused_output (CpuBackend *be, EeOp *op, dnnl_primitive_desc_t pd, int arg,
+                    GError **error)
 {
-  const dnnl_memory_desc_t *md =
-      dnnl_primitive_desc_query_md (pd, dnnl_query_exec_arg_md, arg);
+  const dnnl_memory_desc_t *md
+      = dnnl_primitive_desc_query_md (pd, dnnl_query_exec_arg_md, arg);
   dnnl_memory_t m;
   void *buf;
 
@@ -137,7 +137,7 @@ query (dnnl_primitive_desc_t pd, dnnl_query_t what)
 
 gboolean
 cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+              const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
 {
   const EeTensorDesc *x = in[0];
   int64_t o = d->out_features, oh, ow, num[2];
@@ -150,29 +150,35 @@ cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   if (!cpu_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
     return FALSE;
   if (!d->weight || o < 1 || d->kernel_size[0] < 1 || d->kernel_size[1] < 1) {
-    cpu_arg_error (op, error, "got weight %s, out_features %" G_GINT64_FORMAT
+    cpu_arg_error (
+        op, error,
+        "got weight %s, out_features %" G_GINT64_FORMAT
         ", kernel %dx%d; expected a weight, out_features >= 1, kernel >= 1",
         d->weight ? "set" : "NULL", o, d->kernel_size[0], d->kernel_size[1]);
     return FALSE;
   }
   for (int i = 0; i < 2; i++) {
     if (d->stride[i] < 1 || d->dilation[i] < 1 || d->pad[i] < 0) {
-      cpu_arg_error (op, error, "got stride %dx%d, dilation %dx%d, pad %dx%d; "
-          "expected stride >= 1, dilation >= 1, pad >= 0", d->stride[0],
-          d->stride[1], d->dilation[0], d->dilation[1], d->pad[0], d->pad[1]);
+      cpu_arg_error (op, error,
+                     "got stride %dx%d, dilation %dx%d, pad %dx%d; "
+                     "expected stride >= 1, dilation >= 1, pad >= 0",
+                     d->stride[0], d->stride[1], d->dilation[0], d->dilation[1],
+                     d->pad[0], d->pad[1]);
       return FALSE;
     }
-    num[i] = x->shape[2 + i] + 2 * d->pad[i] -
-        (int64_t) d->dilation[i] * (d->kernel_size[i] - 1) - 1;
+    num[i] = x->shape[2 + i] + 2 * d->pad[i]
+             - (int64_t)d->dilation[i] * (d->kernel_size[i] - 1) - 1;
     strides[i] = d->stride[i];
-    dilates[i] = d->dilation[i] - 1;    /* oneDNN counts the gaps */
+    dilates[i] = d->dilation[i] - 1; /* oneDNN counts the gaps */
     pad[i] = d->pad[i];
   }
   if (num[0] < 0 || num[1] < 0) {
-    cpu_arg_error (op, error, "input %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+    cpu_arg_error (
+        op, error,
+        "input %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
         " is smaller than the dilated kernel with padding (%" G_GINT64_FORMAT
-        "x%" G_GINT64_FORMAT " needed)", x->shape[2], x->shape[3],
-        x->shape[2] - num[0], x->shape[3] - num[1]);
+        "x%" G_GINT64_FORMAT " needed)",
+        x->shape[2], x->shape[3], x->shape[2] - num[0], x->shape[3] - num[1]);
     return FALSE;
   }
   oh = num[0] / d->stride[0] + 1;
@@ -199,20 +205,24 @@ cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   /* Direct rather than auto: auto may pick Winograd, which loses precision
    * the tests and the float reference path do not allow. */
   if (!CPU_CHECK (op, error, dnnl_dilated_convolution_forward_desc_init, &cd,
-          dnnl_forward_inference, dnnl_convolution_direct, &src_any, &w_any,
-          d->bias ? &b_md : NULL, &dst_any, strides, dilates, pad, pad))
+                  dnnl_forward_inference, dnnl_convolution_direct, &src_any,
+                  &w_any, d->bias ? &b_md : NULL, &dst_any, strides, dilates,
+                  pad, pad))
     return FALSE;
   pd = pd_new (be, op, &cd, d->act, 1.0f, error);
   if (!pd)
     return FALSE;
-  ok = cpu_md_of (op, x, &x_md, error) &&
-      cpu_input_setup (be, op, 0, &x_md, query (pd, dnnl_query_src_md),
-      error) && cpu_prim_create (be, op, &op->main, pd, 4, error) &&
-      bind_src (be, op, 0, DNNL_ARG_SRC, query (pd, dnnl_query_src_md), error)
-      && bind_param (be, op, DNNL_ARG_WEIGHTS, &w_user,
-      query (pd, dnnl_query_weights_md), d->weight, error) &&
-      (!d->bias || bind_vector (be, op, DNNL_ARG_BIAS, o, d->bias, 0.0f,
-          error)) && bind_dst (be, op, query (pd, dnnl_query_dst_md), error);
+  ok = cpu_md_of (op, x, &x_md, error)
+       && cpu_input_setup (be, op, 0, &x_md, query (pd, dnnl_query_src_md),
+                           error)
+       && cpu_prim_create (be, op, &op->main, pd, 4, error)
+       && bind_src (be, op, 0, DNNL_ARG_SRC, query (pd, dnnl_query_src_md),
+                    error)
+       && bind_param (be, op, DNNL_ARG_WEIGHTS, &w_user,
+                      query (pd, dnnl_query_weights_md), d->weight, error)
+       && (!d->bias
+           || bind_vector (be, op, DNNL_ARG_BIAS, o, d->bias, 0.0f, error))
+       && bind_dst (be, op, query (pd, dnnl_query_dst_md), error);
   if (ok)
     cpu_out_from_md (op, query (pd, dnnl_query_dst_md), out);
   dnnl_primitive_desc_destroy (pd);
@@ -223,7 +233,7 @@ cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
  * to produce it (more than `pad` when ceil mode adds a window). */
 static int64_t
 pool_out_size (int64_t in, int k, int s, int pad, gboolean ceil_mode,
-    int64_t *pad_r)
+               int64_t *pad_r)
 {
   int64_t num = in + 2 * pad - k;
   int64_t o = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
@@ -231,13 +241,13 @@ pool_out_size (int64_t in, int k, int s, int pad, gboolean ceil_mode,
   /* the last window must start inside the input or the left padding */
   if (ceil_mode && (o - 1) * s >= in + pad)
     o--;
-  *pad_r = MAX ((int64_t) pad, (o - 1) * s + k - in - pad);
+  *pad_r = MAX ((int64_t)pad, (o - 1) * s + k - in - pad);
   return o;
 }
 
 gboolean
 cpu_pool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+              const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
 {
   const EeTensorDesc *x = in[0];
   gboolean avg = d->kind == EE_OP_AVGPOOL;
@@ -251,46 +261,50 @@ cpu_pool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   if (!cpu_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
     return FALSE;
   for (int i = 0; i < 2; i++) {
-    if (d->kernel[i] < 1 || d->stride[i] < 1 || d->pad[i] < 0 ||
-        2 * d->pad[i] > d->kernel[i]) {
-      cpu_arg_error (op, error, "got kernel %dx%d, stride %dx%d, pad %dx%d; "
-          "expected kernel >= 1, stride >= 1, 0 <= pad <= kernel/2",
-          d->kernel[0], d->kernel[1], d->stride[0], d->stride[1], d->pad[0],
-          d->pad[1]);
+    if (d->kernel[i] < 1 || d->stride[i] < 1 || d->pad[i] < 0
+        || 2 * d->pad[i] > d->kernel[i]) {
+      cpu_arg_error (op, error,
+                     "got kernel %dx%d, stride %dx%d, pad %dx%d; "
+                     "expected kernel >= 1, stride >= 1, 0 <= pad <= kernel/2",
+                     d->kernel[0], d->kernel[1], d->stride[0], d->stride[1],
+                     d->pad[0], d->pad[1]);
       return FALSE;
     }
     if (x->shape[2 + i] + 2 * d->pad[i] < d->kernel[i]) {
-      cpu_arg_error (op, error, "input %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
-          " with padding %dx%d is smaller than the kernel %dx%d", x->shape[2],
-          x->shape[3], d->pad[0], d->pad[1], d->kernel[0], d->kernel[1]);
+      cpu_arg_error (op, error,
+                     "input %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                     " with padding %dx%d is smaller than the kernel %dx%d",
+                     x->shape[2], x->shape[3], d->pad[0], d->pad[1],
+                     d->kernel[0], d->kernel[1]);
       return FALSE;
     }
     strides[i] = d->stride[i];
     kernel[i] = d->kernel[i];
     pad_l[i] = d->pad[i];
-    oshape[2 + i] = pool_out_size (x->shape[2 + i], d->kernel[i],
-        d->stride[i], d->pad[i], d->ceil_mode, &pad_r[i]);
+    oshape[2 + i] = pool_out_size (x->shape[2 + i], d->kernel[i], d->stride[i],
+                                   d->pad[i], d->ceil_mode, &pad_r[i]);
   }
   oshape[0] = x->shape[0];
   oshape[1] = x->shape[1];
-  if (avg && d->count_include_pad && (pad_r[0] > d->pad[0] ||
-          pad_r[1] > d->pad[1]))
+  if (avg && d->count_include_pad
+      && (pad_r[0] > d->pad[0] || pad_r[1] > d->pad[1]))
     return cpu_avgpool_loop_new (be, op, in, oshape, out, error);
 
-  alg = !avg ? dnnl_pooling_max : d->count_include_pad ?
-      dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding;
+  alg = !avg                   ? dnnl_pooling_max
+        : d->count_include_pad ? dnnl_pooling_avg_include_padding
+                               : dnnl_pooling_avg_exclude_padding;
   cpu_md_any (4, oshape, &dst_any);
-  if (!input_md (be, op, 0, x, &x_md, error) ||
-      !CPU_CHECK (op, error, dnnl_pooling_forward_desc_init, &pdesc,
-          dnnl_forward_inference, alg, &x_md, &dst_any, strides, kernel,
-          pad_l, pad_r))
+  if (!input_md (be, op, 0, x, &x_md, error)
+      || !CPU_CHECK (op, error, dnnl_pooling_forward_desc_init, &pdesc,
+                     dnnl_forward_inference, alg, &x_md, &dst_any, strides,
+                     kernel, pad_l, pad_r))
     return FALSE;
   pd = pd_new (be, op, &pdesc, EE_ACT_NONE, 1.0f, error);
   if (!pd)
     return FALSE;
-  ok = cpu_prim_create (be, op, &op->main, pd, 2, error) &&
-      bind_src (be, op, 0, DNNL_ARG_SRC, &x_md, error) &&
-      bind_dst (be, op, query (pd, dnnl_query_dst_md), error);
+  ok = cpu_prim_create (be, op, &op->main, pd, 2, error)
+       && bind_src (be, op, 0, DNNL_ARG_SRC, &x_md, error)
+       && bind_dst (be, op, query (pd, dnnl_query_dst_md), error);
   if (ok)
     cpu_out_from_md (op, query (pd, dnnl_query_dst_md), out);
   dnnl_primitive_desc_destroy (pd);
@@ -299,7 +313,8 @@ cpu_pool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 
 gboolean
 cpu_batchnorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+                   const EeTensorDesc *const *in, EeTensorDesc *out,
+                   GError **error)
 {
   const EeTensorDesc *x = in[0];
   int64_t c = x->ndim > 1 ? x->shape[1] : 0;
@@ -312,29 +327,31 @@ cpu_batchnorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   if (!cpu_need_ndim (op, x, 2, 4, "2 to 4 (N,C,...)", error))
     return FALSE;
   if (!d->mean || !d->var || !(d->eps >= 0.0f)) {
-    cpu_arg_error (op, error, "got mean %s, var %s, eps %g; expected both "
-        "statistics and eps >= 0", d->mean ? "set" : "NULL",
-        d->var ? "set" : "NULL", d->eps);
+    cpu_arg_error (op, error,
+                   "got mean %s, var %s, eps %g; expected both "
+                   "statistics and eps >= 0",
+                   d->mean ? "set" : "NULL", d->var ? "set" : "NULL", d->eps);
     return FALSE;
   }
   if (d->act == EE_ACT_RELU)
     flags |= dnnl_fuse_norm_relu;
-  if (!input_md (be, op, 0, x, &x_md, error) ||
-      !CPU_CHECK (op, error, dnnl_batch_normalization_forward_desc_init, &bd,
-          dnnl_forward_inference, &x_md, d->eps, flags))
+  if (!input_md (be, op, 0, x, &x_md, error)
+      || !CPU_CHECK (op, error, dnnl_batch_normalization_forward_desc_init, &bd,
+                     dnnl_forward_inference, &x_md, d->eps, flags))
     return FALSE;
   pd = pd_new (be, op, &bd, EE_ACT_NONE, 1.0f, error);
   if (!pd)
     return FALSE;
-  ok = cpu_prim_create (be, op, &op->main, pd, 6, error) &&
-      bind_src (be, op, 0, DNNL_ARG_SRC, &x_md, error) &&
-      bind_vector (be, op, DNNL_ARG_MEAN, c, d->mean, 0.0f, error) &&
-      bind_vector (be, op, DNNL_ARG_VARIANCE, c, d->var, 1.0f, error) &&
-      bind_vector (be, op, DNNL_ARG_SCALE, c, d->weight, 1.0f, error) &&
-      bind_vector (be, op, DNNL_ARG_SHIFT, c, d->bias, 0.0f, error) &&
-      bind_dst (be, op, query (pd, dnnl_query_dst_md), error) &&
-      (d->act != EE_ACT_GELU || cpu_act_setup (be, op, d->act,
-          query (pd, dnnl_query_dst_md), error));
+  ok = cpu_prim_create (be, op, &op->main, pd, 6, error)
+       && bind_src (be, op, 0, DNNL_ARG_SRC, &x_md, error)
+       && bind_vector (be, op, DNNL_ARG_MEAN, c, d->mean, 0.0f, error)
+       && bind_vector (be, op, DNNL_ARG_VARIANCE, c, d->var, 1.0f, error)
+       && bind_vector (be, op, DNNL_ARG_SCALE, c, d->weight, 1.0f, error)
+       && bind_vector (be, op, DNNL_ARG_SHIFT, c, d->bias, 0.0f, error)
+       && bind_dst (be, op, query (pd, dnnl_query_dst_md), error)
+       && (d->act != EE_ACT_GELU
+           || cpu_act_setup (be, op, d->act, query (pd, dnnl_query_dst_md),
+                             error));
   if (ok)
     cpu_out_from_md (op, query (pd, dnnl_query_dst_md), out);
   dnnl_primitive_desc_destroy (pd);
@@ -343,7 +360,8 @@ cpu_batchnorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 
 gboolean
 cpu_linear_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+                const EeTensorDesc *const *in, EeTensorDesc *out,
+                GError **error)
 {
   const EeTensorDesc *x = in[0];
   int64_t k = x->shape[x->ndim - 1], m = d->out_features, rows = 1;
@@ -354,9 +372,11 @@ cpu_linear_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   gboolean ok;
 
   if (!d->weight || m < 1) {
-    cpu_arg_error (op, error, "got weight %s, out_features %" G_GINT64_FORMAT
-        "; expected a weight (out_features, %" G_GINT64_FORMAT
-        ") and out_features >= 1", d->weight ? "set" : "NULL", m, k);
+    cpu_arg_error (op, error,
+                   "got weight %s, out_features %" G_GINT64_FORMAT
+                   "; expected a weight (out_features, %" G_GINT64_FORMAT
+                   ") and out_features >= 1",
+                   d->weight ? "set" : "NULL", m, k);
     return FALSE;
   }
   for (int i = 0; i < x->ndim - 1; i++)
@@ -375,18 +395,19 @@ cpu_linear_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   shape[1] = m;
   cpu_md_dense (2, shape, &dst_md);
   if (!CPU_CHECK (op, error, dnnl_inner_product_forward_desc_init, &ipd,
-          dnnl_forward_inference, &src_md, &w_any, d->bias ? &b_md : NULL,
-          &dst_md))
+                  dnnl_forward_inference, &src_md, &w_any,
+                  d->bias ? &b_md : NULL, &dst_md))
     return FALSE;
   pd = pd_new (be, op, &ipd, d->act, 1.0f, error);
   if (!pd)
     return FALSE;
-  ok = cpu_prim_create (be, op, &op->main, pd, 4, error) &&
-      bind_src (be, op, 0, DNNL_ARG_SRC, &src_md, error) &&
-      bind_param (be, op, DNNL_ARG_WEIGHTS, &w_user,
-      query (pd, dnnl_query_weights_md), d->weight, error) &&
-      (!d->bias || bind_vector (be, op, DNNL_ARG_BIAS, m, d->bias, 0.0f,
-          error)) && bind_dst (be, op, &dst_md, error);
+  ok = cpu_prim_create (be, op, &op->main, pd, 4, error)
+       && bind_src (be, op, 0, DNNL_ARG_SRC, &src_md, error)
+       && bind_param (be, op, DNNL_ARG_WEIGHTS, &w_user,
+                      query (pd, dnnl_query_weights_md), d->weight, error)
+       && (!d->bias
+           || bind_vector (be, op, DNNL_ARG_BIAS, m, d->bias, 0.0f, error))
+       && bind_dst (be, op, &dst_md, error);
   dnnl_primitive_desc_destroy (pd);
   if (!ok)
     return FALSE;
@@ -398,7 +419,8 @@ cpu_linear_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 
 gboolean
 cpu_matmul_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+                const EeTensorDesc *const *in, EeTensorDesc *out,
+                GError **error)
 {
   const EeTensorDesc *a = in[0], *b = in[1];
   int nd = a->ndim;
@@ -412,12 +434,13 @@ cpu_matmul_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 
   if (!cpu_need_ndim (op, a, 2, 3, "2 or 3 ([B,]M,K)", error))
     return FALSE;
-  if (b->ndim != nd || a->shape[nd - 1] != b->shape[nd - 2] ||
-      (nd == 3 && a->shape[0] != b->shape[0])) {
-    cpu_arg_error (op, error, "got %s times %s; expected ([B,]M,K) times "
-        "([B,]K,N) with equal B and K",
-        ee_tensor_desc_shape_str (a, sa, sizeof sa),
-        ee_tensor_desc_shape_str (b, sb, sizeof sb));
+  if (b->ndim != nd || a->shape[nd - 1] != b->shape[nd - 2]
+      || (nd == 3 && a->shape[0] != b->shape[0])) {
+    cpu_arg_error (op, error,
+                   "got %s times %s; expected ([B,]M,K) times "
+                   "([B,]K,N) with equal B and K",
+                   ee_tensor_desc_shape_str (a, sa, sizeof sa),
+                   ee_tensor_desc_shape_str (b, sb, sizeof sb));
     return FALSE;
   }
   for (int i = 0; i < nd; i++)
@@ -437,7 +460,7 @@ cpu_matmul_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
     }
   }
   if (!CPU_CHECK (op, error, dnnl_matmul_desc_init, &md, &a_md, &b_md, NULL,
-          &dst_md))
+                  &dst_md))
     return FALSE;
   st = pd_try (be, op, &md, EE_ACT_NONE, d->alpha, &pd, error);
   if (st == dnnl_unimplemented) {
@@ -452,17 +475,17 @@ cpu_matmul_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
       }
     }
     if (!CPU_CHECK (op, error, dnnl_matmul_desc_init, &md, &a_md, &b_md, NULL,
-            &dst_md))
+                    &dst_md))
       return FALSE;
     st = pd_try (be, op, &md, EE_ACT_NONE, d->alpha, &pd, error);
   }
-  if ((error && *error) || !cpu_check (st, op, "dnnl_primitive_desc_create",
-          error))
+  if ((error && *error)
+      || !cpu_check (st, op, "dnnl_primitive_desc_create", error))
     return FALSE;
-  ok = cpu_prim_create (be, op, &op->main, pd, 3, error) &&
-      bind_src (be, op, 0, DNNL_ARG_SRC, &a_md, error) &&
-      bind_src (be, op, 1, DNNL_ARG_WEIGHTS, &b_md, error) &&
-      bind_dst (be, op, &dst_md, error);
+  ok = cpu_prim_create (be, op, &op->main, pd, 3, error)
+       && bind_src (be, op, 0, DNNL_ARG_SRC, &a_md, error)
+       && bind_src (be, op, 1, DNNL_ARG_WEIGHTS, &b_md, error)
+       && bind_dst (be, op, &dst_md, error);
   dnnl_primitive_desc_destroy (pd);
   if (ok)
     *out = ee_tensor_desc_plain (EE_DTYPE_F32, nd, shape);
@@ -471,7 +494,8 @@ cpu_matmul_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 
 gboolean
 cpu_layernorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+                   const EeTensorDesc *const *in, EeTensorDesc *out,
+                   GError **error)
 {
   const EeTensorDesc *x = in[0];
   int64_t dim = x->shape[x->ndim - 1];
@@ -494,21 +518,22 @@ cpu_layernorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   if (d->bias)
     flags |= dnnl_use_shift;
   cpu_md_dense (nd, shape, &x_md);
-  if (!cpu_input_dense (be, op, 0, x, error) ||
-      !CPU_CHECK (op, error, dnnl_layer_normalization_forward_desc_init, &ld,
-          dnnl_forward_inference, &x_md, NULL, d->eps, flags))
+  if (!cpu_input_dense (be, op, 0, x, error)
+      || !CPU_CHECK (op, error, dnnl_layer_normalization_forward_desc_init, &ld,
+                     dnnl_forward_inference, &x_md, NULL, d->eps, flags))
     return FALSE;
   pd = pd_new (be, op, &ld, EE_ACT_NONE, 1.0f, error);
   if (!pd)
     return FALSE;
-  ok = cpu_prim_create (be, op, &op->main, pd, 6, error) &&
-      bind_src (be, op, 0, DNNL_ARG_SRC, &x_md, error) &&
-      (!d->weight || bind_vector (be, op, DNNL_ARG_SCALE, dim, d->weight,
-          1.0f, error)) && (!d->bias || bind_vector (be, op, DNNL_ARG_SHIFT,
-          dim, d->bias, 0.0f, error)) &&
-      bind_unused_output (be, op, pd, DNNL_ARG_MEAN, error) &&
-      bind_unused_output (be, op, pd, DNNL_ARG_VARIANCE, error) &&
-      bind_dst (be, op, &x_md, error);
+  ok = cpu_prim_create (be, op, &op->main, pd, 6, error)
+       && bind_src (be, op, 0, DNNL_ARG_SRC, &x_md, error)
+       && (!d->weight
+           || bind_vector (be, op, DNNL_ARG_SCALE, dim, d->weight, 1.0f, error))
+       && (!d->bias
+           || bind_vector (be, op, DNNL_ARG_SHIFT, dim, d->bias, 0.0f, error))
+       && bind_unused_output (be, op, pd, DNNL_ARG_MEAN, error)
+       && bind_unused_output (be, op, pd, DNNL_ARG_VARIANCE, error)
+       && bind_dst (be, op, &x_md, error);
   dnnl_primitive_desc_destroy (pd);
   if (ok)
     *out = ee_tensor_desc_plain (EE_DTYPE_F32, x->ndim, x->shape);
@@ -517,7 +542,8 @@ cpu_layernorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 
 gboolean
 cpu_softmax_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+                 const EeTensorDesc *const *in, EeTensorDesc *out,
+                 GError **error)
 {
   const EeTensorDesc *x = in[0];
   dnnl_softmax_desc_t sd;
@@ -526,16 +552,16 @@ cpu_softmax_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   gboolean ok;
 
   cpu_md_dense (x->ndim, x->shape, &x_md);
-  if (!cpu_input_dense (be, op, 0, x, error) ||
-      !CPU_CHECK (op, error, dnnl_softmax_forward_desc_init, &sd,
-          dnnl_forward_inference, &x_md, x->ndim - 1))
+  if (!cpu_input_dense (be, op, 0, x, error)
+      || !CPU_CHECK (op, error, dnnl_softmax_forward_desc_init, &sd,
+                     dnnl_forward_inference, &x_md, x->ndim - 1))
     return FALSE;
   pd = pd_new (be, op, &sd, EE_ACT_NONE, 1.0f, error);
   if (!pd)
     return FALSE;
-  ok = cpu_prim_create (be, op, &op->main, pd, 2, error) &&
-      bind_src (be, op, 0, DNNL_ARG_SRC, &x_md, error) &&
-      bind_dst (be, op, &x_md, error);
+  ok = cpu_prim_create (be, op, &op->main, pd, 2, error)
+       && bind_src (be, op, 0, DNNL_ARG_SRC, &x_md, error)
+       && bind_dst (be, op, &x_md, error);
   dnnl_primitive_desc_destroy (pd);
   if (ok)
     *out = ee_tensor_desc_plain (EE_DTYPE_F32, x->ndim, x->shape);
@@ -544,24 +570,27 @@ cpu_softmax_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 
 gboolean
 cpu_eltwise_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+                 const EeTensorDesc *const *in, EeTensorDesc *out,
+                 GError **error)
 {
   dnnl_eltwise_desc_t ed;
   dnnl_memory_desc_t x_md;
   dnnl_primitive_desc_t pd;
   gboolean ok;
 
-  if (!input_md (be, op, 0, in[0], &x_md, error) ||
-      !CPU_CHECK (op, error, dnnl_eltwise_forward_desc_init, &ed,
-          dnnl_forward_inference, d->kind == EE_OP_RELU ? dnnl_eltwise_relu :
-          dnnl_eltwise_gelu_erf, &x_md, 0.0f, 0.0f))
+  if (!input_md (be, op, 0, in[0], &x_md, error)
+      || !CPU_CHECK (op, error, dnnl_eltwise_forward_desc_init, &ed,
+                     dnnl_forward_inference,
+                     d->kind == EE_OP_RELU ? dnnl_eltwise_relu
+                                           : dnnl_eltwise_gelu_erf,
+                     &x_md, 0.0f, 0.0f))
     return FALSE;
   pd = pd_new (be, op, &ed, EE_ACT_NONE, 1.0f, error);
   if (!pd)
     return FALSE;
-  ok = cpu_prim_create (be, op, &op->main, pd, 2, error) &&
-      bind_src (be, op, 0, DNNL_ARG_SRC, &x_md, error) &&
-      bind_dst (be, op, &x_md, error);
+  ok = cpu_prim_create (be, op, &op->main, pd, 2, error)
+       && bind_src (be, op, 0, DNNL_ARG_SRC, &x_md, error)
+       && bind_dst (be, op, &x_md, error);
   dnnl_primitive_desc_destroy (pd);
   if (ok)
     cpu_out_from_md (op, &x_md, out);
@@ -570,7 +599,8 @@ cpu_eltwise_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 
 gboolean
 cpu_binary_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+                const EeTensorDesc *const *in, EeTensorDesc *out,
+                GError **error)
 {
   gboolean same = in[0]->ndim == in[1]->ndim;
   dnnl_memory_desc_t a_md, b_md;
@@ -583,25 +613,25 @@ cpu_binary_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
     same = in[0]->shape[i] == in[1]->shape[i];
   if (!same) {
     cpu_arg_error (op, error, "got shapes %s and %s, expected equal shapes",
-        ee_tensor_desc_shape_str (in[0], sa, sizeof sa),
-        ee_tensor_desc_shape_str (in[1], sb, sizeof sb));
+                   ee_tensor_desc_shape_str (in[0], sa, sizeof sa),
+                   ee_tensor_desc_shape_str (in[1], sb, sizeof sb));
     return FALSE;
   }
   /* The second operand is brought into the first one's layout. */
-  if (!input_md (be, op, 0, in[0], &a_md, error) ||
-      !cpu_md_of (op, in[1], &b_md, error) ||
-      !cpu_input_setup (be, op, 1, &b_md, &a_md, error) ||
-      !CPU_CHECK (op, error, dnnl_binary_desc_init, &bd,
-          d->kind == EE_OP_ADD ? dnnl_binary_add : dnnl_binary_mul, &a_md,
-          &a_md, &a_md))
+  if (!input_md (be, op, 0, in[0], &a_md, error)
+      || !cpu_md_of (op, in[1], &b_md, error)
+      || !cpu_input_setup (be, op, 1, &b_md, &a_md, error)
+      || !CPU_CHECK (op, error, dnnl_binary_desc_init, &bd,
+                     d->kind == EE_OP_ADD ? dnnl_binary_add : dnnl_binary_mul,
+                     &a_md, &a_md, &a_md))
     return FALSE;
   pd = pd_new (be, op, &bd, EE_ACT_NONE, 1.0f, error);
   if (!pd)
     return FALSE;
-  ok = cpu_prim_create (be, op, &op->main, pd, 3, error) &&
-      bind_src (be, op, 0, DNNL_ARG_SRC_0, &a_md, error) &&
-      bind_src (be, op, 1, DNNL_ARG_SRC_1, &a_md, error) &&
-      bind_dst (be, op, &a_md, error);
+  ok = cpu_prim_create (be, op, &op->main, pd, 3, error)
+       && bind_src (be, op, 0, DNNL_ARG_SRC_0, &a_md, error)
+       && bind_src (be, op, 1, DNNL_ARG_SRC_1, &a_md, error)
+       && bind_dst (be, op, &a_md, error);
   dnnl_primitive_desc_destroy (pd);
   if (ok)
     cpu_out_from_md (op, &a_md, out);
@@ -610,7 +640,8 @@ cpu_binary_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 
 gboolean
 cpu_concat_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+                const EeTensorDesc *const *in, EeTensorDesc *out,
+                GError **error)
 {
   int n = op->n_inputs;
   dnnl_memory_desc_t *mds;
@@ -627,10 +658,11 @@ cpu_concat_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
     for (int k = 0; same && k < in[0]->ndim; k++)
       same = k == 1 || in[i]->shape[k] == in[0]->shape[k];
     if (!same) {
-      cpu_arg_error (op, error, "input %d has shape %s, expected the shape "
-          "of input 0 (%s) but for channels", i,
-          ee_tensor_desc_shape_str (in[i], sa, sizeof sa),
-          ee_tensor_desc_shape_str (in[0], sb, sizeof sb));
+      cpu_arg_error (op, error,
+                     "input %d has shape %s, expected the shape "
+                     "of input 0 (%s) but for channels",
+                     i, ee_tensor_desc_shape_str (in[i], sa, sizeof sa),
+                     ee_tensor_desc_shape_str (in[0], sb, sizeof sb));
       return FALSE;
     }
   }
@@ -639,9 +671,10 @@ cpu_concat_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
     ok = input_md (be, op, i, in[i], &mds[i], error);
   attr = ok ? cpu_attr_new (op, EE_ACT_NONE, 1.0f, error) : NULL;
   /* No destination layout: oneDNN picks one that suits the sources. */
-  ok = attr && CPU_CHECK (op, error, dnnl_concat_primitive_desc_create, &pd,
-      NULL, n, 1, mds, attr, be->engine) &&
-      cpu_prim_create (be, op, &op->main, pd, n + 1, error);
+  ok = attr
+       && CPU_CHECK (op, error, dnnl_concat_primitive_desc_create, &pd, NULL, n,
+                     1, mds, attr, be->engine)
+       && cpu_prim_create (be, op, &op->main, pd, n + 1, error);
   for (int i = 0; ok && i < n; i++)
     ok = bind_src (be, op, i, DNNL_ARG_MULTIPLE_SRC + i, &mds[i], error);
   ok = ok && bind_dst (be, op, query (pd, dnnl_query_dst_md), error);
@@ -657,7 +690,8 @@ cpu_concat_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 
 gboolean
 cpu_reorder_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+                 const EeTensorDesc *const *in, EeTensorDesc *out,
+                 GError **error)
 {
   const EeTensorDesc *x = in[0];
   dnnl_memory_desc_t x_md, dst_md;
@@ -669,11 +703,12 @@ cpu_reorder_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   if (!cpu_md_of (op, x, &x_md, error))
     return FALSE;
   attr = cpu_attr_new (op, EE_ACT_NONE, 1.0f, error);
-  ok = attr && CPU_CHECK (op, error, dnnl_reorder_primitive_desc_create, &pd,
-      &x_md, be->engine, &dst_md, be->engine, attr) &&
-      cpu_prim_create (be, op, &op->main, pd, 2, error) &&
-      bind_src (be, op, 0, DNNL_ARG_FROM, &x_md, error) &&
-      bind_dst (be, op, &dst_md, error);
+  ok = attr
+       && CPU_CHECK (op, error, dnnl_reorder_primitive_desc_create, &pd, &x_md,
+                     be->engine, &dst_md, be->engine, attr)
+       && cpu_prim_create (be, op, &op->main, pd, 2, error)
+       && bind_src (be, op, 0, DNNL_ARG_FROM, &x_md, error)
+       && bind_dst (be, op, &dst_md, error);
   if (ok)
     *out = ee_tensor_desc_plain (EE_DTYPE_F32, x->ndim, x->shape);
   if (pd)

@@ -1,9 +1,9 @@
 /* gst-earlyexit: CPU backend ops oneDNN lacks, as OpenMP loops.
  *
  * The loops read plain tensors through their strides and oneDNN's
- * channel-blocked layouts (nChw8c, nChw16c) directly, through a CpuView, so
- * a convolution's output needs no reorder before FiLM, patchify, pooling or
- * a reduction. Reductions accumulate in double: a sum over a whole density
+ * activation layouts (NHWC, nChw8c, nChw16c) directly, through a CpuView, so
+ * a convolution's output needs no reorder before FiLM, patchify, upsampling
+ * or a reduction. Reductions accumulate in double: a sum over a whole density
  * map must not depend on the order the threads add. */
 #include "ee-backend-cpu-private.h"
 
@@ -12,8 +12,12 @@
 static inline int64_t
 at (const CpuView *v, int64_t n, int64_t c, int64_t h, int64_t w)
 {
-  return n * v->sn + (c / v->block) * v->sc + h * v->sh + w * v->sw +
-      c % v->block;
+  int64_t o = n * v->sn + h * v->sh + w * v->sw;
+
+  /* The division is worth a branch: most tensors are not blocked. */
+  if (v->block == 1)
+    return o + c * v->sc;
+  return o + (c / v->block) * v->sc + c % v->block;
 }
 
 static inline float
@@ -23,7 +27,7 @@ activate (float x, EeActivation act)
     case EE_ACT_RELU:
       return x > 0.0f ? x : 0.0f;
     case EE_ACT_GELU:
-      return 0.5f * x * (1.0f + erff (x * (float) M_SQRT1_2));
+      return 0.5f * x * (1.0f + erff (x * (float)M_SQRT1_2));
     case EE_ACT_NONE:
       break;
   }
@@ -34,10 +38,10 @@ activate (float x, EeActivation act)
  * else through a reorder. */
 static gboolean
 input_4d (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
-    GError **error)
+          GError **error)
 {
-  return cpu_need_ndim (op, t, 4, 4, "4 (N,C,H,W)", error) &&
-      cpu_loop_input (be, op, i, t, error);
+  return cpu_need_ndim (op, t, 4, 4, "4 (N,C,H,W)", error)
+         && cpu_loop_input (be, op, i, t, error);
 }
 
 static void
@@ -54,30 +58,52 @@ film_loop (const EeOp *op, const float *const *in, float *out)
   const CpuView *x = &op->view[0], *g = &op->view[1], *b = &op->view[2];
   const CpuView *y = &op->out_view;
   const float *xd = in[0], *gd = in[1], *bd = in[2];
-  const int64_t nblk = x->cpad / x->block;
+  const int64_t blk = x->block, nblk = x->cpad / blk;
   const EeActivation act = op->desc.act;
 
-  /* Physical order (channel block, row, column, lane) keeps the accesses
-   * sequential in both layouts; padded lanes stay zero. */
+  /* gamma and beta are (N,C), viewed as (N,1,1,C): channel c at n*sn + c*sw */
+  if (blk == 1 && x->sc == 1 && y->sc == 1) {
+    /* Channels last (NHWC): channels innermost. */
+#pragma omp parallel for collapse(3) schedule(static)
+    for (int64_t n = 0; n < x->n; n++)
+      for (int64_t h = 0; h < x->h; h++)
+        for (int64_t w = 0; w < x->w; w++) {
+          const float *xp = xd + n * x->sn + h * x->sh + w * x->sw;
+          float *yp = out + n * y->sn + h * y->sh + w * y->sw;
+
+          for (int64_t c = 0; c < x->c; c++)
+            yp[c] = activate (gd[n * g->sn + c * g->sw] * xp[c]
+                                  + bd[n * b->sn + c * b->sw],
+                              act);
+        }
+    return;
+  }
+  /* Channel-major (NCHW, nChw8c, nChw16c) in physical order: block, row,
+   * column, lane. Lanes past the channel count are padding: zero. */
 #pragma omp parallel for collapse(3) schedule(static)
   for (int64_t n = 0; n < x->n; n++)
     for (int64_t cb = 0; cb < nblk; cb++)
-      for (int64_t h = 0; h < x->h; h++)
-        for (int64_t w = 0; w < x->w; w++)
-          for (int64_t k = 0; k < x->block; k++) {
-            int64_t c = cb * x->block + k;
-            float v = 0.0f;
+      for (int64_t h = 0; h < x->h; h++) {
+        const float *xr = xd + n * x->sn + cb * x->sc + h * x->sh;
+        float *yr = out + n * y->sn + cb * y->sc + h * y->sh;
 
-            if (c < x->c)
-              v = activate (gd[at (g, n, 0, 0, c)] * xd[at (x, n, c, h, w)] +
-                  bd[at (b, n, 0, 0, c)], act);
-            out[at (y, n, c, h, w)] = v;
+        for (int64_t w = 0; w < x->w; w++)
+          for (int64_t k = 0; k < blk; k++) {
+            int64_t c = cb * blk + k;
+
+            yr[w * y->sw + k]
+                = c < x->c
+                      ? activate (gd[n * g->sn + c * g->sw] * xr[w * x->sw + k]
+                                      + bd[n * b->sn + c * b->sw],
+                                  act)
+                      : 0.0f;
           }
+      }
 }
 
 gboolean
 cpu_film_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+              const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
 {
   const EeTensorDesc *x = in[0];
   char sx[64], sg[64], sb[64];
@@ -85,20 +111,22 @@ cpu_film_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   if (!cpu_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
     return FALSE;
   for (int i = 1; i < 3; i++) {
-    if (in[i]->ndim != 2 || in[i]->shape[0] != x->shape[0] ||
-        in[i]->shape[1] != x->shape[1]) {
-      cpu_arg_error (op, error, "got x %s, gamma %s, beta %s; expected gamma "
-          "and beta of shape (%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ")",
-          ee_tensor_desc_shape_str (x, sx, sizeof sx),
-          ee_tensor_desc_shape_str (in[1], sg, sizeof sg),
-          ee_tensor_desc_shape_str (in[2], sb, sizeof sb), x->shape[0],
-          x->shape[1]);
+    if (in[i]->ndim != 2 || in[i]->shape[0] != x->shape[0]
+        || in[i]->shape[1] != x->shape[1]) {
+      cpu_arg_error (op, error,
+                     "got x %s, gamma %s, beta %s; expected gamma "
+                     "and beta of shape (%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
+                     ")",
+                     ee_tensor_desc_shape_str (x, sx, sizeof sx),
+                     ee_tensor_desc_shape_str (in[1], sg, sizeof sg),
+                     ee_tensor_desc_shape_str (in[2], sb, sizeof sb),
+                     x->shape[0], x->shape[1]);
       return FALSE;
     }
   }
-  if (!cpu_loop_input (be, op, 0, x, error) ||
-      !cpu_loop_input (be, op, 1, in[1], error) ||
-      !cpu_loop_input (be, op, 2, in[2], error))
+  if (!cpu_loop_input (be, op, 0, x, error)
+      || !cpu_loop_input (be, op, 1, in[1], error)
+      || !cpu_loop_input (be, op, 2, in[2], error))
     return FALSE;
   if (x->layout == EE_LAYOUT_BACKEND && !op->in[0].reorder.prim) {
     /* A backend layout read in place is kept: the output takes it. */
@@ -106,7 +134,7 @@ cpu_film_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
     cpu_out_from_md (op, x->layout_desc, out);
   } else {
     cpu_view_dense (&op->out_view, x->shape[0], x->shape[1], x->shape[2],
-        x->shape[3]);
+                    x->shape[3]);
     out_dense (4, x->shape, out);
   }
   op->loop = film_loop;
@@ -138,7 +166,8 @@ patchify_loop (const EeOp *op, const float *const *in, float *out)
 
 gboolean
 cpu_patchify_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+                  const EeTensorDesc *const *in, EeTensorDesc *out,
+                  GError **error)
 {
   const EeTensorDesc *x = in[0];
   int64_t shape[3];
@@ -146,16 +175,18 @@ cpu_patchify_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   if (!cpu_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
     return FALSE;
   if (d->patch < 1 || x->shape[2] % d->patch || x->shape[3] % d->patch) {
-    cpu_arg_error (op, error, "got patch %d for H=%" G_GINT64_FORMAT
-        ", W=%" G_GINT64_FORMAT "; expected a patch >= 1 dividing H and W",
-        d->patch, x->shape[2], x->shape[3]);
+    cpu_arg_error (op, error,
+                   "got patch %d for H=%" G_GINT64_FORMAT
+                   ", W=%" G_GINT64_FORMAT
+                   "; expected a patch >= 1 dividing H and W",
+                   d->patch, x->shape[2], x->shape[3]);
     return FALSE;
   }
   if (!cpu_loop_input (be, op, 0, x, error))
     return FALSE;
   shape[0] = x->shape[0];
   shape[1] = (x->shape[2] / d->patch) * (x->shape[3] / d->patch);
-  shape[2] = (int64_t) d->patch * d->patch * x->shape[1];
+  shape[2] = (int64_t)d->patch * d->patch * x->shape[1];
   out_dense (3, shape, out);
   op->loop = patchify_loop;
   return TRUE;
@@ -183,7 +214,8 @@ upsample_loop (const EeOp *op, const float *const *in, float *out)
 
 gboolean
 cpu_upsample_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+                  const EeTensorDesc *const *in, EeTensorDesc *out,
+                  GError **error)
 {
   const EeTensorDesc *x = in[0];
   int64_t shape[4];
@@ -214,7 +246,7 @@ sum_loop (const EeOp *op, const float *const *in, float *out)
   for (int64_t n = 0; n < x->n; n++) {
     double acc = 0.0;
 
-#pragma omp parallel for collapse(2) reduction(+:acc) schedule(static)
+#pragma omp parallel for collapse(2) reduction(+ : acc) schedule(static)
     for (int64_t c = 0; c < x->c; c++)
       for (int64_t h = 0; h < x->h; h++) {
         double row = 0.0;
@@ -223,13 +255,13 @@ sum_loop (const EeOp *op, const float *const *in, float *out)
           row += xd[at (x, n, c, h, w)];
         acc += row;
       }
-    out[n] = (float) (acc * op->desc.alpha);
+    out[n] = (float)(acc * op->desc.alpha);
   }
 }
 
 gboolean
 cpu_sum_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+             const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
 {
   int64_t shape[2] = { in[0]->shape[0], 1 };
 
@@ -247,7 +279,7 @@ global_avgpool_loop (const EeOp *op, const float *const *in, float *out)
 {
   const CpuView *x = &op->view[0];
   const float *xd = in[0];
-  const double scale = 1.0 / (double) (x->h * x->w);
+  const double scale = 1.0 / (double)(x->h * x->w);
 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < x->n; n++)
@@ -257,13 +289,14 @@ global_avgpool_loop (const EeOp *op, const float *const *in, float *out)
       for (int64_t h = 0; h < x->h; h++)
         for (int64_t w = 0; w < x->w; w++)
           acc += xd[at (x, n, c, h, w)];
-      out[n * x->c + c] = (float) (acc * scale);
+      out[n * x->c + c] = (float)(acc * scale);
     }
 }
 
 gboolean
 cpu_global_avgpool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-    const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+                        const EeTensorDesc *const *in, EeTensorDesc *out,
+                        GError **error)
 {
   int64_t shape[4] = { in[0]->shape[0], in[0]->shape[1], 1, 1 };
 
@@ -307,14 +340,13 @@ avgpool_loop (const EeOp *op, const float *const *in, float *out)
           for (int64_t h = h0; h < h1; h++)
             for (int64_t w = w0; w < w1; w++)
               acc += xd[at (x, n, c, h, w)];
-          out[at (y, n, c, oh, ow)] = (float) (acc / (double) count);
+          out[at (y, n, c, oh, ow)] = (float)(acc / (double)count);
         }
 }
 
 gboolean
-cpu_avgpool_loop_new (CpuBackend *be, EeOp *op,
-    const EeTensorDesc *const *in, const int64_t *oshape, EeTensorDesc *out,
-    GError **error)
+cpu_avgpool_loop_new (CpuBackend *be, EeOp *op, const EeTensorDesc *const *in,
+                      const int64_t *oshape, EeTensorDesc *out, GError **error)
 {
   if (!cpu_loop_input (be, op, 0, in[0], error))
     return FALSE;

@@ -33,7 +33,7 @@ typedef struct
   dnnl_exec_arg_t *args;
   int n_args;
   int max_args;
-  dnnl_memory_t scratchpad;     /* NULL when the primitive needs none */
+  dnnl_memory_t scratchpad; /* NULL when the primitive needs none */
 } CpuPrim;
 
 /* How an op reads one input: where it is, or after a reorder into a
@@ -41,15 +41,15 @@ typedef struct
  * layout, a strided view fed to an op that wants it dense). */
 typedef struct
 {
-  CpuPrim reorder;              /* prim NULL: read in place */
-  dnnl_memory_t from;           /* reorder source, bound to the input data */
-  void *scratch;                /* reorder destination */
+  CpuPrim reorder;    /* prim NULL: read in place */
+  dnnl_memory_t from; /* reorder source, bound to the input data */
+  void *scratch;      /* reorder destination */
 } CpuInput;
 
 /* A 4-d tensor as the loops address it: element (n, c, h, w) lies at
  * n*sn + (c / block)*sc + h*sh + w*sw + c % block. block is 1 for plain
- * tensors and 8 or 16 for oneDNN's nChw8c/nChw16c, whose channels are
- * padded up to cpad with zeros. */
+ * tensors and for oneDNN's NHWC (sc = 1), 8 or 16 for nChw8c/nChw16c,
+ * whose channels are padded up to cpad with zeros. */
 typedef struct
 {
   int64_t n, c, h, w;
@@ -58,8 +58,8 @@ typedef struct
   int64_t cpad;
 } CpuView;
 
-typedef void (*CpuLoopFunc) (const EeOp * op, const float *const *in,
-    float *out);
+typedef void (*CpuLoopFunc) (const EeOp *op, const float *const *in,
+                             float *out);
 
 struct _EeOp
 {
@@ -67,137 +67,156 @@ struct _EeOp
    * freed once op_new returns. */
   EeOpDesc desc;
   int n_inputs;
-  CpuInput *in;                 /* n_inputs */
-  void **ptrs;                  /* n_inputs: where each input is read this run */
+  CpuInput *in; /* n_inputs */
+  void **ptrs;  /* n_inputs: where each input is read this run */
 
   /* Primitive ops: the main primitive reads input i through src[i] and
    * writes dst; act is an activation it could not fuse, run in place. */
-  dnnl_memory_t *src;           /* n_inputs */
+  dnnl_memory_t *src; /* n_inputs */
   dnnl_memory_t dst;
   CpuPrim main;
   CpuPrim act;
 
   /* Loop ops */
   CpuLoopFunc loop;
-  CpuView view[3];              /* of inputs 0..2 */
+  CpuView view[3]; /* of inputs 0..2 */
   CpuView out_view;
 
-  dnnl_memory_desc_t out_md;    /* layout_desc of a backend-layout output */
-  GPtrArray *mems;              /* every memory object of the op */
-  GPtrArray *bufs;              /* every buffer the op owns */
+  dnnl_memory_desc_t out_md; /* layout_desc of a backend-layout output */
+  GPtrArray *mems;           /* every memory object of the op */
+  GPtrArray *bufs;           /* every buffer the op owns */
 };
 
 #define CPU_ALIGN 64
 
-gboolean cpu_check (dnnl_status_t st, const EeOp * op, const char *call,
-    GError ** error);
+gboolean cpu_check (dnnl_status_t st, const EeOp *op, const char *call,
+                    GError **error);
 /* Checks a oneDNN call, naming the op and the function in the error. */
-#define CPU_CHECK(op, error, fn, ...) \
+#define CPU_CHECK(op, error, fn, ...)                                          \
   cpu_check (fn (__VA_ARGS__), (op), #fn, (error))
 
-void cpu_arg_error (const EeOp * op, GError ** error, const char *format, ...)
+void cpu_arg_error (const EeOp *op, GError **error, const char *format, ...)
     G_GNUC_PRINTF (3, 4);
 /* Checks that t has lo..hi dims; `what` names the expected shape. */
-gboolean cpu_need_ndim (const EeOp * op, const EeTensorDesc * t, int lo,
-    int hi, const char *what, GError ** error);
+gboolean cpu_need_ndim (const EeOp *op, const EeTensorDesc *t, int lo, int hi,
+                        const char *what, GError **error);
 
-void *cpu_buffer_new (EeOp * op, size_t nbytes, GError ** error);
-dnnl_memory_t cpu_memory_new (CpuBackend * be, EeOp * op,
-    const dnnl_memory_desc_t * md, void *data, GError ** error);
+void *cpu_buffer_new (EeOp *op, size_t nbytes, GError **error);
+dnnl_memory_t cpu_memory_new (CpuBackend *be, EeOp *op,
+                              const dnnl_memory_desc_t *md, void *data,
+                              GError **error);
 
 /* The oneDNN description of a tensor: its own for backend layouts, its
  * strides for plain ones. */
-gboolean cpu_md_of (const EeOp * op, const EeTensorDesc * t,
-    dnnl_memory_desc_t * md, GError ** error);
-void cpu_md_dense (int ndim, const int64_t * shape, dnnl_memory_desc_t * md);
-void cpu_md_any (int ndim, const int64_t * shape, dnnl_memory_desc_t * md);
-gboolean cpu_md_is_dense (const dnnl_memory_desc_t * md);
+gboolean cpu_md_of (const EeOp *op, const EeTensorDesc *t,
+                    dnnl_memory_desc_t *md, GError **error);
+void cpu_md_dense (int ndim, const int64_t *shape, dnnl_memory_desc_t *md);
+void cpu_md_any (int ndim, const int64_t *shape, dnnl_memory_desc_t *md);
+gboolean cpu_md_is_dense (const dnnl_memory_desc_t *md);
 /* Fills *out from md; a layout other than dense row-major becomes
  * EE_LAYOUT_BACKEND pointing at op->out_md. */
-void cpu_out_from_md (EeOp * op, const dnnl_memory_desc_t * md,
-    EeTensorDesc * out);
+void cpu_out_from_md (EeOp *op, const dnnl_memory_desc_t *md,
+                      EeTensorDesc *out);
 
 /* Makes input i readable in layout `want`: in place when its layout `have`
  * is already that, else through a reorder into an op-owned buffer. */
-gboolean cpu_input_setup (CpuBackend * be, EeOp * op, int i,
-    const dnnl_memory_desc_t * have, const dnnl_memory_desc_t * want,
-    GError ** error);
+gboolean cpu_input_setup (CpuBackend *be, EeOp *op, int i,
+                          const dnnl_memory_desc_t *have,
+                          const dnnl_memory_desc_t *want, GError **error);
 /* As cpu_input_setup, with `want` the dense row-major layout of the
  * input's shape, for inputs that are not already dense. */
-gboolean cpu_input_dense (CpuBackend * be, EeOp * op, int i,
-    const EeTensorDesc * t, GError ** error);
+gboolean cpu_input_dense (CpuBackend *be, EeOp *op, int i,
+                          const EeTensorDesc *t, GError **error);
 
 /* An attribute with a user scratchpad, the activation as a post-op and,
  * unless 1, alpha as output scale; NULL with *error set on failure. */
-dnnl_primitive_attr_t cpu_attr_new (const EeOp * op, EeActivation act,
-    float alpha, GError ** error);
-gboolean cpu_prim_create (CpuBackend * be, EeOp * op, CpuPrim * p,
-    const_dnnl_primitive_desc_t pd, int max_args, GError ** error);
-void cpu_prim_arg (CpuPrim * p, int arg, dnnl_memory_t mem);
+dnnl_primitive_attr_t cpu_attr_new (const EeOp *op, EeActivation act,
+                                    float alpha, GError **error);
+gboolean cpu_prim_create (CpuBackend *be, EeOp *op, CpuPrim *p,
+                          const_dnnl_primitive_desc_t pd, int max_args,
+                          GError **error);
+void cpu_prim_arg (CpuPrim *p, int arg, dnnl_memory_t mem);
 /* Copies a host parameter (row-major, `user` layout) into an op-owned
  * buffer in the layout the primitive asks for, returning its memory. */
-dnnl_memory_t cpu_param_new (CpuBackend * be, EeOp * op,
-    const dnnl_memory_desc_t * user, const dnnl_memory_desc_t * want,
-    const float *host, GError ** error);
+dnnl_memory_t cpu_param_new (CpuBackend *be, EeOp *op,
+                             const dnnl_memory_desc_t *user,
+                             const dnnl_memory_desc_t *want, const float *host,
+                             GError **error);
 /* Runs an activation oneDNN could not fuse in place on the output. */
-gboolean cpu_act_setup (CpuBackend * be, EeOp * op, EeActivation act,
-    const dnnl_memory_desc_t * md, GError ** error);
+gboolean cpu_act_setup (CpuBackend *be, EeOp *op, EeActivation act,
+                        const dnnl_memory_desc_t *md, GError **error);
 
 /* A CpuView of a tensor, plain or channel-blocked; FALSE for other
  * layouts. ndim < 4 tensors get leading unit dims after N. */
-gboolean cpu_view_of (const EeTensorDesc * t, CpuView * v);
-void cpu_view_dense (CpuView * v, int64_t n, int64_t c, int64_t h,
-    int64_t w);
+gboolean cpu_view_of (const EeTensorDesc *t, CpuView *v);
+void cpu_view_dense (CpuView *v, int64_t n, int64_t c, int64_t h, int64_t w);
 
 /* Builders, one per op kind or family: validate what check_inputs in
  * ee-backend-cpu.c does not (ranks, sizes, parameters), prepare everything
  * and describe the output. `d` still has the host parameter pointers. */
-typedef gboolean (*CpuBuilder) (CpuBackend * be, EeOp * op,
-    const EeOpDesc * d, const EeTensorDesc * const *in, EeTensorDesc * out,
-    GError ** error);
+typedef gboolean (*CpuBuilder) (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                                const EeTensorDesc *const *in,
+                                EeTensorDesc *out, GError **error);
 
-gboolean cpu_conv_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_pool_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_batchnorm_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_linear_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_matmul_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_layernorm_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_softmax_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_eltwise_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_binary_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_concat_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_reorder_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_film_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_patchify_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_upsample_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_sum_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
-gboolean cpu_global_avgpool_new (CpuBackend * be, EeOp * op, const EeOpDesc * d,
-    const EeTensorDesc * const *in, EeTensorDesc * out, GError ** error);
+gboolean cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                       const EeTensorDesc *const *in, EeTensorDesc *out,
+                       GError **error);
+gboolean cpu_pool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                       const EeTensorDesc *const *in, EeTensorDesc *out,
+                       GError **error);
+gboolean cpu_batchnorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                            const EeTensorDesc *const *in, EeTensorDesc *out,
+                            GError **error);
+gboolean cpu_linear_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                         const EeTensorDesc *const *in, EeTensorDesc *out,
+                         GError **error);
+gboolean cpu_matmul_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                         const EeTensorDesc *const *in, EeTensorDesc *out,
+                         GError **error);
+gboolean cpu_layernorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                            const EeTensorDesc *const *in, EeTensorDesc *out,
+                            GError **error);
+gboolean cpu_softmax_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                          const EeTensorDesc *const *in, EeTensorDesc *out,
+                          GError **error);
+gboolean cpu_eltwise_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                          const EeTensorDesc *const *in, EeTensorDesc *out,
+                          GError **error);
+gboolean cpu_binary_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                         const EeTensorDesc *const *in, EeTensorDesc *out,
+                         GError **error);
+gboolean cpu_concat_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                         const EeTensorDesc *const *in, EeTensorDesc *out,
+                         GError **error);
+gboolean cpu_reorder_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                          const EeTensorDesc *const *in, EeTensorDesc *out,
+                          GError **error);
+gboolean cpu_film_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                       const EeTensorDesc *const *in, EeTensorDesc *out,
+                       GError **error);
+gboolean cpu_patchify_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                           const EeTensorDesc *const *in, EeTensorDesc *out,
+                           GError **error);
+gboolean cpu_upsample_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                           const EeTensorDesc *const *in, EeTensorDesc *out,
+                           GError **error);
+gboolean cpu_sum_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                      const EeTensorDesc *const *in, EeTensorDesc *out,
+                      GError **error);
+gboolean cpu_global_avgpool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+                                 const EeTensorDesc *const *in,
+                                 EeTensorDesc *out, GError **error);
 /* AVGPOOL windows that run past the padding (ceil mode, padding counted):
  * PyTorch divides by the part inside input + padding, oneDNN by the whole
  * kernel. */
-gboolean cpu_avgpool_loop_new (CpuBackend * be, EeOp * op,
-    const EeTensorDesc * const *in, const int64_t * oshape,
-    EeTensorDesc * out, GError ** error);
+gboolean cpu_avgpool_loop_new (CpuBackend *be, EeOp *op,
+                               const EeTensorDesc *const *in,
+                               const int64_t *oshape, EeTensorDesc *out,
+                               GError **error);
 
 /* Loop ops read inputs they cannot address through a reorder to dense. */
-gboolean cpu_loop_input (CpuBackend * be, EeOp * op, int i,
-    const EeTensorDesc * t, GError ** error);
+gboolean cpu_loop_input (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
+                         GError **error);
 
 G_END_DECLS
 #endif /* EE_BACKEND_CPU_PRIVATE_H */

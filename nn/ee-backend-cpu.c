@@ -7,9 +7,10 @@
  * Every op is prepared in op_new: primitives created, weights reordered into
  * the layout the primitive asks for, and any buffer an input needs for a
  * layout change allocated. op_enqueue only binds data handles and executes.
- * Convolutions let oneDNN choose their activation layout (nChw16c on AVX-512),
- * and ops that understand it pass it on, so consecutive layers never convert
- * back to NCHW; EE_OP_REORDER makes such a tensor plain. */
+ * Convolutions let oneDNN choose their activation layout (oneDNN 2.6 picks
+ * NHWC for its AVX-512 kernels, nChw8c for AVX2), and ops that understand it
+ * pass it on, so consecutive layers never convert back to NCHW; EE_OP_REORDER
+ * makes such a tensor plain. */
 #include "ee-backend-cpu-private.h"
 
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -20,7 +21,7 @@
 
 struct _EeEvent
 {
-  gint64 time_us;               /* 0: never recorded */
+  gint64 time_us; /* 0: never recorded */
 };
 
 gboolean
@@ -29,8 +30,8 @@ cpu_check (dnnl_status_t st, const EeOp *op, const char *call, GError **error)
   if (st == dnnl_success)
     return TRUE;
   g_set_error (error, EE_ERROR, EE_ERROR_BACKEND,
-      "cpu backend: %s: %s failed: %s", ee_op_kind_name (op->desc.kind), call,
-      dnnl_status2str (st));
+               "cpu backend: %s: %s failed: %s",
+               ee_op_kind_name (op->desc.kind), call, dnnl_status2str (st));
   return FALSE;
 }
 
@@ -44,20 +45,20 @@ cpu_arg_error (const EeOp *op, GError **error, const char *format, ...)
   msg = g_strdup_vprintf (format, ap);
   va_end (ap);
   g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT, "cpu backend: %s: %s",
-      ee_op_kind_name (op->desc.kind), msg);
+               ee_op_kind_name (op->desc.kind), msg);
   g_free (msg);
 }
 
 gboolean
 cpu_need_ndim (const EeOp *op, const EeTensorDesc *t, int lo, int hi,
-    const char *what, GError **error)
+               const char *what, GError **error)
 {
   char buf[64];
 
   if (t->ndim >= lo && t->ndim <= hi)
     return TRUE;
   cpu_arg_error (op, error, "input of shape %s has %d dims, expected %s",
-      ee_tensor_desc_shape_str (t, buf, sizeof buf), t->ndim, what);
+                 ee_tensor_desc_shape_str (t, buf, sizeof buf), t->ndim, what);
   return FALSE;
 }
 
@@ -70,7 +71,7 @@ aligned_new (size_t nbytes, GError **error)
    * needs a distinct pointer. */
   if (posix_memalign (&p, CPU_ALIGN, nbytes ? nbytes : CPU_ALIGN) != 0) {
     g_set_error (error, EE_ERROR, EE_ERROR_NO_MEMORY,
-        "cpu backend: cannot allocate %zu bytes", nbytes);
+                 "cpu backend: cannot allocate %zu bytes", nbytes);
     return NULL;
   }
   return p;
@@ -90,12 +91,12 @@ cpu_buffer_new (EeOp *op, size_t nbytes, GError **error)
 
 dnnl_memory_t
 cpu_memory_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *md,
-    void *data, GError **error)
+                void *data, GError **error)
 {
   dnnl_memory_t m = NULL;
 
-  if (!CPU_CHECK (op, error, dnnl_memory_create, &m, md, be->engine,
-          data ? data : DNNL_MEMORY_NONE))
+  /* NULL is DNNL_MEMORY_NONE: the handle is bound at each run. */
+  if (!CPU_CHECK (op, error, dnnl_memory_create, &m, md, be->engine, data))
     return NULL;
   g_ptr_array_add (op->mems, m);
   return m;
@@ -103,7 +104,7 @@ cpu_memory_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *md,
 
 gboolean
 cpu_md_of (const EeOp *op, const EeTensorDesc *t, dnnl_memory_desc_t *md,
-    GError **error)
+           GError **error)
 {
   dnnl_dims_t dims, strides;
 
@@ -115,7 +116,8 @@ cpu_md_of (const EeOp *op, const EeTensorDesc *t, dnnl_memory_desc_t *md,
       same = b->dims[i] == t->shape[i];
     if (!same) {
       char buf[64];
-      g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+      g_set_error (
+          error, EE_ERROR, EE_ERROR_ARGUMENT,
           "cpu backend: %s: an input of shape %s in a backend layout that "
           "describes another shape (not made by this backend instance?)",
           ee_op_kind_name (op->desc.kind),
@@ -130,12 +132,12 @@ cpu_md_of (const EeOp *op, const EeTensorDesc *t, dnnl_memory_desc_t *md,
     strides[i] = t->stride[i];
   }
   return CPU_CHECK (op, error, dnnl_memory_desc_init_by_strides, md, t->ndim,
-      dims, dnnl_f32, strides);
+                    dims, dnnl_f32, strides);
 }
 
 static void
 md_init (int ndim, const int64_t *shape, dnnl_memory_desc_t *md,
-    dnnl_format_kind_t kind)
+         dnnl_format_kind_t kind)
 {
   int64_t s = 1;
 
@@ -171,8 +173,8 @@ cpu_md_is_dense (const dnnl_memory_desc_t *md)
 {
   int64_t s = 1;
 
-  if (md->format_kind != dnnl_blocked || md->offset0 != 0 ||
-      md->format_desc.blocking.inner_nblks != 0)
+  if (md->format_kind != dnnl_blocked || md->offset0 != 0
+      || md->format_desc.blocking.inner_nblks != 0)
     return FALSE;
   for (int i = md->ndims - 1; i >= 0; i--) {
     if (md->padded_dims[i] != md->dims[i] || md->padded_offsets[i] != 0)
@@ -212,19 +214,20 @@ cpu_attr_new (const EeOp *op, EeActivation act, float alpha, GError **error)
   if (!CPU_CHECK (op, error, dnnl_primitive_attr_create, &attr))
     return NULL;
   ok = CPU_CHECK (op, error, dnnl_primitive_attr_set_scratchpad_mode, attr,
-      dnnl_scratchpad_mode_user);
+                  dnnl_scratchpad_mode_user);
   if (ok && act != EE_ACT_NONE) {
-    ok = CPU_CHECK (op, error, dnnl_post_ops_create, &po) &&
-        CPU_CHECK (op, error, dnnl_post_ops_append_eltwise, po, 1.0f,
-        act == EE_ACT_RELU ? dnnl_eltwise_relu : dnnl_eltwise_gelu_erf, 0.0f,
-        0.0f) && CPU_CHECK (op, error, dnnl_primitive_attr_set_post_ops, attr,
-        po);
+    ok = CPU_CHECK (op, error, dnnl_post_ops_create, &po)
+         && CPU_CHECK (op, error, dnnl_post_ops_append_eltwise, po, 1.0f,
+                       act == EE_ACT_RELU ? dnnl_eltwise_relu
+                                          : dnnl_eltwise_gelu_erf,
+                       0.0f, 0.0f)
+         && CPU_CHECK (op, error, dnnl_primitive_attr_set_post_ops, attr, po);
     if (po)
       dnnl_post_ops_destroy (po);
   }
   if (ok && alpha != 1.0f)
     ok = CPU_CHECK (op, error, dnnl_primitive_attr_set_output_scales, attr, 1,
-        0, &alpha);
+                    0, &alpha);
   if (!ok) {
     dnnl_primitive_attr_destroy (attr);
     return NULL;
@@ -259,7 +262,7 @@ cpu_prim_arg (CpuPrim *p, int arg, dnnl_memory_t mem)
 
 gboolean
 cpu_prim_create (CpuBackend *be, EeOp *op, CpuPrim *p,
-    const_dnnl_primitive_desc_t pd, int max_args, GError **error)
+                 const_dnnl_primitive_desc_t pd, int max_args, GError **error)
 {
   const dnnl_memory_desc_t *sp;
   size_t size;
@@ -284,11 +287,12 @@ cpu_prim_create (CpuBackend *be, EeOp *op, CpuPrim *p,
 static gboolean
 prim_run (CpuBackend *be, EeOp *op, CpuPrim *p, GError **error)
 {
-  if (p->scratchpad && !CPU_CHECK (op, error, dnnl_memory_set_data_handle_v2,
-          p->scratchpad, be->scratchpad, be->stream))
+  if (p->scratchpad
+      && !CPU_CHECK (op, error, dnnl_memory_set_data_handle_v2, p->scratchpad,
+                     be->scratchpad, be->stream))
     return FALSE;
   return CPU_CHECK (op, error, dnnl_primitive_execute, p->prim, be->stream,
-      p->n_args, p->args);
+                    p->n_args, p->args);
 }
 
 static void
@@ -303,8 +307,8 @@ prim_clear (CpuPrim *p)
 /* A reorder primitive from `from` to `to`, with a user scratchpad. */
 static gboolean
 reorder_create (CpuBackend *be, EeOp *op, CpuPrim *p,
-    const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
-    GError **error)
+                const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                GError **error)
 {
   dnnl_primitive_attr_t attr = cpu_attr_new (op, EE_ACT_NONE, 1.0f, error);
   dnnl_primitive_desc_t pd = NULL;
@@ -313,8 +317,8 @@ reorder_create (CpuBackend *be, EeOp *op, CpuPrim *p,
   if (!attr)
     return FALSE;
   ok = CPU_CHECK (op, error, dnnl_reorder_primitive_desc_create, &pd, from,
-      be->engine, to, be->engine, attr) &&
-      cpu_prim_create (be, op, p, pd, 2, error);
+                  be->engine, to, be->engine, attr)
+       && cpu_prim_create (be, op, p, pd, 2, error);
   if (pd)
     dnnl_primitive_desc_destroy (pd);
   dnnl_primitive_attr_destroy (attr);
@@ -323,8 +327,8 @@ reorder_create (CpuBackend *be, EeOp *op, CpuPrim *p,
 
 gboolean
 cpu_input_setup (CpuBackend *be, EeOp *op, int i,
-    const dnnl_memory_desc_t *have, const dnnl_memory_desc_t *want,
-    GError **error)
+                 const dnnl_memory_desc_t *have, const dnnl_memory_desc_t *want,
+                 GError **error)
 {
   CpuInput *in = &op->in[i];
   dnnl_memory_t to;
@@ -336,8 +340,8 @@ cpu_input_setup (CpuBackend *be, EeOp *op, int i,
     return FALSE;
   in->from = cpu_memory_new (be, op, have, NULL, error);
   to = cpu_memory_new (be, op, want, in->scratch, error);
-  if (!in->from || !to || !reorder_create (be, op, &in->reorder, have, want,
-          error))
+  if (!in->from || !to
+      || !reorder_create (be, op, &in->reorder, have, want, error))
     return FALSE;
   cpu_prim_arg (&in->reorder, DNNL_ARG_FROM, in->from);
   cpu_prim_arg (&in->reorder, DNNL_ARG_TO, to);
@@ -346,7 +350,7 @@ cpu_input_setup (CpuBackend *be, EeOp *op, int i,
 
 gboolean
 cpu_input_dense (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
-    GError **error)
+                 GError **error)
 {
   dnnl_memory_desc_t have, want;
 
@@ -360,7 +364,8 @@ cpu_input_dense (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
 
 dnnl_memory_t
 cpu_param_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *user,
-    const dnnl_memory_desc_t *want, const float *host, GError **error)
+               const dnnl_memory_desc_t *want, const float *host,
+               GError **error)
 {
   CpuPrim r = { 0 };
   dnnl_memory_t src = NULL, dst;
@@ -379,12 +384,13 @@ cpu_param_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *user,
   }
   /* oneDNN only reads the source of a reorder, whatever its signature says. */
   ok = CPU_CHECK (op, error, dnnl_memory_create, &src, user, be->engine,
-      (void *) host) && reorder_create (be, op, &r, user, want, error);
+                  (void *)host)
+       && reorder_create (be, op, &r, user, want, error);
   if (ok) {
     cpu_prim_arg (&r, DNNL_ARG_FROM, src);
     cpu_prim_arg (&r, DNNL_ARG_TO, dst);
-    ok = prim_run (be, op, &r, error) &&
-        CPU_CHECK (op, error, dnnl_stream_wait, be->stream);
+    ok = prim_run (be, op, &r, error)
+         && CPU_CHECK (op, error, dnnl_stream_wait, be->stream);
   }
   prim_clear (&r);
   if (src)
@@ -394,7 +400,7 @@ cpu_param_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *user,
 
 gboolean
 cpu_act_setup (CpuBackend *be, EeOp *op, EeActivation act,
-    const dnnl_memory_desc_t *md, GError **error)
+               const dnnl_memory_desc_t *md, GError **error)
 {
   dnnl_eltwise_desc_t ed;
   dnnl_primitive_attr_t attr;
@@ -407,11 +413,13 @@ cpu_act_setup (CpuBackend *be, EeOp *op, EeActivation act,
   if (!attr)
     return FALSE;
   ok = CPU_CHECK (op, error, dnnl_eltwise_forward_desc_init, &ed,
-      dnnl_forward_inference,
-      act == EE_ACT_RELU ? dnnl_eltwise_relu : dnnl_eltwise_gelu_erf, md,
-      0.0f, 0.0f) &&
-      CPU_CHECK (op, error, dnnl_primitive_desc_create, &pd, &ed, attr,
-      be->engine, NULL) && cpu_prim_create (be, op, &op->act, pd, 2, error);
+                  dnnl_forward_inference,
+                  act == EE_ACT_RELU ? dnnl_eltwise_relu
+                                     : dnnl_eltwise_gelu_erf,
+                  md, 0.0f, 0.0f)
+       && CPU_CHECK (op, error, dnnl_primitive_desc_create, &pd, &ed, attr,
+                     be->engine, NULL)
+       && cpu_prim_create (be, op, &op->act, pd, 2, error);
   if (ok) {
     cpu_prim_arg (&op->act, DNNL_ARG_SRC, op->dst);
     cpu_prim_arg (&op->act, DNNL_ARG_DST, op->dst);
@@ -434,13 +442,12 @@ cpu_view_of (const EeTensorDesc *t, CpuView *v)
 
     /* Only plain strides plus at most one block of channels, the layouts
      * oneDNN picks for activations. */
-    if (md->ndims != 4 || md->format_kind != dnnl_blocked ||
-        md->offset0 != 0 || b->inner_nblks > 1 ||
-        (b->inner_nblks == 1 && b->inner_idxs[0] != 1))
+    if (md->ndims != 4 || md->format_kind != dnnl_blocked || md->offset0 != 0
+        || b->inner_nblks > 1 || (b->inner_nblks == 1 && b->inner_idxs[0] != 1))
       return FALSE;
     for (int i = 0; i < 4; i++) {
-      if (md->padded_offsets[i] != 0 ||
-          (i != 1 && md->padded_dims[i] != md->dims[i]))
+      if (md->padded_offsets[i] != 0
+          || (i != 1 && md->padded_dims[i] != md->dims[i]))
         return FALSE;
       shape[i] = md->dims[i];
       stride[i] = b->strides[i];
@@ -490,7 +497,7 @@ cpu_view_dense (CpuView *v, int64_t n, int64_t c, int64_t h, int64_t w)
 
 gboolean
 cpu_loop_input (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
-    GError **error)
+                GError **error)
 {
   int64_t s[4] = { 1, 1, 1, 1 };
   int off = 4 - t->ndim;
@@ -511,7 +518,7 @@ cpu_loop_input (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
 static void
 cpu_free (EeBackend *base)
 {
-  CpuBackend *be = (CpuBackend *) base;
+  CpuBackend *be = (CpuBackend *)base;
 
   free (be->scratchpad);
   if (be->stream)
@@ -538,7 +545,7 @@ cpu_copy (void *dst, const void *src, size_t nbytes, GError **error)
 {
   if (nbytes && (!dst || !src)) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "cpu backend: copy of %zu bytes with a NULL pointer", nbytes);
+                 "cpu backend: copy of %zu bytes with a NULL pointer", nbytes);
     return FALSE;
   }
   if (nbytes)
@@ -548,14 +555,14 @@ cpu_copy (void *dst, const void *src, size_t nbytes, GError **error)
 
 static gboolean
 cpu_upload (EeBackend *base, void *dst, const void *host_src, size_t nbytes,
-    GError **error)
+            GError **error)
 {
   return cpu_copy (dst, host_src, nbytes, error);
 }
 
 static gboolean
 cpu_download (EeBackend *base, void *host_dst, const void *src, size_t nbytes,
-    GError **error)
+              GError **error)
 {
   return cpu_copy (host_dst, src, nbytes, error);
 }
@@ -607,20 +614,20 @@ static const CpuBuilder builders[EE_OP_N_KINDS] = {
 
 static gboolean
 check_inputs (const EeOpDesc *desc, const EeTensorDesc *const *in, int n_in,
-    GError **error)
+              GError **error)
 {
   const char *name = ee_op_kind_name (desc->kind);
   int want = n_inputs_of[desc->kind];
 
   if ((want > 0 && n_in != want) || n_in < 1 || !in) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "cpu backend: %s: got %d inputs, expected %s%d", name, n_in,
-        want > 0 ? "" : "at least ", want > 0 ? want : 1);
+                 "cpu backend: %s: got %d inputs, expected %s%d", name, n_in,
+                 want > 0 ? "" : "at least ", want > 0 ? want : 1);
     return FALSE;
   }
   if (desc->act < EE_ACT_NONE || desc->act > EE_ACT_GELU) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "cpu backend: %s: unknown activation %d", name, desc->act);
+                 "cpu backend: %s: unknown activation %d", name, desc->act);
     return FALSE;
   }
   for (int i = 0; i < n_in; i++) {
@@ -628,33 +635,36 @@ check_inputs (const EeOpDesc *desc, const EeTensorDesc *const *in, int n_in,
 
     if (!t) {
       g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-          "cpu backend: %s: input %d is NULL", name, i);
+                   "cpu backend: %s: input %d is NULL", name, i);
       return FALSE;
     }
     if (t->dtype != EE_DTYPE_F32) {
       g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
-          "cpu backend: %s: input %d is %s, only F32 is implemented", name, i,
-          ee_dtype_name (t->dtype));
+                   "cpu backend: %s: input %d is %s, only F32 is implemented",
+                   name, i, ee_dtype_name (t->dtype));
       return FALSE;
     }
     if (t->ndim < 1 || t->ndim > EE_MAX_DIMS) {
       g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-          "cpu backend: %s: input %d has %d dims, expected 1 to %d", name, i,
-          t->ndim, EE_MAX_DIMS);
+                   "cpu backend: %s: input %d has %d dims, expected 1 to %d",
+                   name, i, t->ndim, EE_MAX_DIMS);
       return FALSE;
     }
     for (int d = 0; d < t->ndim; d++) {
       if (t->shape[d] < 1) {
         g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-            "cpu backend: %s: input %d has size %" G_GINT64_FORMAT
-            " in dim %d, expected at least 1", name, i, t->shape[d], d);
+                     "cpu backend: %s: input %d has size %" G_GINT64_FORMAT
+                     " in dim %d, expected at least 1",
+                     name, i, t->shape[d], d);
         return FALSE;
       }
     }
     if (t->layout == EE_LAYOUT_BACKEND && !t->layout_desc) {
-      g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+      g_set_error (
+          error, EE_ERROR, EE_ERROR_ARGUMENT,
           "cpu backend: %s: input %d has a backend layout but no layout "
-          "description", name, i);
+          "description",
+          name, i);
       return FALSE;
     }
   }
@@ -685,17 +695,16 @@ destroy_memory (gpointer m)
 
 static EeOp *
 cpu_op_new (EeBackend *base, const EeOpDesc *desc,
-    const EeTensorDesc *const *inputs, int n_inputs, EeTensorDesc *out,
-    GError **error)
+            const EeTensorDesc *const *inputs, int n_inputs, EeTensorDesc *out,
+            GError **error)
 {
-  CpuBackend *be = (CpuBackend *) base;
+  CpuBackend *be = (CpuBackend *)base;
   EeOp *op;
   gboolean ok;
 
   if (!desc || desc->kind < 0 || desc->kind >= EE_OP_N_KINDS || !out) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "cpu backend: op_new: %s", !desc || !out ? "NULL description" :
-        "unknown op kind");
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT, "cpu backend: op_new: %s",
+                 !desc || !out ? "NULL description" : "unknown op kind");
     return NULL;
   }
   if (!check_inputs (desc, inputs, n_inputs, error))
@@ -714,7 +723,7 @@ cpu_op_new (EeBackend *base, const EeOpDesc *desc,
   op->mems = g_ptr_array_new_with_free_func (destroy_memory);
   op->bufs = g_ptr_array_new_with_free_func (free);
 
-  ok = builders[desc->kind] (be, op, desc, inputs, out, error);
+  ok = builders[desc->kind](be, op, desc, inputs, out, error);
   if (!ok) {
     cpu_op_free (base, op);
     return NULL;
@@ -726,20 +735,20 @@ static gboolean
 bind (EeOp *op, dnnl_memory_t m, void *data, CpuBackend *be, GError **error)
 {
   return CPU_CHECK (op, error, dnnl_memory_set_data_handle_v2, m, data,
-      be->stream);
+                    be->stream);
 }
 
 static gboolean
 cpu_op_enqueue (EeBackend *base, EeOp *op, const EeTensor *const *inputs,
-    int n_inputs, const EeTensor *out, GError **error)
+                int n_inputs, const EeTensor *out, GError **error)
 {
-  CpuBackend *be = (CpuBackend *) base;
+  CpuBackend *be = (CpuBackend *)base;
 
   if (n_inputs != op->n_inputs || !inputs || !out || !out->data) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "cpu backend: %s: enqueued with %d inputs%s, prepared for %d",
-        ee_op_kind_name (op->desc.kind), n_inputs,
-        !out || !out->data ? " and no output" : "", op->n_inputs);
+                 "cpu backend: %s: enqueued with %d inputs%s, prepared for %d",
+                 ee_op_kind_name (op->desc.kind), n_inputs,
+                 !out || !out->data ? " and no output" : "", op->n_inputs);
     return FALSE;
   }
   omp_set_num_threads (be->n_threads);
@@ -748,27 +757,27 @@ cpu_op_enqueue (EeBackend *base, EeOp *op, const EeTensor *const *inputs,
 
     if (!inputs[i] || !inputs[i]->data) {
       g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-          "cpu backend: %s: input %d has no data",
-          ee_op_kind_name (op->desc.kind), i);
+                   "cpu backend: %s: input %d has no data",
+                   ee_op_kind_name (op->desc.kind), i);
       return FALSE;
     }
     op->ptrs[i] = inputs[i]->data;
     if (in->reorder.prim) {
-      if (!bind (op, in->from, inputs[i]->data, be, error) ||
-          !prim_run (be, op, &in->reorder, error))
+      if (!bind (op, in->from, inputs[i]->data, be, error)
+          || !prim_run (be, op, &in->reorder, error))
         return FALSE;
       op->ptrs[i] = in->scratch;
     }
   }
   if (op->loop) {
-    op->loop (op, (const float *const *) op->ptrs, out->data);
+    op->loop (op, (const float *const *)op->ptrs, out->data);
     return TRUE;
   }
   for (int i = 0; i < n_inputs; i++)
     if (op->src[i] && !bind (op, op->src[i], op->ptrs[i], be, error))
       return FALSE;
-  if (!bind (op, op->dst, out->data, be, error) ||
-      !prim_run (be, op, &op->main, error))
+  if (!bind (op, op->dst, out->data, be, error)
+      || !prim_run (be, op, &op->main, error))
     return FALSE;
   return !op->act.prim || prim_run (be, op, &op->act, error);
 }
@@ -799,15 +808,15 @@ cpu_event_sync (EeBackend *base, EeEvent *ev, GError **error)
 }
 
 static gboolean
-cpu_event_elapsed_ms (EeBackend *base, EeEvent *start, EeEvent *end,
-    double *ms, GError **error)
+cpu_event_elapsed_ms (EeBackend *base, EeEvent *start, EeEvent *end, double *ms,
+                      GError **error)
 {
   if (!start->time_us || !end->time_us) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "cpu backend: elapsed time asked of an event never recorded");
+                 "cpu backend: elapsed time asked of an event never recorded");
     return FALSE;
   }
-  *ms = (double) (end->time_us - start->time_us) / 1000.0;
+  *ms = (double)(end->time_us - start->time_us) / 1000.0;
   return TRUE;
 }
 
@@ -820,12 +829,13 @@ cpu_event_free (EeBackend *base, EeEvent *ev)
 static gboolean
 cpu_sync (EeBackend *base, GError **error)
 {
-  CpuBackend *be = (CpuBackend *) base;
+  CpuBackend *be = (CpuBackend *)base;
   dnnl_status_t st = dnnl_stream_wait (be->stream);
 
   if (st != dnnl_success) {
     g_set_error (error, EE_ERROR, EE_ERROR_BACKEND,
-        "cpu backend: dnnl_stream_wait failed: %s", dnnl_status2str (st));
+                 "cpu backend: dnnl_stream_wait failed: %s",
+                 dnnl_status2str (st));
     return FALSE;
   }
   return TRUE;
@@ -863,11 +873,11 @@ ee_backend_cpu_new (int n_threads, GError **error)
   if (st == dnnl_success) {
     call = "dnnl_stream_create";
     st = dnnl_stream_create (&be->stream, be->engine,
-        dnnl_stream_default_flags);
+                             dnnl_stream_default_flags);
   }
   if (st != dnnl_success) {
     g_set_error (error, EE_ERROR, EE_ERROR_BACKEND,
-        "cpu backend: %s failed: %s", call, dnnl_status2str (st));
+                 "cpu backend: %s failed: %s", call, dnnl_status2str (st));
     cpu_free (&be->parent);
     return NULL;
   }

@@ -224,6 +224,14 @@ def norm_cases():
     c.op("batchnorm", ["x"], "y", F.gelu(F.batch_norm(x, m, v, None, None, False, 0.0, 1e-3)),
          mean="mean", var="var", eps=1e-3, act="gelu")
     c.done()
+    c = Case("batchnorm_2d")
+    x = c.input("x", 4, 10)
+    m = c.param("mean", torch.randn(10))
+    v = c.param("var", torch.rand(10) + 0.1)
+    b = c.param("b", torch.randn(10))
+    c.op("batchnorm", ["x"], "y", F.batch_norm(x, m, v, None, b, False, 0.0, 1e-5),
+         bias="b", mean="mean", var="var", eps=1e-5)
+    c.done()
     c = Case("layernorm_affine")
     x = c.input("x", 2, 9, 32)
     g = c.param("w", torch.randn(32))

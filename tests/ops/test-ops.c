@@ -24,18 +24,18 @@
 typedef struct
 {
   EeTensorDesc desc;
-  void *data;                   /* backend memory */
+  void *data; /* backend memory */
 } Value;
 
 typedef struct
 {
   EeBackend *be;
   EeSafetensors *st;
-  const char *name;             /* of the case */
-  GHashTable *values;           /* name -> Value */
-  GPtrArray *ops;               /* alive until the end: outputs' layouts point into them */
-  GPtrArray *mem;               /* backend allocations */
-  GPtrArray *host;              /* host buffers handed to uploads and downloads */
+  const char *name;   /* of the case */
+  GHashTable *values; /* name -> Value */
+  GPtrArray *ops;  /* alive until the end: outputs' layouts point into them */
+  GPtrArray *mem;  /* backend allocations */
+  GPtrArray *host; /* host buffers handed to uploads and downloads */
 } Case;
 
 static float *
@@ -47,8 +47,8 @@ load (Case *c, const char *name, EeTensorDesc *desc, GError **error)
 
   if (!t || t->ndim < 1 || t->ndim > EE_MAX_DIMS) {
     g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
-        "tensor %s %s in the vectors file", full,
-        t ? "has an unusable rank" : "is missing");
+                 "tensor %s %s in the vectors file", full,
+                 t ? "has an unusable rank" : "is missing");
     g_free (full);
     return NULL;
   }
@@ -81,8 +81,8 @@ add_input (Case *c, const char *name, GError **error)
     return FALSE;
   g_ptr_array_add (c->host, host);
   v->data = backend_alloc (c, v->desc.nbytes, error);
-  return v->data && ee_backend_upload (c->be, v->data, host, v->desc.nbytes,
-      error);
+  return v->data
+         && ee_backend_upload (c->be, v->data, host, v->desc.nbytes, error);
 }
 
 static gboolean
@@ -95,8 +95,8 @@ int_pair (JsonObject *spec, const char *key, int *dst)
   a = json_object_get_array_member (spec, key);
   if (!a || json_array_get_length (a) != 2)
     return FALSE;
-  dst[0] = (int) json_array_get_int_element (a, 0);
-  dst[1] = (int) json_array_get_int_element (a, 1);
+  dst[0] = (int)json_array_get_int_element (a, 0);
+  dst[1] = (int)json_array_get_int_element (a, 1);
   return TRUE;
 }
 
@@ -116,7 +116,7 @@ resolve (Case *c, JsonNode *node, EeTensor *t, GError **error)
 
     if (!v) {
       g_set_error (error, EE_ERROR, EE_ERROR_FORMAT, "no value %s",
-          name ? name : "?");
+                   name ? name : "?");
       return FALSE;
     }
     t->desc = v->desc;
@@ -125,28 +125,29 @@ resolve (Case *c, JsonNode *node, EeTensor *t, GError **error)
   }
   o = json_node_get_object (node);
   base = o ? g_hash_table_lookup (c->values,
-      json_object_get_string_member (o, "of")) : NULL;
+                                  json_object_get_string_member (o, "of"))
+           : NULL;
   shape = base ? json_object_get_array_member (o, "shape") : NULL;
   stride = shape ? json_object_get_array_member (o, "stride") : NULL;
   if (!stride || json_array_get_length (shape) != json_array_get_length (stride)
       || !ee_tensor_desc_is_contiguous (&base->desc)) {
     g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
-        "bad view (needs of, shape, stride of a plain value)");
+                 "bad view (needs of, shape, stride of a plain value)");
     return FALSE;
   }
   memset (t, 0, sizeof *t);
   t->desc.dtype = EE_DTYPE_F32;
   t->desc.layout = EE_LAYOUT_PLAIN;
-  t->desc.ndim = (int) json_array_get_length (shape);
+  t->desc.ndim = (int)json_array_get_length (shape);
   offset = json_object_get_int_member_with_default (o, "offset", 0);
-  t->data = (float *) base->data + offset;
+  t->data = (float *)base->data + offset;
   last = offset;
   for (int i = 0; i < t->desc.ndim; i++) {
     t->desc.shape[i] = json_array_get_int_element (shape, i);
     t->desc.stride[i] = json_array_get_int_element (stride, i);
     last += (t->desc.shape[i] - 1) * t->desc.stride[i];
   }
-  t->desc.nbytes = (size_t) (last - offset + 1) * sizeof (float);
+  t->desc.nbytes = (size_t)(last - offset + 1) * sizeof (float);
   return TRUE;
 }
 
@@ -165,10 +166,10 @@ kind_of (const char *name, EeOpKind *kind)
 /* Host parameter `key` of spec, or NULL when the op has none. */
 static gboolean
 param (Case *c, JsonObject *spec, const char *key, float **dst,
-    EeTensorDesc *desc, GPtrArray *owned, GError **error)
+       EeTensorDesc *desc, GPtrArray *owned, GError **error)
 {
-  const char *name = json_object_get_string_member_with_default (spec, key,
-      NULL);
+  const char *name
+      = json_object_get_string_member_with_default (spec, key, NULL);
 
   *dst = NULL;
   if (!name)
@@ -183,10 +184,10 @@ static gboolean
 run_op (Case *c, JsonObject *spec, GError **error)
 {
   const char *out_name = json_object_get_string_member (spec, "out");
-  const char *act = json_object_get_string_member_with_default (spec, "act",
-      "none");
+  const char *act
+      = json_object_get_string_member_with_default (spec, "act", "none");
   JsonArray *ins = json_object_get_array_member (spec, "in");
-  int n_in = ins ? (int) json_array_get_length (ins) : 0;
+  int n_in = ins ? (int)json_array_get_length (ins) : 0;
   g_autoptr (GPtrArray) owned = g_ptr_array_new_with_free_func (g_free);
   EeTensor *in = g_new0 (EeTensor, MAX (n_in, 1));
   const EeTensorDesc **in_desc = g_new0 (const EeTensorDesc *, MAX (n_in, 1));
@@ -200,35 +201,35 @@ run_op (Case *c, JsonObject *spec, GError **error)
   Value *v;
   gboolean ok = FALSE;
 
-  if (!out_name || !kind_of (json_object_get_string_member (spec, "kind"),
-          &kind)) {
+  if (!out_name
+      || !kind_of (json_object_get_string_member (spec, "kind"), &kind)) {
     g_set_error (error, EE_ERROR, EE_ERROR_FORMAT, "op without out or kind");
     goto done;
   }
   d = ee_op_desc_init (kind);
-  d.act = g_str_equal (act, "relu") ? EE_ACT_RELU :
-      g_str_equal (act, "gelu") ? EE_ACT_GELU : EE_ACT_NONE;
-  if (!int_pair (spec, "kernel", d.kernel) ||
-      !int_pair (spec, "stride", d.stride) || !int_pair (spec, "pad", d.pad)
+  d.act = g_str_equal (act, "relu")   ? EE_ACT_RELU
+          : g_str_equal (act, "gelu") ? EE_ACT_GELU
+                                      : EE_ACT_NONE;
+  if (!int_pair (spec, "kernel", d.kernel)
+      || !int_pair (spec, "stride", d.stride) || !int_pair (spec, "pad", d.pad)
       || !int_pair (spec, "dilation", d.dilation)) {
     g_set_error (error, EE_ERROR, EE_ERROR_FORMAT, "op %s: bad int pair",
-        out_name);
+                 out_name);
     goto done;
   }
-  d.ceil_mode = json_object_get_boolean_member_with_default (spec,
-      "ceil_mode", FALSE);
-  d.count_include_pad = json_object_get_boolean_member_with_default (spec,
-      "count_include_pad", TRUE);
-  d.patch = (int) json_object_get_int_member_with_default (spec, "patch", 1);
-  d.factor = (int) json_object_get_int_member_with_default (spec, "factor", 1);
-  d.eps = (float) json_object_get_double_member_with_default (spec, "eps",
-      1e-5);
-  d.alpha = (float) json_object_get_double_member_with_default (spec, "alpha",
-      1.0);
-  if (!param (c, spec, "weight", &weight, &wdesc, owned, error) ||
-      !param (c, spec, "bias", &bias, NULL, owned, error) ||
-      !param (c, spec, "mean", &mean, NULL, owned, error) ||
-      !param (c, spec, "var", &var, NULL, owned, error))
+  d.ceil_mode
+      = json_object_get_boolean_member_with_default (spec, "ceil_mode", FALSE);
+  d.count_include_pad = json_object_get_boolean_member_with_default (
+      spec, "count_include_pad", TRUE);
+  d.patch = (int)json_object_get_int_member_with_default (spec, "patch", 1);
+  d.factor = (int)json_object_get_int_member_with_default (spec, "factor", 1);
+  d.eps = (float)json_object_get_double_member_with_default (spec, "eps", 1e-5);
+  d.alpha
+      = (float)json_object_get_double_member_with_default (spec, "alpha", 1.0);
+  if (!param (c, spec, "weight", &weight, &wdesc, owned, error)
+      || !param (c, spec, "bias", &bias, NULL, owned, error)
+      || !param (c, spec, "mean", &mean, NULL, owned, error)
+      || !param (c, spec, "var", &var, NULL, owned, error))
     goto done;
   d.weight = weight;
   d.bias = bias;
@@ -237,8 +238,8 @@ run_op (Case *c, JsonObject *spec, GError **error)
   if (weight && (kind == EE_OP_CONV2D || kind == EE_OP_LINEAR))
     d.out_features = wdesc.shape[0];
   if (weight && kind == EE_OP_CONV2D) {
-    d.kernel_size[0] = (int) wdesc.shape[2];
-    d.kernel_size[1] = (int) wdesc.shape[3];
+    d.kernel_size[0] = (int)wdesc.shape[2];
+    d.kernel_size[1] = (int)wdesc.shape[3];
   }
   for (int i = 0; i < n_in; i++) {
     if (!resolve (c, json_array_get_element (ins, i), &in[i], error))
@@ -294,14 +295,13 @@ fetch (Case *c, const char *name, EeTensorDesc *desc, GError **error)
       return NULL;
     g_ptr_array_add (c->ops, op);
     plain.data = backend_alloc (c, plain.desc.nbytes, error);
-    if (!plain.data ||
-        !ee_backend_op_enqueue (c->be, op, &srcp, 1, &plain, error))
+    if (!plain.data
+        || !ee_backend_op_enqueue (c->be, op, &srcp, 1, &plain, error))
       return NULL;
   }
   host = g_new (float, ee_tensor_desc_numel (&plain.desc));
   g_ptr_array_add (c->host, host);
-  if (!ee_backend_download (c->be, host, plain.data, plain.desc.nbytes,
-          error))
+  if (!ee_backend_download (c->be, host, plain.data, plain.desc.nbytes, error))
     return NULL;
   *desc = plain.desc;
   return host;
@@ -329,8 +329,7 @@ contains (JsonArray *a, const char *s)
 
 /* Runs one case; prints a line per checked value; FALSE on any failure. */
 static gboolean
-run_case (EeBackend *be, EeSafetensors *st, JsonObject *spec,
-    double *worst)
+run_case (EeBackend *be, EeSafetensors *st, JsonObject *spec, double *worst)
 {
   Case c = { 0 };
   JsonArray *inputs = json_object_get_array_member (spec, "inputs");
@@ -356,8 +355,8 @@ run_case (EeBackend *be, EeSafetensors *st, JsonObject *spec,
     ok = run_op (&c, json_array_get_object_element (ops, i), &error);
   for (guint i = 0; ok && check && i < json_array_get_length (check); i++) {
     EeTensorDesc desc;
-    float *host = fetch (&c, json_array_get_string_element (check, i), &desc,
-        &error);
+    float *host
+        = fetch (&c, json_array_get_string_element (check, i), &desc, &error);
 
     ok = host != NULL;
     g_ptr_array_add (got, host);
@@ -383,32 +382,34 @@ run_case (EeBackend *be, EeSafetensors *st, JsonObject *spec,
     char shape[64];
 
     if (!e || !same_shape (gd, &ed)) {
-      printf ("FAIL %s/%s: %s\n", c.name, name, e ? "shape differs from "
-          "PyTorch's" : error->message);
+      printf ("FAIL %s/%s: %s\n", c.name, name,
+              e ? "shape differs from "
+                  "PyTorch's"
+                : error->message);
       g_clear_error (&error);
       g_free (e);
       ok = FALSE;
       break;
     }
     for (int64_t k = 0; k < ee_tensor_desc_numel (&ed); k++) {
-      double diff = fabs ((double) g[k] - (double) e[k]);
+      double diff = fabs ((double)g[k] - (double)e[k]);
 
       /* NaN compares false: count it as an infinite difference. */
       if (!(diff <= max_diff))
         max_diff = isnan (diff) ? INFINITY : diff;
-      max_exp = MAX (max_exp, fabs ((double) e[k]));
+      max_exp = MAX (max_exp, fabs ((double)e[k]));
     }
     rel = max_diff / MAX (max_exp, 1e-6);
     *worst = MAX (*worst, rel);
     ee_tensor_desc_shape_str (gd, shape, sizeof shape);
     if (rel > TOLERANCE || (want_backend && !is_backend)) {
       printf ("FAIL %-24s %-12s %-14s %-7s rel err %.2e%s\n", c.name, name,
-          shape, is_backend ? "backend" : "plain", rel,
-          rel > TOLERANCE ? " > 1e-5" : ", expected a backend layout");
+              shape, is_backend ? "backend" : "plain", rel,
+              rel > TOLERANCE ? " > 1e-5" : ", expected a backend layout");
       ok = FALSE;
     } else {
-      printf ("ok   %-24s %-12s %-14s %-7s rel err %.2e\n", c.name, name,
-          shape, is_backend ? "backend" : "plain", rel);
+      printf ("ok   %-24s %-12s %-14s %-7s rel err %.2e\n", c.name, name, shape,
+              is_backend ? "backend" : "plain", rel);
     }
     g_free (e);
   }
@@ -424,6 +425,94 @@ run_case (EeBackend *be, EeSafetensors *st, JsonObject *spec,
   g_ptr_array_unref (got);
   g_array_unref (got_desc);
   return ok;
+}
+
+/* op_new must refuse bad arguments with an error, not a crash. */
+static gboolean
+expect_error (EeBackend *be, const char *what, const EeOpDesc *d,
+              const EeTensorDesc *const *in, int n_in, EeErrorCode code,
+              int *n_checks)
+{
+  EeTensorDesc out;
+  GError *error = NULL;
+  EeOp *op = ee_backend_op_new (be, d, in, n_in, &out, &error);
+  gboolean ok = !op && g_error_matches (error, EE_ERROR, code);
+
+  (*n_checks)++;
+  printf ("%s errors: %-26s %s\n", ok ? "ok  " : "FAIL", what,
+          error ? error->message : "(accepted)");
+  ee_backend_op_free (be, op);
+  g_clear_error (&error);
+  return ok;
+}
+
+static int
+run_error_cases (EeBackend *be)
+{
+  static const float w[4 * 4 * 5 * 5] = { 0 };
+  const int64_t s3[3] = { 2, 4, 8 }, s_kn[3] = { 2, 7, 5 };
+  const int64_t s_gamma[2] = { 1, 5 }, s_ok[2] = { 1, 4 };
+  EeTensorDesc x = ee_tensor_desc_nchw (1, 4, 8, 12);
+  EeTensorDesc small = ee_tensor_desc_nchw (1, 4, 2, 2);
+  EeTensorDesc other = ee_tensor_desc_nchw (1, 4, 9, 12);
+  EeTensorDesc t3 = ee_tensor_desc_plain (EE_DTYPE_F32, 3, s3);
+  EeTensorDesc kn = ee_tensor_desc_plain (EE_DTYPE_F32, 3, s_kn);
+  EeTensorDesc gamma = ee_tensor_desc_plain (EE_DTYPE_F32, 2, s_gamma);
+  EeTensorDesc beta = ee_tensor_desc_plain (EE_DTYPE_F32, 2, s_ok);
+  EeTensorDesc half = ee_tensor_desc_plain (EE_DTYPE_F16, 3, s3);
+  const EeTensorDesc *px = &x, *p3 = &t3, *psmall = &small, *phalf = &half;
+  const EeTensorDesc *mm[2] = { &t3, &kn }, *film[3] = { &x, &gamma, &beta };
+  const EeTensorDesc *pair[2] = { &x, &other };
+  EeOpDesc d;
+  int failed = 0, n = 0;
+
+  d = ee_op_desc_init (EE_OP_CONV2D);
+  d.weight = w;
+  d.out_features = 4;
+  d.kernel_size[0] = d.kernel_size[1] = 5;
+  failed += !expect_error (be, "conv2d on 3 dims", &d, &p3, 1,
+                           EE_ERROR_ARGUMENT, &n);
+  failed += !expect_error (be, "conv2d input < kernel", &d, &psmall, 1,
+                           EE_ERROR_ARGUMENT, &n);
+  d.weight = NULL;
+  failed += !expect_error (be, "conv2d without weight", &d, &px, 1,
+                           EE_ERROR_ARGUMENT, &n);
+  d = ee_op_desc_init (EE_OP_PATCHIFY);
+  d.patch = 3;
+  failed += !expect_error (be, "patch not dividing W", &d, &px, 1,
+                           EE_ERROR_ARGUMENT, &n);
+  d = ee_op_desc_init (EE_OP_MAXPOOL);
+  d.kernel[0] = d.kernel[1] = 2;
+  d.pad[0] = d.pad[1] = 2;
+  failed += !expect_error (be, "pool pad > kernel/2", &d, &px, 1,
+                           EE_ERROR_ARGUMENT, &n);
+  d = ee_op_desc_init (EE_OP_MATMUL);
+  failed += !expect_error (be, "matmul K mismatch", &d, mm, 2,
+                           EE_ERROR_ARGUMENT, &n);
+  d = ee_op_desc_init (EE_OP_FILM);
+  failed += !expect_error (be, "film gamma of 5 channels", &d, film, 3,
+                           EE_ERROR_ARGUMENT, &n);
+  d = ee_op_desc_init (EE_OP_ADD);
+  failed += !expect_error (be, "add of unequal shapes", &d, pair, 2,
+                           EE_ERROR_ARGUMENT, &n);
+  failed += !expect_error (be, "add with one input", &d, pair, 1,
+                           EE_ERROR_ARGUMENT, &n);
+  d = ee_op_desc_init (EE_OP_CONCAT);
+  failed += !expect_error (be, "concat of unequal H", &d, pair, 2,
+                           EE_ERROR_ARGUMENT, &n);
+  d = ee_op_desc_init (EE_OP_UPSAMPLE_NEAREST);
+  d.factor = 0;
+  failed += !expect_error (be, "upsample factor 0", &d, &px, 1,
+                           EE_ERROR_ARGUMENT, &n);
+  d = ee_op_desc_init (EE_OP_LINEAR);
+  d.weight = w;
+  failed += !expect_error (be, "linear out_features 0", &d, &p3, 1,
+                           EE_ERROR_ARGUMENT, &n);
+  d = ee_op_desc_init (EE_OP_RELU);
+  failed += !expect_error (be, "relu on F16", &d, &phalf, 1,
+                           EE_ERROR_UNSUPPORTED, &n);
+  printf ("%d error checks, %d failed\n", n, failed);
+  return failed;
 }
 
 static gboolean
@@ -460,10 +549,10 @@ main (int argc, char **argv)
   }
   meta = ee_safetensors_metadata (st, "cases");
   parser = json_parser_new ();
-  if (!meta || !json_parser_load_from_data (parser, meta, -1, &error) ||
-      !JSON_NODE_HOLDS_ARRAY (json_parser_get_root (parser))) {
+  if (!meta || !json_parser_load_from_data (parser, meta, -1, &error)
+      || !JSON_NODE_HOLDS_ARRAY (json_parser_get_root (parser))) {
     fprintf (stderr, "test-ops: %s: metadata \"cases\" %s\n", argv[1],
-        error ? error->message : "missing or not a list");
+             error ? error->message : "missing or not a list");
     return 1;
   }
   cases = json_node_get_array (json_parser_get_root (parser));
@@ -483,8 +572,10 @@ main (int argc, char **argv)
       n_failed++;
   }
 
+  if (argc <= 2)
+    n_failed += run_error_cases (be);
   printf ("%d cases, %d failed, worst relative error %.2e (tolerance %.0e)\n",
-      n_run, n_failed, worst, TOLERANCE);
+          n_run, n_failed, worst, TOLERANCE);
   ee_backend_free (be);
   g_object_unref (parser);
   ee_safetensors_free (st);
