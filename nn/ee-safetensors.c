@@ -225,16 +225,23 @@ json_lex_check (const char *file, const char *s, size_t n, GError **error)
 {
   size_t i = 0, start = 0;
   int depth = 0;
+  gboolean done = FALSE; /* the top-level value is complete */
   const char *why = NULL;
 
   while (i < n && !why) {
-    start = i;
     gboolean scalar = TRUE; /* a number or a word, which needs a delimiter */
+    start = i;
+    if (strchr (" \t\n\r", s[i])) {
+      i++;
+      continue;
+    }
+    /* json-glib parses "{...}{...}" as a sequence of documents and keeps the
+     * last (leaking the others): a header must be exactly one value. */
+    if (done) {
+      why = "text after the JSON value";
+      break;
+    }
     switch (s[i]) {
-      case ' ':
-      case '\t':
-      case '\n':
-      case '\r':
       case ',':
       case ':':
         i++;
@@ -247,7 +254,7 @@ json_lex_check (const char *file, const char *s, size_t n, GError **error)
         continue;
       case '}':
       case ']':
-        depth--;
+        done = --depth <= 0;
         i++;
         continue;
       case '"':
@@ -275,6 +282,7 @@ json_lex_check (const char *file, const char *s, size_t n, GError **error)
     }
     if (!why && scalar && !is_delimiter (s, n, i))
       why = "unexpected character after a value";
+    done = depth <= 0;
   }
   if (why) {
     g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,

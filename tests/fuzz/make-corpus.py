@@ -58,6 +58,9 @@ def main():
         '{"a":{"dtype":"F32","shape":[18446744073709551617],'
         '"data_offsets":[0,4]}}', bytes(4))
     raw("invalid-json.safetensors", "{'a': [1, 2,]}")
+    # json-glib alone reads a sequence of documents (found by fuzzing)
+    raw("invalid-two-values.safetensors",
+        '{}{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', bytes(4))
     with open(os.path.join(OUT, "invalid-length.safetensors"), "wb") as f:
         f.write(struct.pack("<Q", 2**64 - 7) + b"{}")
     with open(os.path.join(OUT, "invalid-short.safetensors"), "wb") as f:

@@ -90,6 +90,11 @@ static const Refusal refusals[] = {
   { "json/trailing-garbage", "{} x", 0, F, "JSON header" },
   { "json/single-quotes", "{'w': {}}", 0, F, "JSON header" },
   { "json/comment", "{}/* c */", 0, F, "JSON header" },
+  /* json-glib would read a sequence of documents and keep the last */
+  { "json/two-values", "{}{`w`: 1}", 0, F, "after the JSON value" },
+  { "json/two-values-spaced", "{`a`: 1} \n []", 0, F, "after the JSON value" },
+  { "json/value-then-comma", "{} ,", 0, F, "after the JSON value" },
+  { "json/scalar-then-object", "1 {}", 0, F, "after the JSON value" },
   { "json/trailing-comma", "{`w`: 1,}", 0, F, "JSON header" },
   { "json/leading-zero", W ("F32", "[01]", "[0, 4]"), 4, F, "leading zero" },
   { "json/hex", W ("F32", "[0x1]", "[0, 4]"), 4, F, "JSON header" },
@@ -327,62 +332,60 @@ test_valid_layout (void)
 {
   const char *json
       = "{`b`: " ENTRY ("F32", "[2, 3]", "[4, 28]") ", `a`: " ENTRY (
-          "F32",
-          "[]", "[0, 4]") ", `empty`: " ENTRY ("F16",
-                                               "[0, 9223372036854775807]",
-                                               "[28, 28]") ", `caf\\u00e9 "
-                                                           "\\ud83d\\ude00`:"
-                                                           " " ENTRY ("BF16",
-                                                                      "[1]",
-                                                                      "[28, "
-                                                                      "30]") ","
-                                                                             " "
-                                                                             "`"
-                                                                             "_"
-                                                                             "_"
-                                                                             "m"
-                                                                             "e"
-                                                                             "t"
-                                                                             "a"
-                                                                             "d"
-                                                                             "a"
-                                                                             "t"
-                                                                             "a"
-                                                                             "_"
-                                                                             "_"
-                                                                             "`"
-                                                                             ":"
-                                                                             " "
-                                                                             "{"
-                                                                             "`"
-                                                                             "v"
-                                                                             "e"
-                                                                             "r"
-                                                                             "s"
-                                                                             "i"
-                                                                             "o"
-                                                                             "n"
-                                                                             "`"
-                                                                             ":"
-                                                                             " "
-                                                                             "`"
-                                                                             "2"
-                                                                             "`"
-                                                                             ","
-                                                                             " "
-                                                                             "`"
-                                                                             "a"
-                                                                             "r"
-                                                                             "c"
-                                                                             "h"
-                                                                             "`"
-                                                                             ":"
-                                                                             " "
-                                                                             "`"
-                                                                             "x"
-                                                                             "`"
-                                                                             "}"
-                                                                             "}";
+          "F32", "[]",
+          "[0, 4]") ", `empty`: " ENTRY ("F16", "[0, 9223372036854775807]",
+                                         "[28, 28]") ", `caf\\u00e9 "
+                                                     "\\ud83d\\ude00`:"
+                                                     " " ENTRY ("BF16", "[1]",
+                                                                "[28, "
+                                                                "30]") ","
+                                                                       " "
+                                                                       "`"
+                                                                       "_"
+                                                                       "_"
+                                                                       "m"
+                                                                       "e"
+                                                                       "t"
+                                                                       "a"
+                                                                       "d"
+                                                                       "a"
+                                                                       "t"
+                                                                       "a"
+                                                                       "_"
+                                                                       "_"
+                                                                       "`"
+                                                                       ":"
+                                                                       " "
+                                                                       "{"
+                                                                       "`"
+                                                                       "v"
+                                                                       "e"
+                                                                       "r"
+                                                                       "s"
+                                                                       "i"
+                                                                       "o"
+                                                                       "n"
+                                                                       "`"
+                                                                       ":"
+                                                                       " "
+                                                                       "`"
+                                                                       "2"
+                                                                       "`"
+                                                                       ","
+                                                                       " "
+                                                                       "`"
+                                                                       "a"
+                                                                       "r"
+                                                                       "c"
+                                                                       "h"
+                                                                       "`"
+                                                                       ":"
+                                                                       " "
+                                                                       "`"
+                                                                       "x"
+                                                                       "`"
+                                                                       "}"
+                                                                       "}";
   GString *padded = g_string_new (json);
   GBytes *bytes;
   EeSafetensors *st;
@@ -686,11 +689,9 @@ run_reference (const char *command, const char *dir)
   script
       = g_build_filename (root, "tests", "modelfile", "modelfile-ref.py", NULL);
   convert = g_build_filename (root, "models", "convert", NULL);
-  {
-    const char *argv[] = { python, script, convert, command, dir, NULL };
-    g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
-                  &err, &status, &error);
-  }
+  const char *argv[] = { python, script, convert, command, dir, NULL };
+  g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
+                &err, &status, &error);
   g_assert_no_error (error);
   if (!g_spawn_check_wait_status (status, NULL))
     g_error ("modelfile-ref.py %s failed:\n%s%s", command, out, err);
