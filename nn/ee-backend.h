@@ -25,6 +25,19 @@ typedef struct _EeBackend EeBackend;
 typedef struct _EeOp EeOp;
 typedef struct _EeEvent EeEvent;
 
+/* Numeric precision of a backend instance, chosen at creation. */
+typedef enum
+{
+  EE_PRECISION_FP32,            /* reference: fp32 storage and math, no TF32 */
+  EE_PRECISION_TF32,            /* fp32 storage, TF32 tensor cores in conv/GEMM */
+  EE_PRECISION_FP16,            /* fp16 storage, fp32 accumulation */
+  EE_PRECISION_BF16,            /* bf16 storage, fp32 accumulation */
+} EePrecision;
+
+/* "fp32", "tf32", "fp16", "bf16"; FALSE for anything else. */
+gboolean ee_precision_from_string (const char *name, EePrecision * precision);
+const char *ee_precision_name (EePrecision precision);
+
 typedef enum
 {
   EE_ACT_NONE,
@@ -195,6 +208,11 @@ double ee_op_flops (const EeOpDesc * desc, const EeTensorDesc * const *in, int n
 
 /* The CPU backend (oneDNN). n_threads <= 0: all cores. */
 EeBackend *ee_backend_cpu_new (int n_threads, GError ** error);
+/* The same in fp32 or bf16 (bf16 convolutions and large inner products, fp32
+ * accumulation; other ops in fp32). Other precisions, and bf16 on a CPU
+ * oneDNN has no bf16 kernels for, are EE_ERROR_UNSUPPORTED. */
+EeBackend *ee_backend_cpu_new_full (int n_threads, EePrecision precision,
+    GError ** error);
 
 G_END_DECLS
 #endif /* EE_BACKEND_H */

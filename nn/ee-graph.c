@@ -326,7 +326,15 @@ ee_graph_mark_output (EeGraph *g, int value, GError **error)
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT, "mark_output: bad value");
     return -1;
   }
-  id = ensure_plain (g, value, error);
+  /* Outputs are read on the host as float: a backend computing in F16 or
+   * BF16 converts in the reorder (which always produces plain F32). */
+  if (value_at (g, value)->desc.dtype != EE_DTYPE_F32) {
+    EeOpDesc d = ee_op_desc_init (EE_OP_REORDER);
+
+    id = ee_graph_op (g, "reorder", &d, &value, 1, error);
+  } else {
+    id = ensure_plain (g, value, error);
+  }
   if (id < 0)
     return -1;
   value_at (g, id)->is_output = TRUE;
@@ -563,9 +571,10 @@ ee_graph_download (EeGraph *g, int output, float *host, GError **error)
 
   g_return_val_if_fail (g->planned, FALSE);
   if (!value_valid (g, output) || !value_at (g, output)->is_output ||
-      !ee_tensor_desc_is_contiguous (&value_at (g, output)->desc)) {
+      !ee_tensor_desc_is_contiguous (&value_at (g, output)->desc) ||
+      value_at (g, output)->desc.dtype != EE_DTYPE_F32) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "download: value %d is not a contiguous marked output", output);
+        "download: value %d is not a contiguous F32 marked output", output);
     return FALSE;
   }
   v = value_at (g, output);
