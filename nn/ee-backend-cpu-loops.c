@@ -4,10 +4,31 @@
  * activation layouts (NHWC, nChw8c, nChw16c) directly, through a CpuView, so
  * a convolution's output needs no reorder before FiLM, patchify, upsampling
  * or a reduction. Reductions accumulate in double: a sum over a whole density
- * map must not depend on the order the threads add. */
+ * map must not depend on the order the threads add.
+ *
+ * bf16 inputs (a bf16 convolution's output) are read in place and computed
+ * on in fp32. FiLM, which sits between two convolutions, writes the input's
+ * data type; the others write fp32. */
 #include "ee-backend-cpu-private.h"
 
 #include <math.h>
+
+/* Element i of a tensor of floats, or of bf16 values when bf16. */
+static inline float
+ld (const void *p, int64_t i, gboolean bf16)
+{
+  return bf16 ? cpu_bf16_to_f32 (((const uint16_t *)p)[i])
+              : ((const float *)p)[i];
+}
+
+static inline void
+st (void *p, int64_t i, gboolean bf16, float x)
+{
+  if (bf16)
+    ((uint16_t *)p)[i] = cpu_f32_to_bf16 (x);
+  else
+    ((float *)p)[i] = x;
+}
 
 static inline int64_t
 at (const CpuView *v, int64_t n, int64_t c, int64_t h, int64_t w)
@@ -52,12 +73,15 @@ out_dense (int ndim, const int64_t *shape, EeTensorDesc *out)
 
 /* ---- FiLM: y = act (gamma[n,c] * x + beta[n,c]) ---- */
 
-static void
-film_loop (const EeOp *op, const float *const *in, float *out)
+/* x and y in one data type, bf16 or float: the compiler specialises each
+ * call, whose flag is a constant. gamma and beta are read as their views
+ * say. */
+static inline void
+film_run (const EeOp *op, const void *const *in, void *out, gboolean bf16)
 {
   const CpuView *x = &op->view[0], *g = &op->view[1], *b = &op->view[2];
   const CpuView *y = &op->out_view;
-  const float *xd = in[0], *gd = in[1], *bd = in[2];
+  const void *xd = in[0], *gd = in[1], *bd = in[2];
   const int64_t blk = x->block, nblk = x->cpad / blk;
   const EeActivation act = op->desc.act;
 
@@ -68,13 +92,15 @@ film_loop (const EeOp *op, const float *const *in, float *out)
     for (int64_t n = 0; n < x->n; n++)
       for (int64_t h = 0; h < x->h; h++)
         for (int64_t w = 0; w < x->w; w++) {
-          const float *xp = xd + n * x->sn + h * x->sh + w * x->sw;
-          float *yp = out + n * y->sn + h * y->sh + w * y->sw;
+          int64_t xo = n * x->sn + h * x->sh + w * x->sw;
+          int64_t yo = n * y->sn + h * y->sh + w * y->sw;
 
           for (int64_t c = 0; c < x->c; c++)
-            yp[c] = activate (gd[n * g->sn + c * g->sw] * xp[c]
-                                  + bd[n * b->sn + c * b->sw],
-                              act);
+            st (out, yo + c, bf16,
+                activate (ld (gd, n * g->sn + c * g->sw, g->bf16)
+                                  * ld (xd, xo + c, bf16)
+                              + ld (bd, n * b->sn + c * b->sw, b->bf16),
+                          act));
         }
     return;
   }
@@ -84,21 +110,34 @@ film_loop (const EeOp *op, const float *const *in, float *out)
   for (int64_t n = 0; n < x->n; n++)
     for (int64_t cb = 0; cb < nblk; cb++)
       for (int64_t h = 0; h < x->h; h++) {
-        const float *xr = xd + n * x->sn + cb * x->sc + h * x->sh;
-        float *yr = out + n * y->sn + cb * y->sc + h * y->sh;
+        int64_t xr = n * x->sn + cb * x->sc + h * x->sh;
+        int64_t yr = n * y->sn + cb * y->sc + h * y->sh;
 
         for (int64_t w = 0; w < x->w; w++)
           for (int64_t k = 0; k < blk; k++) {
             int64_t c = cb * blk + k;
 
-            yr[w * y->sw + k]
-                = c < x->c
-                      ? activate (gd[n * g->sn + c * g->sw] * xr[w * x->sw + k]
-                                      + bd[n * b->sn + c * b->sw],
-                                  act)
-                      : 0.0f;
+            st (out, yr + w * y->sw + k, bf16,
+                c < x->c
+                    ? activate (ld (gd, n * g->sn + c * g->sw, g->bf16)
+                                        * ld (xd, xr + w * x->sw + k, bf16)
+                                    + ld (bd, n * b->sn + c * b->sw, b->bf16),
+                                act)
+                    : 0.0f);
           }
       }
+}
+
+static void
+film_loop (const EeOp *op, const void *const *in, void *out)
+{
+  film_run (op, in, out, FALSE);
+}
+
+static void
+film_loop_bf16 (const EeOp *op, const void *const *in, void *out)
+{
+  film_run (op, in, out, TRUE);
 }
 
 gboolean
@@ -129,7 +168,8 @@ cpu_film_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
       || !cpu_loop_input (be, op, 2, in[2], error))
     return FALSE;
   if (x->layout == EE_LAYOUT_BACKEND && !op->in[0].reorder.prim) {
-    /* A backend layout read in place is kept: the output takes it. */
+    /* A backend layout read in place is kept, data type included: the
+     * output takes it. */
     op->out_view = op->view[0];
     cpu_out_from_md (op, x->layout_desc, out);
   } else {
@@ -137,17 +177,17 @@ cpu_film_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
                     x->shape[3]);
     out_dense (4, x->shape, out);
   }
-  op->loop = film_loop;
+  op->loop = op->out_view.bf16 ? film_loop_bf16 : film_loop;
   return TRUE;
 }
 
 /* ---- patchify: (N,C,H,W) -> (N, (H/P)(W/P), P*P*C), vector (py,px,c) ---- */
 
-static void
-patchify_loop (const EeOp *op, const float *const *in, float *out)
+/* The input is bf16 or float, a constant in each call; tokens are float. */
+static inline void
+patchify_run (const EeOp *op, const void *xd, float *out, gboolean bf16)
 {
   const CpuView *x = &op->view[0];
-  const float *xd = in[0];
   const int64_t p = op->desc.patch, gw = x->w / p;
   const int64_t tokens = (x->h / p) * gw, len = p * p * x->c;
 
@@ -160,8 +200,20 @@ patchify_loop (const EeOp *op, const float *const *in, float *out)
       for (int64_t py = 0; py < p; py++)
         for (int64_t px = 0; px < p; px++)
           for (int64_t c = 0; c < x->c; c++)
-            *o++ = xd[at (x, n, c, y0 + py, x0 + px)];
+            *o++ = ld (xd, at (x, n, c, y0 + py, x0 + px), bf16);
     }
+}
+
+static void
+patchify_loop (const EeOp *op, const void *const *in, void *out)
+{
+  patchify_run (op, in[0], out, FALSE);
+}
+
+static void
+patchify_loop_bf16 (const EeOp *op, const void *const *in, void *out)
+{
+  patchify_run (op, in[0], out, TRUE);
 }
 
 gboolean
@@ -188,17 +240,18 @@ cpu_patchify_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   shape[1] = (x->shape[2] / d->patch) * (x->shape[3] / d->patch);
   shape[2] = (int64_t)d->patch * d->patch * x->shape[1];
   out_dense (3, shape, out);
-  op->loop = patchify_loop;
+  op->loop = op->view[0].bf16 ? patchify_loop_bf16 : patchify_loop;
   return TRUE;
 }
 
 /* ---- nearest upsampling by an integer factor ---- */
 
 static void
-upsample_loop (const EeOp *op, const float *const *in, float *out)
+upsample_loop (const EeOp *op, const void *const *in, void *out_)
 {
   const CpuView *x = &op->view[0];
-  const float *xd = in[0];
+  const void *xd = in[0];
+  float *out = out_;
   const int64_t f = op->desc.factor, oh = x->h * f, ow = x->w * f;
 
 #pragma omp parallel for collapse(3) schedule(static)
@@ -208,7 +261,7 @@ upsample_loop (const EeOp *op, const float *const *in, float *out)
         float *o = out + ((n * x->c + c) * oh + h) * ow;
 
         for (int64_t w = 0; w < ow; w++)
-          o[w] = xd[at (x, n, c, h / f, w / f)];
+          o[w] = ld (xd, at (x, n, c, h / f, w / f), x->bf16);
       }
 }
 
@@ -238,10 +291,11 @@ cpu_upsample_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 /* ---- sum of each batch item, times alpha ---- */
 
 static void
-sum_loop (const EeOp *op, const float *const *in, float *out)
+sum_loop (const EeOp *op, const void *const *in, void *out_)
 {
   const CpuView *x = &op->view[0];
-  const float *xd = in[0];
+  const void *xd = in[0];
+  float *out = out_;
 
   for (int64_t n = 0; n < x->n; n++) {
     double acc = 0.0;
@@ -252,7 +306,7 @@ sum_loop (const EeOp *op, const float *const *in, float *out)
         double row = 0.0;
 
         for (int64_t w = 0; w < x->w; w++)
-          row += xd[at (x, n, c, h, w)];
+          row += ld (xd, at (x, n, c, h, w), x->bf16);
         acc += row;
       }
     out[n] = (float)(acc * op->desc.alpha);
@@ -275,10 +329,11 @@ cpu_sum_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 /* ---- global average pooling ---- */
 
 static void
-global_avgpool_loop (const EeOp *op, const float *const *in, float *out)
+global_avgpool_loop (const EeOp *op, const void *const *in, void *out_)
 {
   const CpuView *x = &op->view[0];
-  const float *xd = in[0];
+  const void *xd = in[0];
+  float *out = out_;
   const double scale = 1.0 / (double)(x->h * x->w);
 
 #pragma omp parallel for collapse(2) schedule(static)
@@ -288,7 +343,7 @@ global_avgpool_loop (const EeOp *op, const float *const *in, float *out)
 
       for (int64_t h = 0; h < x->h; h++)
         for (int64_t w = 0; w < x->w; w++)
-          acc += xd[at (x, n, c, h, w)];
+          acc += ld (xd, at (x, n, c, h, w), x->bf16);
       out[n * x->c + c] = (float)(acc * scale);
     }
 }
@@ -310,11 +365,12 @@ cpu_global_avgpool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 /* ---- average pooling with PyTorch's divisor at ceil-mode edges ---- */
 
 static void
-avgpool_loop (const EeOp *op, const float *const *in, float *out)
+avgpool_loop (const EeOp *op, const void *const *in, void *out_)
 {
   const CpuView *x = &op->view[0];
   const CpuView *y = &op->out_view;
-  const float *xd = in[0];
+  const void *xd = in[0];
+  float *out = out_;
   const int *k = op->desc.kernel, *s = op->desc.stride, *p = op->desc.pad;
   const gboolean include_pad = op->desc.count_include_pad;
 
@@ -339,7 +395,7 @@ avgpool_loop (const EeOp *op, const float *const *in, float *out)
             count = (h1 - h0) * (w1 - w0);
           for (int64_t h = h0; h < h1; h++)
             for (int64_t w = w0; w < w1; w++)
-              acc += xd[at (x, n, c, h, w)];
+              acc += ld (xd, at (x, n, c, h, w), x->bf16);
           out[at (y, n, c, oh, ow)] = (float)(acc / (double)count);
         }
 }

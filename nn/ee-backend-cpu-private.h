@@ -10,6 +10,7 @@
 #include "ee-backend.h"
 
 #include <oneapi/dnnl/dnnl.h>
+#include <string.h>
 
 G_BEGIN_DECLS
 
@@ -17,6 +18,9 @@ typedef struct
 {
   EeBackend parent;
   int n_threads;
+  /* bf16: convolutions compute in bf16 (fp32 accumulation) and hand bf16
+   * tensors on; large inner products take bf16 weights. */
+  gboolean bf16;
   dnnl_engine_t engine;
   dnnl_stream_t stream;
   /* One scratchpad for every primitive of the instance, since its single
@@ -49,17 +53,18 @@ typedef struct
 /* A 4-d tensor as the loops address it: element (n, c, h, w) lies at
  * n*sn + (c / block)*sc + h*sh + w*sw + c % block. block is 1 for plain
  * tensors and for oneDNN's NHWC (sc = 1), 8 or 16 for nChw8c/nChw16c,
- * whose channels are padded up to cpad with zeros. */
+ * whose channels are padded up to cpad with zeros. Elements are float, or
+ * bf16 (the upper half of a float) when bf16 is set. */
 typedef struct
 {
   int64_t n, c, h, w;
   int64_t sn, sc, sh, sw;
   int64_t block;
   int64_t cpad;
+  gboolean bf16;
 } CpuView;
 
-typedef void (*CpuLoopFunc) (const EeOp *op, const float *const *in,
-                             float *out);
+typedef void (*CpuLoopFunc) (const EeOp *op, const void *const *in, void *out);
 
 struct _EeOp
 {
@@ -89,6 +94,35 @@ struct _EeOp
 
 #define CPU_ALIGN 64
 
+static inline float
+cpu_bf16_to_f32 (uint16_t b)
+{
+  uint32_t u = (uint32_t)b << 16;
+  float f;
+
+  memcpy (&f, &u, sizeof f);
+  return f;
+}
+
+/* Round to nearest even, as oneDNN rounds; NaN stays NaN. */
+static inline uint16_t
+cpu_f32_to_bf16 (float f)
+{
+  uint32_t u;
+
+  memcpy (&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u)
+    return (uint16_t)((u >> 16) | 0x40u);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* oneDNN's data type for a tensor's dtype (the backend takes F32 and BF16). */
+static inline dnnl_data_type_t
+cpu_dt (EeDType dtype)
+{
+  return dtype == EE_DTYPE_BF16 ? dnnl_bf16 : dnnl_f32;
+}
+
 gboolean cpu_check (dnnl_status_t st, const EeOp *op, const char *call,
                     GError **error);
 /* Checks a oneDNN call, naming the op and the function in the error. */
@@ -110,11 +144,13 @@ dnnl_memory_t cpu_memory_new (CpuBackend *be, EeOp *op,
  * strides for plain ones. */
 gboolean cpu_md_of (const EeOp *op, const EeTensorDesc *t,
                     dnnl_memory_desc_t *md, GError **error);
-void cpu_md_dense (int ndim, const int64_t *shape, dnnl_memory_desc_t *md);
-void cpu_md_any (int ndim, const int64_t *shape, dnnl_memory_desc_t *md);
+void cpu_md_dense (int ndim, const int64_t *shape, dnnl_data_type_t dt,
+                   dnnl_memory_desc_t *md);
+void cpu_md_any (int ndim, const int64_t *shape, dnnl_data_type_t dt,
+                 dnnl_memory_desc_t *md);
 gboolean cpu_md_is_dense (const dnnl_memory_desc_t *md);
-/* Fills *out from md; a layout other than dense row-major becomes
- * EE_LAYOUT_BACKEND pointing at op->out_md. */
+/* Fills *out from md; a layout other than dense row-major, and any bf16
+ * tensor, becomes EE_LAYOUT_BACKEND pointing at op->out_md. */
 void cpu_out_from_md (EeOp *op, const dnnl_memory_desc_t *md,
                       EeTensorDesc *out);
 
@@ -124,9 +160,10 @@ gboolean cpu_input_setup (CpuBackend *be, EeOp *op, int i,
                           const dnnl_memory_desc_t *have,
                           const dnnl_memory_desc_t *want, GError **error);
 /* As cpu_input_setup, with `want` the dense row-major layout of the
- * input's shape, for inputs that are not already dense. */
+ * input's shape in data type dt, for inputs that are not already that. */
 gboolean cpu_input_dense (CpuBackend *be, EeOp *op, int i,
-                          const EeTensorDesc *t, GError **error);
+                          const EeTensorDesc *t, dnnl_data_type_t dt,
+                          GError **error);
 
 /* An attribute with a user scratchpad, the activation as a post-op and,
  * unless 1, alpha as output scale; NULL with *error set on failure. */
@@ -149,6 +186,7 @@ gboolean cpu_act_setup (CpuBackend *be, EeOp *op, EeActivation act,
 /* A CpuView of a tensor, plain or channel-blocked; FALSE for other
  * layouts. ndim < 4 tensors get leading unit dims after N. */
 gboolean cpu_view_of (const EeTensorDesc *t, CpuView *v);
+/* A dense NCHW view of floats. */
 void cpu_view_dense (CpuView *v, int64_t n, int64_t c, int64_t h, int64_t w);
 
 /* Builders, one per op kind or family: validate what check_inputs in
@@ -214,7 +252,8 @@ gboolean cpu_avgpool_loop_new (CpuBackend *be, EeOp *op,
                                const int64_t *oshape, EeTensorDesc *out,
                                GError **error);
 
-/* Loop ops read inputs they cannot address through a reorder to dense. */
+/* Loop ops read inputs they cannot address through a reorder to dense
+ * float. */
 gboolean cpu_loop_input (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
                          GError **error);
 

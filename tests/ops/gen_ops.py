@@ -155,7 +155,13 @@ def chain_case():
     c.op("gelu", ["c3"], "gelu", F.gelu(y3))
     c.op("relu", ["c3"], "relu", F.relu(y3))
     c.op("concat", ["pool", "film", "z"], "concat", torch.cat([p, film, z], 1))
-    c.op("patchify", ["c2"], "patchify", patchify_ref(y2, 4), patch=4)
+    c.op("concat", ["c3", "film"], "concat_convs", torch.cat([y3, film], 1))
+    t = c.op("patchify", ["c2"], "patchify", patchify_ref(y2, 4), patch=4)
+    # an exit's patch projection, on the tokens of a feature map that is bf16 in
+    # a bf16 backend
+    pw = c.param("proj_w", torch.randn(512, 512) / math.sqrt(512))
+    pb = c.param("proj_b", torch.randn(512) * 0.1)
+    c.op("linear", ["patchify"], "proj", F.linear(t, pw, pb), weight="proj_w", bias="proj_b")
     c.op("upsample_nearest", ["c3"], "upsample", F.interpolate(y3, scale_factor=2, mode="nearest"),
          factor=2)
     c.op("sum", ["c3"], "sum", y3.sum(dim=(1, 2, 3)).reshape(1, 1) * 0.5, alpha=0.5)

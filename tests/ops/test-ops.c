@@ -1,16 +1,24 @@
 /* gst-earlyexit: every op of the CPU backend against PyTorch.
  *
- * Usage: test-ops VECTORS.safetensors [CASE...]
+ * Usage: test-ops [--precision fp32|bf16] [--expect-unsupported]
+ *                 VECTORS.safetensors [CASE...]
  *
  * The vectors come from gen_ops.py: metadata "cases" lists, per case, the
  * input tensors, a sequence of ops (kind, parameters, inputs by value name or
  * as strided views) and the values to compare with PyTorch's float64 result.
  * Each case runs as a model would: op_new for all ops, upload, op_enqueue,
- * then EE_OP_REORDER for outputs left in a backend layout, download, sync.
- * One line per checked value gives its relative error,
+ * then EE_OP_REORDER for outputs left in a backend layout or not F32,
+ * download, sync. One line per checked value gives its relative error,
  * max |got - expected| / max (max |expected|, 1e-6), which must stay within
- * 1e-5. Values listed under "backend" must come out in a backend layout, so
- * the test knows blocked tensors really flowed between ops. */
+ * 1e-5 in fp32 and 2e-2 in bf16 (8 significant bits, rounded at every
+ * convolution). Values listed under "backend" must come out in a backend
+ * layout, so the test knows blocked tensors really flowed between ops; in
+ * bf16 they must also be BF16, so the test knows chains of convolutions
+ * stayed bf16.
+ *
+ * A CPU oneDNN has no bf16 kernels for makes a bf16 instance
+ * EE_ERROR_UNSUPPORTED: the run is then skipped (exit status 77), or passes
+ * with --expect-unsupported, which fails if the instance is created. */
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,7 +27,10 @@
 #include "ee-backend.h"
 #include "ee-safetensors.h"
 
-#define TOLERANCE 1e-5
+#define EXIT_SKIP 77
+
+static double tolerance = 1e-5;
+static gboolean bf16;
 
 typedef struct
 {
@@ -270,7 +281,7 @@ done:
 }
 
 /* Downloads value `name` as plain floats, through a reorder op when it is in a
- * backend layout. */
+ * backend layout or another data type. */
 static float *
 fetch (Case *c, const char *name, EeTensorDesc *desc, GError **error)
 {
@@ -289,11 +300,19 @@ fetch (Case *c, const char *name, EeTensorDesc *desc, GError **error)
   src.desc = v->desc;
   src.data = v->data;
   plain = src;
-  if (v->desc.layout == EE_LAYOUT_BACKEND) {
+  if (v->desc.layout == EE_LAYOUT_BACKEND || v->desc.dtype != EE_DTYPE_F32) {
     op = ee_backend_op_new (c->be, &d, &srcd, 1, &plain.desc, error);
     if (!op)
       return NULL;
     g_ptr_array_add (c->ops, op);
+    if (plain.desc.layout != EE_LAYOUT_PLAIN
+        || plain.desc.dtype != EE_DTYPE_F32) {
+      g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+                   "reorder of %s gave %s %s, expected plain F32", name,
+                   plain.desc.layout == EE_LAYOUT_PLAIN ? "plain" : "backend",
+                   ee_dtype_name (plain.desc.dtype));
+      return NULL;
+    }
     plain.data = backend_alloc (c, plain.desc.nbytes, error);
     if (!plain.data
         || !ee_backend_op_enqueue (c->be, op, &srcp, 1, &plain, error))
@@ -378,7 +397,9 @@ run_case (EeBackend *be, EeSafetensors *st, JsonObject *spec, double *worst)
     float *e = load (&c, name, &ed, &error);
     double max_diff = 0.0, max_exp = 0.0, rel;
     gboolean want_backend = contains (backend, name);
-    gboolean is_backend = v->desc.layout == EE_LAYOUT_BACKEND;
+    gboolean is_backend = v->desc.layout == EE_LAYOUT_BACKEND
+                          && (!bf16 || v->desc.dtype == EE_DTYPE_BF16);
+    const char *dtype = ee_dtype_name (v->desc.dtype);
     char shape[64];
 
     if (!e || !same_shape (gd, &ed)) {
@@ -402,14 +423,18 @@ run_case (EeBackend *be, EeSafetensors *st, JsonObject *spec, double *worst)
     rel = max_diff / MAX (max_exp, 1e-6);
     *worst = MAX (*worst, rel);
     ee_tensor_desc_shape_str (gd, shape, sizeof shape);
-    if (rel > TOLERANCE || (want_backend && !is_backend)) {
-      printf ("FAIL %-24s %-12s %-14s %-7s rel err %.2e%s\n", c.name, name,
-              shape, is_backend ? "backend" : "plain", rel,
-              rel > TOLERANCE ? " > 1e-5" : ", expected a backend layout");
+    if (rel > tolerance || (want_backend && !is_backend)) {
+      printf ("FAIL %-24s %-12s %-14s %-7s %-4s rel err %.2e%s\n", c.name, name,
+              shape, v->desc.layout == EE_LAYOUT_BACKEND ? "backend" : "plain",
+              dtype, rel,
+              rel > tolerance ? " > tolerance"
+              : bf16          ? ", expected a BF16 backend layout"
+                              : ", expected a backend layout");
       ok = FALSE;
     } else {
-      printf ("ok   %-24s %-12s %-14s %-7s rel err %.2e\n", c.name, name, shape,
-              is_backend ? "backend" : "plain", rel);
+      printf ("ok   %-24s %-12s %-14s %-7s %-4s rel err %.2e\n", c.name, name,
+              shape, v->desc.layout == EE_LAYOUT_BACKEND ? "backend" : "plain",
+              dtype, rel);
     }
     g_free (e);
   }
@@ -460,7 +485,9 @@ run_error_cases (EeBackend *be)
   EeTensorDesc gamma = ee_tensor_desc_plain (EE_DTYPE_F32, 2, s_gamma);
   EeTensorDesc beta = ee_tensor_desc_plain (EE_DTYPE_F32, 2, s_ok);
   EeTensorDesc half = ee_tensor_desc_plain (EE_DTYPE_F16, 3, s3);
+  EeTensorDesc brain = ee_tensor_desc_plain (EE_DTYPE_BF16, 3, s3);
   const EeTensorDesc *px = &x, *p3 = &t3, *psmall = &small, *phalf = &half;
+  const EeTensorDesc *pbrain = &brain;
   const EeTensorDesc *mm[2] = { &t3, &kn }, *film[3] = { &x, &gamma, &beta };
   const EeTensorDesc *pair[2] = { &x, &other };
   EeOpDesc d;
@@ -511,6 +538,9 @@ run_error_cases (EeBackend *be)
   d = ee_op_desc_init (EE_OP_RELU);
   failed += !expect_error (be, "relu on F16", &d, &phalf, 1,
                            EE_ERROR_UNSUPPORTED, &n);
+  if (!bf16)
+    failed += !expect_error (be, "relu on BF16 in fp32", &d, &pbrain, 1,
+                             EE_ERROR_UNSUPPORTED, &n);
   printf ("%d error checks, %d failed\n", n, failed);
   return failed;
 }
@@ -526,22 +556,76 @@ selected (const char *name, int argc, char **argv)
   return FALSE;
 }
 
+/* The backend, or NULL with *status the exit status to return. */
+static EeBackend *
+backend_new (EePrecision precision, gboolean expect_unsupported, int *status)
+{
+  GError *error = NULL;
+  EeBackend *be = ee_backend_cpu_new_full (0, precision, &error);
+
+  if (be && expect_unsupported) {
+    fprintf (stderr,
+             "test-ops: a %s backend was created, expected "
+             "EE_ERROR_UNSUPPORTED\n",
+             ee_precision_name (precision));
+    ee_backend_free (be);
+    *status = 1;
+    return NULL;
+  }
+  if (be)
+    return be;
+  if (g_error_matches (error, EE_ERROR, EE_ERROR_UNSUPPORTED)) {
+    printf ("%s: %s\n", expect_unsupported ? "refused as expected" : "SKIP",
+            error->message);
+    *status = expect_unsupported ? 0 : EXIT_SKIP;
+  } else {
+    fprintf (stderr, "test-ops: %s\n", error->message);
+    *status = 1;
+  }
+  g_error_free (error);
+  return NULL;
+}
+
 int
 main (int argc, char **argv)
 {
+  char *precision_name = NULL;
+  gboolean expect_unsupported = FALSE;
+  GOptionEntry entries[]
+      = { { "precision", 0, 0, G_OPTION_ARG_STRING, &precision_name,
+            "fp32 (default) or bf16", "P" },
+          { "expect-unsupported", 0, 0, G_OPTION_ARG_NONE, &expect_unsupported,
+            "Pass only if the backend refuses the precision", NULL },
+          { NULL } };
+  GOptionContext *ctx = g_option_context_new ("VECTORS [CASE...]");
+  EePrecision precision = EE_PRECISION_FP32;
   GError *error = NULL;
   EeSafetensors *st;
   EeBackend *be;
   JsonParser *parser;
   JsonArray *cases;
   const char *meta;
-  int n_run = 0, n_failed = 0;
+  int n_run = 0, n_failed = 0, status = 1;
   double worst = 0.0;
 
-  if (argc < 2) {
-    fprintf (stderr, "usage: %s VECTORS.safetensors [CASE...]\n", argv[0]);
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error) || argc < 2
+      || (precision_name
+          && (!ee_precision_from_string (precision_name, &precision)
+              || (precision != EE_PRECISION_FP32
+                  && precision != EE_PRECISION_BF16)))) {
+    fprintf (stderr,
+             "usage: %s [--precision fp32|bf16] [--expect-unsupported] "
+             "VECTORS.safetensors [CASE...]%s%s\n",
+             argv[0], error ? "\n" : "", error ? error->message : "");
     return 2;
   }
+  g_option_context_free (ctx);
+  g_free (precision_name);
+  bf16 = precision == EE_PRECISION_BF16;
+  if (bf16)
+    tolerance = 2e-2;
+
   st = ee_safetensors_open (argv[1], &error);
   if (!st) {
     fprintf (stderr, "test-ops: %s\n", error->message);
@@ -556,10 +640,11 @@ main (int argc, char **argv)
     return 1;
   }
   cases = json_node_get_array (json_parser_get_root (parser));
-  be = ee_backend_cpu_new (0, &error);
+  be = backend_new (precision, expect_unsupported, &status);
   if (!be) {
-    fprintf (stderr, "test-ops: %s\n", error->message);
-    return 1;
+    g_object_unref (parser);
+    ee_safetensors_free (st);
+    return status;
   }
 
   for (guint i = 0; i < json_array_get_length (cases); i++) {
@@ -574,8 +659,9 @@ main (int argc, char **argv)
 
   if (argc <= 2)
     n_failed += run_error_cases (be);
-  printf ("%d cases, %d failed, worst relative error %.2e (tolerance %.0e)\n",
-          n_run, n_failed, worst, TOLERANCE);
+  printf ("%s: %d cases, %d failed, worst relative error %.2e (tolerance "
+          "%.0e)\n",
+          ee_precision_name (precision), n_run, n_failed, worst, tolerance);
   ee_backend_free (be);
   g_object_unref (parser);
   ee_safetensors_free (st);
