@@ -5,12 +5,12 @@
 
 struct _EeAudioRing
 {
-  float *samples;               /* capacity floats, slot = pos % capacity */
-  guint8 *covered;              /* capacity flags, same slots */
+  float *samples;  /* capacity floats, slot = pos % capacity */
+  guint8 *covered; /* capacity flags, same slots */
   gsize capacity;
   gboolean empty;
-  gint64 start;                 /* oldest kept position */
-  gint64 end;                   /* one past the newest written position */
+  gint64 start; /* oldest kept position */
+  gint64 end;   /* one past the newest written position */
 };
 
 EeAudioRing *
@@ -52,7 +52,7 @@ ee_audio_ring_capacity (const EeAudioRing *ring)
 static gsize
 slot (const EeAudioRing *ring, gint64 pos)
 {
-  return (gsize) (pos % (gint64) ring->capacity);
+  return (gsize)(pos % (gint64)ring->capacity);
 }
 
 void
@@ -67,7 +67,7 @@ ee_audio_ring_reserve (EeAudioRing *ring, gsize capacity)
   covered = g_new0 (guint8, capacity);
   if (!ring->empty) {
     for (gint64 p = ring->start; p < ring->end; p++) {
-      gsize from = slot (ring, p), to = (gsize) (p % (gint64) capacity);
+      gsize from = slot (ring, p), to = (gsize)(p % (gint64)capacity);
       samples[to] = ring->samples[from];
       covered[to] = ring->covered[from];
     }
@@ -90,10 +90,9 @@ clear_range (EeAudioRing *ring, gint64 from, gint64 to)
 }
 
 void
-ee_audio_ring_write (EeAudioRing *ring, gint64 pos, const float *data,
-    gsize n)
+ee_audio_ring_write (EeAudioRing *ring, gint64 pos, const float *data, gsize n)
 {
-  gint64 stop = pos + (gint64) n, cap = (gint64) ring->capacity;
+  gint64 stop = pos + (gint64)n, cap = (gint64)ring->capacity;
 
   /* negative running time is outside the segment */
   if (pos < 0) {
@@ -163,7 +162,7 @@ ee_audio_ring_read (const EeAudioRing *ring, gint64 pos, gsize n, float *out)
   gsize covered = 0;
 
   for (gsize i = 0; i < n; i++) {
-    gint64 p = pos + (gint64) i;
+    gint64 p = pos + (gint64)i;
     if (!ring->empty && p >= ring->start && p < ring->end
         && ring->covered[slot (ring, p)]) {
       out[i] = ring->samples[slot (ring, p)];

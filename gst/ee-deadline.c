@@ -3,11 +3,15 @@
 
 #include <time.h>
 
-/* EMA weight of a new measurement, clamp of a measurement relative to the
- * estimate, and decay of a skipped segment's estimate per frame. */
+/* EMA weight of a new measurement, and the most a measurement may exceed the
+ * estimate by. */
 #define EMA_WEIGHT 0.25
 #define SAMPLE_CLAMP 2.0
-#define SKIP_DECAY 0.99
+/* An exit skipped for lack of time this many frames in a row is tried anyway
+ * (its estimate may be stale); each try that misses the deadline doubles the
+ * wait. */
+#define PROBE_FIRST 25
+#define PROBE_MAX 1600
 /* How often the asynchronous path polls the exits' events. */
 #define POLL_INTERVAL_US 100
 
@@ -17,9 +21,10 @@ struct _EeDeadline
   EeGraph *g;
   gboolean eager;
   int n_segs, n_exits;
-  double est[EE_RUNNER_MAX_SEGMENTS];   /* ns per segment */
-  double warm[EE_RUNNER_MAX_SEGMENTS];  /* ns per segment at warm-up */
-  float *slot[EE_RUNNER_MAX_SEGMENTS];  /* eager: host result per exit */
+  double est[EE_RUNNER_MAX_SEGMENTS];  /* ns per segment, moving average */
+  int skipped[EE_RUNNER_MAX_SEGMENTS]; /* per exit, frames skipped in a row */
+  int probe_every[EE_RUNNER_MAX_SEGMENTS]; /* per exit */
+  float *slot[EE_RUNNER_MAX_SEGMENTS];     /* eager: host result per exit */
 };
 
 gint64
@@ -28,7 +33,7 @@ ee_deadline_now (void)
   struct timespec ts;
 
   clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (gint64) ts.tv_sec * G_GINT64_CONSTANT (1000000000) + ts.tv_nsec;
+  return (gint64)ts.tv_sec * G_GINT64_CONSTANT (1000000000) + ts.tv_nsec;
 }
 
 EeDeadline *
@@ -42,8 +47,9 @@ ee_deadline_new (EeRunner *runner, gboolean eager)
   d->n_segs = ee_runner_n_segments (runner);
   d->n_exits = ee_runner_n_exits (runner);
   for (int i = 0; i < d->n_exits; i++) {
-    const EeSegment *s =
-        ee_runner_segment (runner, ee_runner_exit_segment (runner, i));
+    d->probe_every[i] = PROBE_FIRST;
+    const EeSegment *s
+        = ee_runner_segment (runner, ee_runner_exit_segment (runner, i));
     d->slot[i] = g_new0 (float, MAX (s->n_out, 1));
   }
   return d;
@@ -67,6 +73,27 @@ exit_needs (EeDeadline *d, int exit_index)
   return ee_runner_segment (d->r, seg)->needs | (1u << seg);
 }
 
+/* The segments to run for exit i when `done` have run and the exits in
+ * `set` may follow: what i needs, plus the earlier-numbered segments a later
+ * exit needs. Segments run in graph order within a frame because the
+ * activation arena is planned for that order: running the audio branch
+ * (segment 0) after the front end would overwrite live values. */
+static guint32
+step (EeDeadline *d, guint32 set, int i, guint32 done)
+{
+  guint32 need = exit_needs (d, i) & ~done, later = 0;
+  int hi;
+
+  if (!need)
+    return 0;
+  for (int j = i + 1; j < d->n_exits; j++)
+    if (set & (1u << j))
+      later |= exit_needs (d, j);
+  hi = 31 - __builtin_clz (need);
+  later &= ~done & ~need & ((1u << hi) - 1);
+  return need | later;
+}
+
 static double
 cost (EeDeadline *d, guint32 segs)
 {
@@ -87,16 +114,9 @@ update (EeDeadline *d, int seg, double ns)
     d->est[seg] = ns;
     return;
   }
-  ns = CLAMP (ns, e / SAMPLE_CLAMP, e * SAMPLE_CLAMP);
+  /* a preempted run must not lock a segment out */
+  ns = MIN (ns, e * SAMPLE_CLAMP);
   d->est[seg] = e + EMA_WEIGHT * (ns - e);
-}
-
-static void
-decay (EeDeadline *d, guint32 segs)
-{
-  for (int s = 0; s < d->n_segs; s++)
-    if (segs & (1u << s))
-      d->est[s] = MAX (d->warm[s], d->est[s] * SKIP_DECAY);
 }
 
 gint64
@@ -104,7 +124,14 @@ ee_deadline_exit_cost (EeDeadline *d, int exit_index)
 {
   if (exit_index < 0 || exit_index >= d->n_exits)
     return 0;
-  return (gint64) cost (d, exit_needs (d, exit_index));
+  return (gint64)cost (d, exit_needs (d, exit_index));
+}
+
+void
+ee_deadline_set_cost (EeDeadline *d, int segment, gint64 ns)
+{
+  if (segment >= 0 && segment < d->n_segs)
+    d->est[segment] = (double)ns;
 }
 
 /* The exits the policy considers, in anytime order (bit i = exit i). When no
@@ -140,30 +167,79 @@ highest (guint32 bits)
   return bits ? 31 - __builtin_clz (bits) : -1;
 }
 
-int
-ee_deadline_target (EeDeadline *d, const EeDeadlineParams *p)
+/* Whether exit i (segments `need`) may start at `now`: it fits by the
+ * estimates, or it is due for a try (*probe). */
+static gboolean
+fits (EeDeadline *d, const EeDeadlineParams *p, int i, guint32 need, double now,
+      gboolean *probe)
+{
+  *probe = FALSE;
+  if (now + cost (d, need) <= (double)p->deadline)
+    return TRUE;
+  if (d->skipped[i] >= d->probe_every[i]) {
+    *probe = TRUE;
+    return TRUE;
+  }
+  return FALSE;
+}
+
+/* ANYTIME: the last exit expected to finish by the deadline from `now`;
+ * *probe: the exit taken as a try (-1: none); *stopped: the first candidate
+ * left out (-1: none). */
+static int
+plan (EeDeadline *d, const EeDeadlineParams *p, double now, int *probe,
+      int *stopped)
 {
   guint32 set = candidates (d, p), done = 0;
-  double t = (double) ee_deadline_now ();
   int target = -1;
 
-  if (p->policy != EE_DEADLINE_ANYTIME)
-    return highest (set);
+  *probe = *stopped = -1;
   for (int i = 0; i < d->n_exits; i++) {
     guint32 need;
-    double c;
+    gboolean try;
 
     if (!(set & (1u << i)))
       continue;
-    need = exit_needs (d, i) & ~done;
-    c = cost (d, need);
-    if (target >= 0 && t + c > (double) p->deadline)
+    need = step (d, set, i, done);
+    if (target >= 0 && !fits (d, p, i, need, now, &try)) {
+      *stopped = i;
       break;
-    t += c;
+    }
+    if (target >= 0 && try)
+      *probe = i;
+    now += cost (d, need);
     done |= need;
     target = i;
   }
   return target;
+}
+
+int
+ee_deadline_target (EeDeadline *d, const EeDeadlineParams *p)
+{
+  int probe, stopped;
+
+  if (p->policy != EE_DEADLINE_ANYTIME)
+    return highest (candidates (d, p));
+  return plan (d, p, (double)ee_deadline_now (), &probe, &stopped);
+}
+
+/* After a frame: counts the skip of the exit left out and judges a try. */
+static void
+account (EeDeadline *d, const EeDeadlineParams *p, int probe, int stopped,
+         const EeDeadlineResult *res)
+{
+  for (int i = 0; i < d->n_exits; i++)
+    if (res->ran & (1u << i))
+      d->skipped[i] = 0;
+  if (stopped >= 0)
+    d->skipped[stopped]++;
+  if (probe < 0)
+    return;
+  if ((res->ran & (1u << probe)) && res->finish[probe] <= p->deadline)
+    d->probe_every[probe] = PROBE_FIRST;
+  else
+    d->probe_every[probe] = MIN (2 * d->probe_every[probe], PROBE_MAX);
 }
 
 /* Picks the published exit among those that ran. */
@@ -204,27 +280,32 @@ run_segment (EeDeadline *d, int seg, double *ns, GError **error)
     if (!ee_graph_download (d->g, s->output, d->slot[e], error))
       return FALSE;
   }
-  *ns = (double) (ee_deadline_now () - t0);
+  *ns = (double)(ee_deadline_now () - t0);
   return TRUE;
 }
 
 static gboolean
 run_eager (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
-    GError **error)
+           GError **error)
 {
   guint32 set = candidates (d, p), done = 0;
+  int probe = -1, stopped = -1;
 
   for (int i = 0; i < d->n_exits; i++) {
     guint32 need;
+    gboolean try;
 
     if (!(set & (1u << i)))
       continue;
-    need = exit_needs (d, i) & ~done;
+    need = step (d, set, i, done);
     /* the first exit always runs; later ones only when they fit */
-    if (p->policy == EE_DEADLINE_ANYTIME && res->ran
-        && (double) ee_deadline_now () + cost (d, need) > (double) p->deadline) {
-      decay (d, need);
-      break;
+    if (p->policy == EE_DEADLINE_ANYTIME && res->ran) {
+      if (!fits (d, p, i, need, (double)ee_deadline_now (), &try)) {
+        stopped = i;
+        break;
+      }
+      if (try)
+        probe = i;
     }
     for (int s = 0; s < d->n_segs; s++) {
       double ns;
@@ -239,6 +320,8 @@ run_eager (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
     res->ran |= 1u << i;
   }
   publish (p, res);
+  if (p->policy == EE_DEADLINE_ANYTIME)
+    account (d, p, probe, stopped, res);
   if (res->exit >= 0) {
     res->value = d->slot[res->exit];
     res->n_out = ee_runner_result (d->r, res->exit)->n_out;
@@ -261,7 +344,7 @@ attribute (EeDeadline *d, guint32 ran, const double *time_ns, gboolean set)
 
     if (!(ran & (1u << i)))
       continue;
-    need = exit_needs (d, i) & ~done;
+    need = step (d, ran, i, done);
     inc = MAX (time_ns[i] - prev, 0);
     for (int s = 0; s < d->n_segs; s++)
       if (need & (1u << s)) {
@@ -272,8 +355,8 @@ attribute (EeDeadline *d, guint32 ran, const double *time_ns, gboolean set)
       double share;
       if (!(need & (1u << s)))
         continue;
-      share = flops > 0 ? inc * ee_runner_segment (d->r, s)->flops / flops :
-          inc / n;
+      share = flops > 0 ? inc * ee_runner_segment (d->r, s)->flops / flops
+                        : inc / n;
       if (set)
         d->est[s] = share;
       else
@@ -286,14 +369,21 @@ attribute (EeDeadline *d, guint32 ran, const double *time_ns, gboolean set)
 
 static gboolean
 run_async (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
-    GError **error)
+           GError **error)
 {
   guint32 set = candidates (d, p), mask = 0;
-  int target = ee_deadline_target (d, p);
+  int probe = -1, stopped = -1, target;
   double time_ns[EE_RUNNER_MAX_SEGMENTS] = { 0 };
 
-  for (int i = 0; i <= target; i++)
-    mask |= set & (1u << i);
+  target = p->policy == EE_DEADLINE_ANYTIME
+               ? plan (d, p, (double)res->start, &probe, &stopped)
+               : highest (set);
+  if (p->policy == EE_DEADLINE_FIXED)
+    mask = set;
+  else
+    for (int i = 0; i <= target; i++)
+      mask |= set & (1u << i);
+
   if (!ee_runner_enqueue (d->r, mask, target, error))
     return FALSE;
   for (;;) {
@@ -303,7 +393,8 @@ run_async (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
     for (int i = 0; i <= target; i++)
       if ((mask & (1u << i)) && !ee_runner_result (d->r, i)->done)
         all = FALSE;
-    if (all || (p->policy == EE_DEADLINE_ANYTIME && newest >= 0
+    if (all
+        || (p->policy == EE_DEADLINE_ANYTIME && newest >= 0
             && ee_deadline_now () >= p->deadline))
       break;
     g_usleep (POLL_INTERVAL_US);
@@ -313,11 +404,13 @@ run_async (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
     if ((mask & (1u << i)) && r->done) {
       res->ran |= 1u << i;
       time_ns[i] = r->time_ms * 1e6;
-      res->finish[i] = res->start + (gint64) time_ns[i];
+      res->finish[i] = res->start + (gint64)time_ns[i];
     }
   }
   attribute (d, res->ran, time_ns, FALSE);
   publish (p, res);
+  if (p->policy == EE_DEADLINE_ANYTIME)
+    account (d, p, probe, stopped, res);
   if (res->exit >= 0) {
     res->value = ee_runner_result (d->r, res->exit)->value;
     res->n_out = ee_runner_result (d->r, res->exit)->n_out;
@@ -327,10 +420,9 @@ run_async (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
 
 gboolean
 ee_deadline_run (EeDeadline *d, const EeDeadlineParams *p,
-    EeDeadlineResult *res, GError **error)
+                 EeDeadlineResult *res, GError **error)
 {
-  *res = (EeDeadlineResult) {
-  .exit = -1};
+  *res = (EeDeadlineResult){ .exit = -1 };
   res->start = ee_deadline_now ();
   if (!candidates (d, p))
     return TRUE;
@@ -338,7 +430,8 @@ ee_deadline_run (EeDeadline *d, const EeDeadlineParams *p,
 }
 
 gboolean
-ee_deadline_warm_up (EeDeadline *d, int runs, GError **error)
+ee_deadline_warm_up (EeDeadline *d, int runs, EeDeadlineUploadFunc upload,
+                     gpointer user_data, GError **error)
 {
   guint32 all = 0;
 
@@ -346,6 +439,8 @@ ee_deadline_warm_up (EeDeadline *d, int runs, GError **error)
     all |= 1u << i;
   runs = MAX (runs, 1);
   for (int k = 0; k < runs; k++) {
+    if (upload && !upload (user_data, error))
+      return FALSE;
     if (d->eager) {
       for (int s = 0; s < d->n_segs; s++) {
         double ns;
@@ -365,7 +460,5 @@ ee_deadline_warm_up (EeDeadline *d, int runs, GError **error)
       attribute (d, all, time_ns, TRUE);
     }
   }
-  for (int s = 0; s < d->n_segs; s++)
-    d->warm[s] = d->est[s];
   return TRUE;
 }

@@ -8,7 +8,7 @@ struct _EeVideoPrep
   GstVideoInfo in;
   int out_w, out_h;
   gboolean yuv;
-  int w_sub[3], h_sub[3];       /* chroma subsampling shifts per component */
+  int w_sub[3], h_sub[3]; /* chroma subsampling shifts per component */
 
   /* YUV -> RGB in 0..255: r = y + rv v, g = y - gu u - gv v, b = y + bu u,
    * with y = (Y - y_off) * y_mul, u = (U - 128) * c_mul, v likewise */
@@ -16,7 +16,7 @@ struct _EeVideoPrep
 
   /* normalisation per network channel: x = v * a + b */
   float a[3], b[3];
-  int rgb_index[3];             /* network channel -> 0 R, 1 G, 2 B */
+  int rgb_index[3]; /* network channel -> 0 R, 1 G, 2 B */
 
   /* bilinear taps: source x0/x1 and weight of x1 for each output column,
    * same for rows */
@@ -66,7 +66,7 @@ ee_video_prep_supports (GstVideoFormat format)
 static void
 make_taps (int in, int out, int *i0, int *i1, float *w)
 {
-  double scale = (double) in / out;
+  double scale = (double)in / out;
 
   for (int i = 0; i < out; i++) {
     double s = (i + 0.5) * scale - 0.5;
@@ -74,14 +74,14 @@ make_taps (int in, int out, int *i0, int *i1, float *w)
 
     if (s < 0)
       s = 0;
-    k = (int) floor (s);
+    k = (int)floor (s);
     if (k >= in - 1) {
       i0[i] = i1[i] = in - 1;
       w[i] = 0.0f;
     } else {
       i0[i] = k;
       i1[i] = k + 1;
-      w[i] = (float) (s - k);
+      w[i] = (float)(s - k);
     }
   }
 }
@@ -98,19 +98,19 @@ setup_yuv (EeVideoPrep *p)
   }
   kg = 1.0 - kr - kb;
   gst_video_color_range_offsets (p->in.colorimetry.range, p->in.finfo, offset,
-      scale);
-  p->y_off = (float) offset[0];
-  p->y_mul = 255.0f / (float) scale[0];
-  p->c_mul = 255.0f / (float) scale[1];
-  p->rv = (float) (2.0 * (1.0 - kr));
-  p->bu = (float) (2.0 * (1.0 - kb));
-  p->gv = (float) (kr * 2.0 * (1.0 - kr) / kg);
-  p->gu = (float) (kb * 2.0 * (1.0 - kb) / kg);
+                                 scale);
+  p->y_off = (float)offset[0];
+  p->y_mul = 255.0f / (float)scale[0];
+  p->c_mul = 255.0f / (float)scale[1];
+  p->rv = (float)(2.0 * (1.0 - kr));
+  p->bu = (float)(2.0 * (1.0 - kb));
+  p->gv = (float)(kr * 2.0 * (1.0 - kr) / kg);
+  p->gu = (float)(kb * 2.0 * (1.0 - kb) / kg);
 }
 
 EeVideoPrep *
 ee_video_prep_new (const GstVideoInfo *in, int out_width, int out_height,
-    const EePreprocess *pre)
+                   const EePreprocess *pre)
 {
   EeVideoPrep *p;
 
@@ -145,8 +145,8 @@ ee_video_prep_new (const GstVideoInfo *in, int out_width, int out_height,
   p->wy = g_new (float, out_height);
   make_taps (GST_VIDEO_INFO_WIDTH (in), out_width, p->x0, p->x1, p->wx);
   make_taps (GST_VIDEO_INFO_HEIGHT (in), out_height, p->y0, p->y1, p->wy);
-  p->rows[0] = g_new (float, (gsize) out_width * 3);
-  p->rows[1] = g_new (float, (gsize) out_width * 3);
+  p->rows[0] = g_new (float, (gsize)out_width * 3);
+  p->rows[1] = g_new (float, (gsize)out_width * 3);
   return p;
 }
 
@@ -169,7 +169,7 @@ ee_video_prep_free (EeVideoPrep *p)
 static inline float
 sample (const Planes *pl, int c, int x, int y)
 {
-  return pl->data[c][(gsize) y * pl->stride[c] + (gsize) x * pl->pstride[c]];
+  return pl->data[c][(gsize)y * pl->stride[c] + (gsize)x * pl->pstride[c]];
 }
 
 static inline float
@@ -185,9 +185,9 @@ fetch (const EeVideoPrep *p, const Planes *pl, int x, int y, float rgb[3])
   if (p->yuv) {
     float Y = (sample (pl, 0, x, y) - p->y_off) * p->y_mul;
     float U = (sample (pl, 1, x >> p->w_sub[1], y >> p->h_sub[1]) - 128.0f)
-        * p->c_mul;
+              * p->c_mul;
     float V = (sample (pl, 2, x >> p->w_sub[2], y >> p->h_sub[2]) - 128.0f)
-        * p->c_mul;
+              * p->c_mul;
     rgb[0] = clamp255 (Y + p->rv * V);
     rgb[1] = clamp255 (Y - p->gu * U - p->gv * V);
     rgb[2] = clamp255 (Y + p->bu * U);
@@ -237,7 +237,7 @@ void
 ee_video_prep_process (EeVideoPrep *p, const GstVideoFrame *frame, float *out)
 {
   Planes pl;
-  gsize plane = (gsize) p->out_w * p->out_h;
+  gsize plane = (gsize)p->out_w * p->out_h;
 
   for (int c = 0; c < 3; c++) {
     pl.data[c] = GST_VIDEO_FRAME_COMP_DATA (frame, c);
@@ -250,7 +250,7 @@ ee_video_prep_process (EeVideoPrep *p, const GstVideoFrame *frame, float *out)
     const float *r0 = get_row (p, &pl, p->y0[y], p->y1[y]);
     const float *r1 = get_row (p, &pl, p->y1[y], p->y0[y]);
     float w = p->wy[y];
-    gsize row = (gsize) y * p->out_w;
+    gsize row = (gsize)y * p->out_w;
 
     for (int x = 0; x < p->out_w; x++) {
       for (int k = 0; k < 3; k++) {

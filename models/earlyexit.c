@@ -3,6 +3,8 @@
  *   earlyexit features --kind vggish|sc|gtzan --audio IN.wav --out OUT.npy
  *   earlyexit info MODEL [--json]
  *   earlyexit run MODEL --image IMG [--audio WAV] [--exits LIST] [--json]
+ *   earlyexit evaluate MODEL --data DIR [--deadline MS|uniform:LO:HI]
+ *       [--policy anytime,confidence,fixed,full] [--json]
  *
  * Each subcommand lives in its own ee-cmd-*.c file and parses its own options. */
 #include <stdio.h>
@@ -24,6 +26,8 @@ static const Command commands[] = {
       "describe a model file: architecture, input size, exits, parameters, FLOPs"},
   {"run", ee_cmd_run,
       "run one image (+ audio) through a model and print every exit's result"},
+  {"evaluate", ee_cmd_evaluate,
+      "accuracy, FLOPs and time of exit policies under deadlines (classifiers)"},
 };
 
 static void

@@ -2,6 +2,7 @@
  * its own parameter count, the parameters it depends on, and the FLOPs of one
  * frame up to and including it (its branch plus the backbone stages it needs). */
 #include <stdio.h>
+#include <string.h>
 
 #include <json-glib/json-glib.h>
 
@@ -23,21 +24,33 @@ print_text (EeModel *m)
 {
   EeRunner *r = ee_model_runner (m);
   const EePreprocess *pre = ee_model_preprocess (m);
-  int w, h;
+  EeFeatureParams features;
+  int w, h, width = 12;
 
   ee_model_input_size (m, &w, &h);
   printf ("model:  %s\n", ee_model_path (m));
   printf ("arch:   %s (%s)\n", ee_model_arch (m),
       ee_model_task (m) == EE_TASK_COUNT ? "crowd counting" : "classification");
-  printf ("input:  %dx%d %s, x = (pixel * %g - mean) / std, mean [%g %g %g], "
-      "std [%g %g %g]\n", w, h, pre->bgr ? "BGR" : "RGB", pre->scale,
-      pre->mean[0], pre->mean[1], pre->mean[2], pre->std[0], pre->std[1],
-      pre->std[2]);
+  if (ee_model_audio_features (m, &features))
+    printf ("input:  %dx%d %s audio features, x = (feature - mean) / std, "
+        "mean [%g %g %g], std [%g %g %g]\n", w, h,
+        ee_feature_kind_to_string (features.kind), features.mean[0],
+        features.mean[1], features.mean[2], features.std[0], features.std[1],
+        features.std[2]);
+  else
+    printf ("input:  %dx%d %s, x = (pixel * %g - mean) / std, mean [%g %g %g], "
+        "std [%g %g %g]\n", w, h, pre->bgr ? "BGR" : "RGB", pre->scale,
+        pre->mean[0], pre->mean[1], pre->mean[2], pre->std[0], pre->std[1],
+        pre->std[2]);
+  /* stages are named after taps, as long as "features.transition2.conv" */
+  for (int i = 0; i < ee_runner_n_segments (r); i++)
+    width = MAX (width, (int) strlen (ee_runner_segment (r, i)->name));
   printf ("\nsegments in anytime order:\n");
-  printf ("  %-12s %-6s %12s %12s\n", "segment", "kind", "params", "GFLOP");
+  printf ("  %-*s %-6s %12s %12s\n", width, "segment", "kind", "params",
+      "GFLOP");
   for (int i = 0; i < ee_runner_n_segments (r); i++) {
     const EeSegment *s = ee_runner_segment (r, i);
-    printf ("  %-12s %-6s %12" G_GINT64_FORMAT " %12.3f\n", s->name,
+    printf ("  %-*s %-6s %12" G_GINT64_FORMAT " %12.3f\n", width, s->name,
         s->is_exit ? "exit" : "stage", s->params, s->flops / 1e9);
   }
   printf ("\nexits:\n");
@@ -67,6 +80,16 @@ print_json (EeModel *m)
   json_builder_add_string_value (b, ee_model_path (m));
   json_builder_set_member_name (b, "arch");
   json_builder_add_string_value (b, ee_model_arch (m));
+  json_builder_set_member_name (b, "task");
+  json_builder_add_string_value (b, ee_model_task (m) == EE_TASK_COUNT ?
+      "count" : "classify");
+  if (ee_model_label (m, 0)) {
+    json_builder_set_member_name (b, "labels");
+    json_builder_begin_array (b);
+    for (int i = 0; ee_model_label (m, i); i++)
+      json_builder_add_string_value (b, ee_model_label (m, i));
+    json_builder_end_array (b);
+  }
   json_builder_set_member_name (b, "input_width");
   json_builder_add_int_value (b, w);
   json_builder_set_member_name (b, "input_height");

@@ -1,12 +1,20 @@
 /* `earlyexit run MODEL --image IMG [--audio WAV] [--exits LIST] [--json]`:
  * runs one frame through the model and prints every requested exit's value and
- * the time it finished (milliseconds since the run started).
+ * the time it finished (milliseconds since the run started). A classifier's
+ * exits print the top class instead of a value: its label (the class number
+ * when the file has no labels), label_id, and confidence (its softmax
+ * probability); --json gives them, and every logit, in place of "value".
  *
  * --image: PNG/JPEG (resized bilinearly to the model input and normalised as the
  *          model file says) or a .npy float tensor (1,3,H,W) already preprocessed.
  * --audio: a 16 kHz WAV (its first second; shorter is zero-padded with a warning)
  *          or a .npy log-mel (1,1,96,64). Without --audio, exits that need audio
- *          are skipped and reported so. */
+ *          are skipped and reported so. An audio classifier (SC, GTZAN) takes
+ *          only --audio: a WAV at the model's rate (its first window: 1 s SC,
+ *          3 s GTZAN) whose features become the network input; --image .npy
+ *          gives that input directly.
+ * --precision: fp32 (default) or bf16 (convolutions and large inner products in
+ *          bf16; refused on CPUs without AVX-512). */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,8 +22,7 @@
 
 #include "ee-cmds.h"
 #include "ee-features.h"
-#include "ee-media.h"
-#include "ee-npy.h"
+#include "ee-inputs.h"
 
 typedef struct
 {
@@ -24,105 +31,8 @@ typedef struct
   char *exits;
   gboolean json;
   int threads;
+  char *precision;
 } Options;
-
-static gboolean
-npy_expect (const char *path, int ndim, const int64_t *shape, float **data,
-    GError **error)
-{
-  int got_ndim;
-  int64_t got[EE_MAX_DIMS];
-  gboolean same;
-
-  *data = ee_npy_read_f32 (path, &got_ndim, got, error);
-  if (!*data)
-    return FALSE;
-  same = got_ndim == ndim;
-  for (int i = 0; same && i < ndim; i++)
-    same = got[i] == shape[i];
-  if (!same) {
-    GString *g = g_string_new (NULL), *e = g_string_new (NULL);
-    for (int i = 0; i < got_ndim; i++)
-      g_string_append_printf (g, "%s%" G_GINT64_FORMAT, i ? "," : "", got[i]);
-    for (int i = 0; i < ndim; i++)
-      g_string_append_printf (e, "%s%" G_GINT64_FORMAT, i ? "," : "", shape[i]);
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "%s: shape (%s), the model needs (%s)", path, g->str, e->str);
-    g_string_free (g, TRUE);
-    g_string_free (e, TRUE);
-    g_clear_pointer (data, g_free);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-static float *
-load_image (EeModel *m, const char *path, GError **error)
-{
-  int w, h;
-  float *out = NULL;
-  EeImage img;
-
-  ee_model_input_size (m, &w, &h);
-  if (g_str_has_suffix (path, ".npy")) {
-    const int64_t shape[4] = { 1, 3, h, w };
-    npy_expect (path, 4, shape, &out, error);
-    return out;
-  }
-  if (!ee_image_load (path, &img, error))
-    return NULL;
-  out = g_new (float, (gsize) 3 * w * h);
-  ee_preprocess_rgb8 (img.rgb, img.width, img.height, img.width * 3, 3,
-      ee_model_preprocess (m), w, h, out);
-  ee_image_clear (&img);
-  return out;
-}
-
-/* coverage: fraction of the window the file filled (1 for a .npy log-mel) */
-static float *
-load_audio (const char *path, double *coverage, GError **error)
-{
-  EeFeatureParams params = ee_feature_default_params (EE_FEATURES_VGGISH);
-  EeFeatureExtractor *fx = NULL;
-  float *wav = NULL, *window = NULL, *out = NULL;
-  gsize n, need;
-  int rate;
-  int64_t shape[4];
-
-  *coverage = 1.0;
-  if (g_str_has_suffix (path, ".npy")) {
-    const int64_t want[4] = { 1, 1, 96, 64 };
-    npy_expect (path, 4, want, &out, error);
-    return out;
-  }
-  fx = ee_feature_extractor_new (&params, error);
-  if (!fx || !(wav = ee_wav_read_mono (path, &rate, &n, error)))
-    goto done;
-  if (rate != ee_feature_extractor_sample_rate (fx)) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "%s: sample rate %d Hz, the model needs %d Hz: resample first (e.g. "
-        "sox IN.wav -r %d OUT.wav)", path, rate,
-        ee_feature_extractor_sample_rate (fx),
-        ee_feature_extractor_sample_rate (fx));
-    goto done;
-  }
-  need = ee_feature_extractor_window (fx);
-  window = g_new0 (float, need);
-  memcpy (window, wav, MIN (n, need) * sizeof (float));
-  *coverage = (double) MIN (n, need) / need;
-  if (n < need)
-    g_printerr ("earlyexit run: warning: %s has %zu samples, zero-padded to "
-        "%zu\n", path, n, need);
-  ee_feature_extractor_shape (fx, shape);
-  out = g_new (float, shape[0] * shape[1] * shape[2] * shape[3]);
-  if (!ee_feature_extractor_compute (fx, window, need, out, error))
-    g_clear_pointer (&out, g_free);
-done:
-  g_free (window);
-  g_free (wav);
-  ee_feature_extractor_free (fx);
-  return out;
-}
 
 static gboolean
 parse_exits (EeRunner *r, const char *list, guint32 *mask, GError **error)
@@ -154,6 +64,49 @@ parse_exits (EeRunner *r, const char *list, guint32 *mask, GError **error)
   return TRUE;
 }
 
+/* label, label_id, confidence and the logits of a classifier's exit */
+static void
+add_classification (JsonBuilder *b, EeModel *m, const EeExitResult *res)
+{
+  EeClassification c;
+  char id[16];
+
+  ee_model_classify (m, res->value, res->n_out, &c);
+  g_snprintf (id, sizeof id, "%d", c.label_id);
+  json_builder_set_member_name (b, "label");
+  json_builder_add_string_value (b, c.label ? c.label : id);
+  json_builder_set_member_name (b, "label_id");
+  json_builder_add_int_value (b, c.label_id);
+  json_builder_set_member_name (b, "confidence");
+  json_builder_add_double_value (b, c.confidence);
+  json_builder_set_member_name (b, "logits");
+  json_builder_begin_array (b);
+  for (int64_t k = 0; k < res->n_out; k++)
+    json_builder_add_double_value (b, res->value[k]);
+  json_builder_end_array (b);
+}
+
+static void
+print_classifications (EeModel *m, guint32 requested)
+{
+  EeRunner *r = ee_model_runner (m);
+
+  printf ("%-8s %-24s %8s %10s %10s\n", "exit", "label", "label_id",
+      "confidence", "time_ms");
+  for (int i = 0; i < ee_runner_n_exits (r); i++) {
+    const EeExitResult *res = ee_runner_result (r, i);
+    EeClassification c;
+    char id[16];
+
+    if (!((requested >> i) & 1) || !res->done)
+      continue;
+    ee_model_classify (m, res->value, res->n_out, &c);
+    g_snprintf (id, sizeof id, "%d", c.label_id);
+    printf ("%-8s %-24s %8d %10.4f %10.2f\n", res->name, c.label ? c.label : id,
+        c.label_id, c.confidence, res->time_ms);
+  }
+}
+
 static void
 print_results (EeModel *m, guint32 requested, guint32 skipped, double coverage,
     gboolean json)
@@ -179,8 +132,12 @@ print_results (EeModel *m, guint32 requested, guint32 skipped, double coverage,
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "name");
       json_builder_add_string_value (b, res->name);
-      json_builder_set_member_name (b, "value");
-      json_builder_add_double_value (b, res->value[0]);
+      if (ee_model_task (m) == EE_TASK_CLASSIFY) {
+        add_classification (b, m, res);
+      } else {
+        json_builder_set_member_name (b, "value");
+        json_builder_add_double_value (b, res->value[0]);
+      }
       json_builder_set_member_name (b, "time_ms");
       json_builder_add_double_value (b, res->time_ms);
       json_builder_end_object (b);
@@ -203,6 +160,12 @@ print_results (EeModel *m, guint32 requested, guint32 skipped, double coverage,
     g_object_unref (b);
     return;
   }
+  if (ee_model_task (m) == EE_TASK_CLASSIFY) {
+    if (ee_model_audio_features (m, NULL))
+      printf ("audio coverage %.3f\n", coverage);
+    print_classifications (m, requested);
+    return;
+  }
   printf ("audio coverage %.3f\n", coverage);
   printf ("%-8s %14s %10s\n", "exit", "value", "time_ms");
   for (int i = 0; i < ee_runner_n_exits (r); i++) {
@@ -222,12 +185,15 @@ ee_cmd_run (int argc, char **argv)
     {"image", 0, 0, G_OPTION_ARG_FILENAME, &o.image,
         "PNG/JPEG image, or .npy (1,3,H,W) preprocessed", "IMG"},
     {"audio", 0, 0, G_OPTION_ARG_FILENAME, &o.audio,
-        "16 kHz WAV, or .npy (1,1,96,64) log-mel", "WAV"},
+        "16 kHz WAV, or .npy (1,1,96,64) log-mel; an audio classifier's "
+        "input: WAV at its rate", "WAV"},
     {"exits", 0, 0, G_OPTION_ARG_STRING, &o.exits,
         "Comma-separated exits to run (default: all)", "LIST"},
     {"json", 0, 0, G_OPTION_ARG_NONE, &o.json, "Print one JSON object", NULL},
     {"threads", 0, 0, G_OPTION_ARG_INT, &o.threads,
         "CPU threads (default: all cores)", "N"},
+    {"precision", 0, 0, G_OPTION_ARG_STRING, &o.precision,
+        "fp32 (default) or bf16", "P"},
     {NULL}
   };
   GOptionContext *ctx =
@@ -238,23 +204,41 @@ ee_cmd_run (int argc, char **argv)
   float *image = NULL, *audio = NULL;
   guint32 mask, skipped = 0;
   double coverage = 0.0;
+  EeFeatureParams features;
+  EePrecision precision = EE_PRECISION_FP32;
   int status = 1;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     goto out;
-  if (argc != 2 || !o.image) {
+  if (argc != 2 || (!o.image && !o.audio)) {
     g_printerr ("usage: earlyexit run MODEL --image IMG [--audio WAV] "
-        "[--exits LIST] [--json]\n");
+        "[--exits LIST] [--json] [--precision fp32|bf16]\n");
     status = 2;
     goto out;
   }
-  if (!(be = ee_backend_cpu_new (o.threads, &error)) ||
-      !(m = ee_model_load (argv[1], be, TRUE, &error)) ||
-      !parse_exits (ee_model_runner (m), o.exits, &mask, &error) ||
-      !(image = load_image (m, o.image, &error)) ||
-      (o.audio && !(audio = load_audio (o.audio, &coverage, &error))))
+  if (o.precision && !ee_precision_from_string (o.precision, &precision)) {
+    g_set_error (&error, EE_ERROR, EE_ERROR_ARGUMENT,
+        "--precision: \"%s\" is not fp32 or bf16", o.precision);
     goto out;
+  }
+  if (!(be = ee_backend_cpu_new_full (o.threads, precision, &error)) ||
+      !(m = ee_model_load (argv[1], be, TRUE, &error)) ||
+      !parse_exits (ee_model_runner (m), o.exits, &mask, &error))
+    goto out;
+  if (ee_model_audio_features (m, &features)) {
+    /* an audio classifier: the clip's features are the network input */
+    if (!(image = o.image ? ee_input_image (m, o.image, &error) :
+            ee_input_audio (o.audio, &features, &coverage, &error)))
+      goto out;
+  } else if (!o.image) {
+    g_set_error (&error, EE_ERROR, EE_ERROR_ARGUMENT,
+        "%s takes an image: give --image", argv[1]);
+    goto out;
+  } else if (!(image = ee_input_image (m, o.image, &error)) ||
+      (o.audio && !(audio = ee_input_audio (o.audio, NULL, &coverage, &error)))) {
+    goto out;
+  }
   if (!audio) {
     skipped = mask & ee_model_audio_exits (m);
     mask &= ~ee_model_audio_exits (m);
@@ -277,6 +261,7 @@ out:
   g_free (o.image);
   g_free (o.audio);
   g_free (o.exits);
+  g_free (o.precision);
   g_option_context_free (ctx);
   return status;
 }

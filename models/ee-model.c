@@ -1,27 +1,34 @@
 /* gst-earlyexit: model files -> runnable multi-exit models. */
 #include "ee-model-private.h"
 
+#include <math.h>
 #include <string.h>
 
 #define MODEL_FORMAT "gst-earlyexit"
-#define MODEL_FORMAT_VERSION "1"
+/* Version 2 added the classification architectures and the "labels" key;
+ * version 1 files (AudioCSRNet) read unchanged. */
+#define MODEL_FORMAT_VERSION_MAX 2
 
 typedef struct
 {
   const char *arch;
-  gboolean (*build) (EeModel * m, JsonObject * config, GError ** error);
+  int since_version; /* first format_version that defines it */
+  gboolean (*build) (EeModel *m, JsonObject *config, GError **error);
 } Architecture;
 
 static const Architecture architectures[] = {
-  {"audiocsrnet", ee_audiocsrnet_build},
+  { "audiocsrnet", 1, ee_audiocsrnet_build },
+  { "resnet152", 2, ee_resnet152_build },
+  { "densenet201", 2, ee_densenet201_build },
+  { "inceptionv3", 2, ee_inceptionv3_build },
 };
 
 float *
 ee_model_tensor (EeModel *m, const char *name, int ndim, const int64_t *shape,
-    GError **error)
+                 GError **error)
 {
-  const EeStTensor *t =
-      ee_safetensors_get_checked (m->st, name, ndim, shape, error);
+  const EeStTensor *t
+      = ee_safetensors_get_checked (m->st, name, ndim, shape, error);
   float *data;
 
   if (!t)
@@ -53,50 +60,53 @@ member (JsonObject *o, const char *what, const char *key, GError **error)
   JsonNode *n = json_object_get_member (o, key);
   if (!n)
     g_set_error (error, EE_ERROR, EE_ERROR_FORMAT, "config: %s: missing \"%s\"",
-        what, key);
+                 what, key);
   return n;
 }
 
 gboolean
 ee_json_int (JsonObject *o, const char *what, const char *key, gint64 lo,
-    gint64 hi, gint64 *out, GError **error)
+             gint64 hi, gint64 *out, GError **error)
 {
   JsonNode *n = member (o, what, key, error);
 
   if (!n)
     return FALSE;
-  if (JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_INT64) {
+  if (JSON_NODE_HOLDS_VALUE (n)
+      && json_node_get_value_type (n) == G_TYPE_INT64) {
     *out = json_node_get_int (n);
     if (*out >= lo && *out <= hi)
       return TRUE;
   }
   g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
-      "config: %s: \"%s\" must be an integer in [%" G_GINT64_FORMAT ", %"
-      G_GINT64_FORMAT "]", what, key, lo, hi);
+               "config: %s: \"%s\" must be an integer in [%" G_GINT64_FORMAT
+               ", %" G_GINT64_FORMAT "]",
+               what, key, lo, hi);
   return FALSE;
 }
 
 gboolean
 ee_json_double (JsonObject *o, const char *what, const char *key, double *out,
-    GError **error)
+                GError **error)
 {
   JsonNode *n = member (o, what, key, error);
 
   if (!n)
     return FALSE;
-  if (JSON_NODE_HOLDS_VALUE (n) && (json_node_get_value_type (n) == G_TYPE_DOUBLE
+  if (JSON_NODE_HOLDS_VALUE (n)
+      && (json_node_get_value_type (n) == G_TYPE_DOUBLE
           || json_node_get_value_type (n) == G_TYPE_INT64)) {
     *out = json_node_get_double (n);
     return TRUE;
   }
   g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
-      "config: %s: \"%s\" must be a number", what, key);
+               "config: %s: \"%s\" must be a number", what, key);
   return FALSE;
 }
 
 gboolean
 ee_json_bool (JsonObject *o, const char *what, const char *key, gboolean *out,
-    GError **error)
+              GError **error)
 {
   JsonNode *n = member (o, what, key, error);
 
@@ -108,29 +118,31 @@ ee_json_bool (JsonObject *o, const char *what, const char *key, gboolean *out,
     return TRUE;
   }
   g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
-      "config: %s: \"%s\" must be true or false", what, key);
+               "config: %s: \"%s\" must be true or false", what, key);
   return FALSE;
 }
 
 const char *
 ee_json_string (JsonObject *o, const char *what, const char *key,
-    const char *const *allowed, GError **error)
+                const char *const *allowed, GError **error)
 {
   JsonNode *n = member (o, what, key, error);
   const char *s;
 
   if (!n)
     return NULL;
-  if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING) {
+  if (!JSON_NODE_HOLDS_VALUE (n)
+      || json_node_get_value_type (n) != G_TYPE_STRING) {
     g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
-        "config: %s: \"%s\" must be a string", what, key);
+                 "config: %s: \"%s\" must be a string", what, key);
     return NULL;
   }
   s = json_node_get_string (n);
   if (allowed && !g_strv_contains (allowed, s)) {
-    char *list = g_strjoinv ("|", (char **) allowed);
+    char *list = g_strjoinv ("|", (char **)allowed);
     g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
-        "config: %s: \"%s\" is \"%s\"; supported: %s", what, key, s, list);
+                 "config: %s: \"%s\" is \"%s\"; supported: %s", what, key, s,
+                 list);
     g_free (list);
     return NULL;
   }
@@ -146,12 +158,13 @@ ee_json_array (JsonObject *o, const char *what, const char *key, GError **error)
     return json_node_get_array (n);
   if (n)
     g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
-        "config: %s: \"%s\" must be an array", what, key);
+                 "config: %s: \"%s\" must be an array", what, key);
   return NULL;
 }
 
 JsonObject *
-ee_json_object (JsonObject *o, const char *what, const char *key, GError **error)
+ee_json_object (JsonObject *o, const char *what, const char *key,
+                GError **error)
 {
   JsonNode *n = member (o, what, key, error);
 
@@ -159,8 +172,144 @@ ee_json_object (JsonObject *o, const char *what, const char *key, GError **error
     return json_node_get_object (n);
   if (n)
     g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
-        "config: %s: \"%s\" must be an object", what, key);
+                 "config: %s: \"%s\" must be an object", what, key);
   return NULL;
+}
+
+gboolean
+ee_json_floats (JsonObject *o, const char *what, const char *key, int n,
+                float *out, GError **error)
+{
+  JsonArray *a = ee_json_array (o, what, key, error);
+
+  if (!a)
+    return FALSE;
+  if (json_array_get_length (a) != (guint)n) {
+    g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+                 "config: %s: \"%s\" must have %d values", what, key, n);
+    return FALSE;
+  }
+  for (int i = 0; i < n; i++) {
+    JsonNode *e = json_array_get_element (a, (guint)i);
+    if (!JSON_NODE_HOLDS_VALUE (e)
+        || (json_node_get_value_type (e) != G_TYPE_DOUBLE
+            && json_node_get_value_type (e) != G_TYPE_INT64)) {
+      g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+                   "config: %s: \"%s\"[%d] must be a number", what, key, i);
+      return FALSE;
+    }
+    out[i] = (float)json_node_get_double (e);
+  }
+  return TRUE;
+}
+
+gboolean
+ee_json_check_keys (JsonObject *o, const char *what, const char *const *allowed,
+                    GError **error)
+{
+  GList *members = json_object_get_members (o);
+  gboolean ok = TRUE;
+
+  for (GList *l = members; l && ok; l = l->next)
+    if (!g_strv_contains (allowed, l->data)) {
+      g_set_error (
+          error, EE_ERROR, EE_ERROR_FORMAT,
+          "config: %s: unknown key \"%s\" (a file for another version or "
+          "architecture?)",
+          what, (const char *)l->data);
+      ok = FALSE;
+    }
+  g_list_free (members);
+  return ok;
+}
+
+gboolean
+ee_model_parse_preprocess (EeModel *m, JsonObject *cfg, GError **error)
+{
+  static const char *const keys[]
+      = { "scale", "mean", "std", "channel_order", NULL };
+  static const char *const orders[] = { "rgb", "bgr", NULL };
+  JsonObject *p = ee_json_object (cfg, "config", "preprocess", error);
+  double scale;
+  const char *order;
+
+  if (!p || !ee_json_check_keys (p, "preprocess", keys, error)
+      || !ee_json_double (p, "preprocess", "scale", &scale, error)
+      || !(order
+           = ee_json_string (p, "preprocess", "channel_order", orders, error))
+      || !ee_json_floats (p, "preprocess", "mean", 3, m->pre.mean, error)
+      || !ee_json_floats (p, "preprocess", "std", 3, m->pre.std, error))
+    return FALSE;
+  if (!(scale > 0)) {
+    g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+                 "config: preprocess: \"scale\" must be > 0");
+    return FALSE;
+  }
+  m->pre.scale = (float)scale;
+  m->pre.bgr = !strcmp (order, "bgr");
+  for (int i = 0; i < 3; i++)
+    if (!(m->pre.std[i] > 0)) {
+      g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+                   "config: preprocess: std[%d] must be > 0", i);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The optional "labels" metadata: a JSON list of one name per class, which
+ * the final exit's output size fixes. */
+static gboolean
+parse_labels (EeModel *m, const char *text, GError **error)
+{
+  JsonParser *parser = json_parser_new ();
+  JsonNode *root;
+  JsonArray *a;
+  int64_t classes;
+  gboolean ok = FALSE;
+
+  if (m->version < 2 || m->task != EE_TASK_CLASSIFY) {
+    g_set_error (
+        error, EE_ERROR, EE_ERROR_FORMAT,
+        "metadata \"labels\" is only defined for classification models "
+        "(format_version 2)");
+    goto out;
+  }
+  if (!json_parser_load_from_data (parser, text, -1, NULL)
+      || !(root = json_parser_get_root (parser))
+      || !JSON_NODE_HOLDS_ARRAY (root)) {
+    g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+                 "metadata \"labels\" is not a JSON list of strings");
+    goto out;
+  }
+  a = json_node_get_array (root);
+  classes = ee_runner_segment (
+                m->runner, ee_runner_exit_segment (
+                               m->runner, ee_runner_n_exits (m->runner) - 1))
+                ->n_out;
+  if ((int64_t)json_array_get_length (a) != classes) {
+    g_set_error (
+        error, EE_ERROR, EE_ERROR_FORMAT,
+        "metadata \"labels\" has %u names, the model has %" G_GINT64_FORMAT
+        " classes",
+        json_array_get_length (a), classes);
+    goto out;
+  }
+  m->labels = g_new0 (char *, classes + 1);
+  for (guint i = 0; i < json_array_get_length (a); i++) {
+    JsonNode *e = json_array_get_element (a, i);
+    if (!JSON_NODE_HOLDS_VALUE (e)
+        || json_node_get_value_type (e) != G_TYPE_STRING) {
+      g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+                   "metadata \"labels\"[%u] is not a string", i);
+      goto out;
+    }
+    m->labels[i] = g_strdup (json_node_get_string (e));
+  }
+  m->n_labels = (int)classes;
+  ok = TRUE;
+out:
+  g_object_unref (parser);
+  return ok;
 }
 
 /* Every tensor in the file must have been read: an unexpected tensor means the
@@ -172,8 +321,10 @@ check_all_used (EeModel *m, GError **error)
     const EeStTensor *t = ee_safetensors_tensor (m->st, i);
     if (!g_hash_table_contains (m->used, t->name)) {
       g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
-          "unexpected tensor \"%s\": the configuration in the metadata does not "
-          "use it (regenerate the file with models/convert/)", t->name);
+                   "unexpected tensor \"%s\": the configuration in the "
+                   "metadata does not "
+                   "use it (regenerate the file with models/convert/)",
+                   t->name);
       return FALSE;
     }
   }
@@ -186,7 +337,7 @@ ee_model_load (const char *path, EeBackend *be, gboolean plan, GError **error)
   EeModel *m = g_new0 (EeModel, 1);
   JsonParser *parser = NULL;
   JsonNode *root;
-  const char *format, *version, *config, *arch;
+  const char *format, *version, *config, *arch, *labels;
   GError *local = NULL;
   gsize i;
 
@@ -200,21 +351,30 @@ ee_model_load (const char *path, EeBackend *be, gboolean plan, GError **error)
   version = ee_safetensors_metadata (m->st, "format_version");
   config = ee_safetensors_metadata (m->st, "config");
   if (g_strcmp0 (format, MODEL_FORMAT)) {
-    g_set_error (&local, EE_ERROR, EE_ERROR_FORMAT,
+    g_set_error (
+        &local, EE_ERROR, EE_ERROR_FORMAT,
         "metadata \"format\" is %s%s%s, expected \"" MODEL_FORMAT "\" (write "
-        "model files with models/convert/)", format ? "\"" : "",
-        format ? format : "missing", format ? "\"" : "");
+        "model files with models/convert/)",
+        format ? "\"" : "", format ? format : "missing", format ? "\"" : "");
     goto fail;
   }
-  if (g_strcmp0 (version, MODEL_FORMAT_VERSION)) {
-    g_set_error (&local, EE_ERROR, EE_ERROR_UNSUPPORTED,
-        "metadata \"format_version\" is %s, this build reads version "
-        MODEL_FORMAT_VERSION, version ? version : "missing");
+  for (int v = 1; v <= MODEL_FORMAT_VERSION_MAX && !m->version; v++) {
+    char text[16];
+    g_snprintf (text, sizeof text, "%d", v);
+    if (!g_strcmp0 (version, text))
+      m->version = v;
+  }
+  if (!m->version) {
+    g_set_error (
+        &local, EE_ERROR, EE_ERROR_UNSUPPORTED,
+        "metadata \"format_version\" is %s, this build reads versions 1 to "
+        "%d",
+        version ? version : "missing", MODEL_FORMAT_VERSION_MAX);
     goto fail;
   }
   if (!config) {
     g_set_error (&local, EE_ERROR, EE_ERROR_FORMAT,
-        "metadata \"config\" is missing");
+                 "metadata \"config\" is missing");
     goto fail;
   }
   parser = json_parser_new ();
@@ -227,12 +387,12 @@ ee_model_load (const char *path, EeBackend *be, gboolean plan, GError **error)
   root = json_parser_get_root (parser);
   if (!root || !JSON_NODE_HOLDS_OBJECT (root)) {
     g_set_error (&local, EE_ERROR, EE_ERROR_FORMAT,
-        "metadata \"config\" is not a JSON object");
+                 "metadata \"config\" is not a JSON object");
     goto fail;
   }
   m->config_json = g_strdup (config);
   arch = ee_json_string (json_node_get_object (root), "config", "arch", NULL,
-      &local);
+                         &local);
   if (!arch)
     goto fail;
   m->arch = g_strdup (arch);
@@ -245,12 +405,23 @@ ee_model_load (const char *path, EeBackend *be, gboolean plan, GError **error)
       break;
   if (i == G_N_ELEMENTS (architectures)) {
     g_set_error (&local, EE_ERROR, EE_ERROR_UNSUPPORTED,
-        "architecture \"%s\" is not supported by this build", arch);
+                 "architecture \"%s\" is not supported by this build", arch);
+    goto fail;
+  }
+  if (m->version < architectures[i].since_version) {
+    g_set_error (
+        &local, EE_ERROR, EE_ERROR_FORMAT,
+        "architecture \"%s\" needs format_version %d or later, the file "
+        "says %d",
+        arch, architectures[i].since_version, m->version);
     goto fail;
   }
   if (!architectures[i].build (m, json_node_get_object (root), &local))
     goto fail;
   if (!check_all_used (m, &local))
+    goto fail;
+  labels = ee_safetensors_metadata (m->st, "labels");
+  if (labels && !parse_labels (m, labels, &local))
     goto fail;
   if (plan && !ee_runner_finalize (m->runner, &local))
     goto fail;
@@ -286,6 +457,7 @@ ee_model_free (EeModel *m)
   g_free (m->path);
   g_free (m->arch);
   g_free (m->config_json);
+  g_strfreev (m->labels);
   g_free (m);
 }
 
@@ -332,6 +504,40 @@ ee_model_runner (EeModel *m)
   return m->runner;
 }
 
+const char *
+ee_model_label (const EeModel *m, int class_id)
+{
+  return m->labels && class_id >= 0 && class_id < m->n_labels
+             ? m->labels[class_id]
+             : NULL;
+}
+
+void
+ee_model_classify (const EeModel *m, const float *logits, int64_t n,
+                   EeClassification *out)
+{
+  int best = 0;
+  double sum = 0.0;
+
+  for (int64_t i = 1; i < n; i++)
+    if (logits[i] > logits[best])
+      best = (int)i;
+  /* softmax of the top logit, shifted by it so no term overflows */
+  for (int64_t i = 0; i < n; i++)
+    sum += exp ((double)logits[i] - logits[best]);
+  out->label_id = best;
+  out->confidence = (float)(1.0 / sum);
+  out->label = ee_model_label (m, best);
+}
+
+gboolean
+ee_model_audio_features (const EeModel *m, EeFeatureParams *params)
+{
+  if (m->has_features && params)
+    *params = m->features;
+  return m->has_features;
+}
+
 guint32
 ee_model_audio_exits (const EeModel *m)
 {
@@ -342,7 +548,7 @@ gboolean
 ee_model_set_image (EeModel *m, const float *image, GError **error)
 {
   return ee_graph_upload (ee_runner_graph (m->runner), m->image_input, image,
-      error);
+                          error);
 }
 
 gboolean
@@ -350,16 +556,16 @@ ee_model_set_audio (EeModel *m, const float *logmel, GError **error)
 {
   if (m->audio_input < 0) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "%s: this model has no audio input", m->path);
+                 "%s: this model has no audio input", m->path);
     return FALSE;
   }
   return ee_graph_upload (ee_runner_graph (m->runner), m->audio_input, logmel,
-      error);
+                          error);
 }
 
 gboolean
 ee_model_run_sync (EeModel *m, guint32 exit_mask, GError **error)
 {
-  return ee_runner_enqueue (m->runner, exit_mask, -1, error) &&
-      ee_runner_wait (m->runner, error);
+  return ee_runner_enqueue (m->runner, exit_mask, -1, error)
+         && ee_runner_wait (m->runner, error);
 }

@@ -7,6 +7,7 @@
 #ifndef EE_MODEL_H
 #define EE_MODEL_H
 
+#include "ee-features.h"
 #include "ee-runner.h"
 
 G_BEGIN_DECLS
@@ -15,8 +16,8 @@ typedef struct _EeModel EeModel;
 
 typedef enum
 {
-  EE_TASK_COUNT,                /* crowd counting: each exit gives 1 value */
-  EE_TASK_CLASSIFY,             /* classification: each exit gives class logits */
+  EE_TASK_COUNT,    /* crowd counting: each exit gives 1 value */
+  EE_TASK_CLASSIFY, /* classification: each exit gives class logits */
 } EeTask;
 
 /* How an 8-bit RGB image becomes the network input:
@@ -26,32 +27,56 @@ typedef struct
   float scale;
   float mean[3];
   float std[3];
-  gboolean bgr;                 /* channel 0 of the input is blue */
+  gboolean bgr; /* channel 0 of the input is blue */
 } EePreprocess;
 
 /* plan = FALSE skips the activation arena (enough for `earlyexit info`). */
-EeModel *ee_model_load (const char *path, EeBackend * be, gboolean plan,
-    GError ** error);
-void ee_model_free (EeModel * m);
+EeModel *ee_model_load (const char *path, EeBackend *be, gboolean plan,
+                        GError **error);
+void ee_model_free (EeModel *m);
 
-const char *ee_model_path (const EeModel * m);
-const char *ee_model_arch (const EeModel * m);
-EeTask ee_model_task (const EeModel * m);
-void ee_model_input_size (const EeModel * m, int *width, int *height);
-const EePreprocess *ee_model_preprocess (const EeModel * m);
+const char *ee_model_path (const EeModel *m);
+const char *ee_model_arch (const EeModel *m);
+EeTask ee_model_task (const EeModel *m);
+void ee_model_input_size (const EeModel *m, int *width, int *height);
+const EePreprocess *ee_model_preprocess (const EeModel *m);
 /* The model's configuration (the `config` metadata), owned by the model. */
-const char *ee_model_config_json (const EeModel * m);
+const char *ee_model_config_json (const EeModel *m);
 
-EeRunner *ee_model_runner (EeModel * m);
-/* Exits (bit i = exit i) that read the audio input; with no audio, run the others. */
-guint32 ee_model_audio_exits (const EeModel * m);
+/* Classification: the name of class `class_id` from the file's "labels", or
+ * NULL when the file has none (or the id is out of range). */
+const char *ee_model_label (const EeModel *m, int class_id);
 
-/* Inputs, preprocessed, float32: image (1,3,H,W); audio log-mel (1,1,96,64).
+/* An exit's decision from its logits: the top class and its softmax
+ * probability (the confidence an anytime policy compares), with its label. */
+typedef struct
+{
+  int label_id;
+  float confidence;
+  const char *label; /* NULL without labels */
+} EeClassification;
+
+void ee_model_classify (const EeModel *m, const float *logits, int64_t n,
+                        EeClassification *out);
+
+/* TRUE when the image input is computed from audio (audio classification,
+ * MODELS.md 1.2, 1.3): *params (may be NULL) then says how, output size
+ * included. Feed the features through ee_model_set_image. */
+gboolean ee_model_audio_features (const EeModel *m, EeFeatureParams *params);
+
+EeRunner *ee_model_runner (EeModel *m);
+/* Exits (bit i = exit i) that read the audio input; with no audio, run the
+ * others. */
+guint32 ee_model_audio_exits (const EeModel *m);
+
+/* Inputs, preprocessed, float32: image (1,3,H,W) (or the audio features of
+ * an audio classifier); audio log-mel (1,1,96,64).
  * Enqueued uploads: the buffers must stay valid until the run has finished. */
-gboolean ee_model_set_image (EeModel * m, const float *image, GError ** error);
-gboolean ee_model_set_audio (EeModel * m, const float *logmel, GError ** error);
-/* Runs the requested exits to completion (a convenience for tools and tests). */
-gboolean ee_model_run_sync (EeModel * m, guint32 exit_mask, GError ** error);
+gboolean ee_model_set_image (EeModel *m, const float *image, GError **error);
+gboolean ee_model_set_audio (EeModel *m, const float *logmel, GError **error);
+/* Runs the requested exits to completion (a convenience for tools and tests).
+ */
+gboolean ee_model_run_sync (EeModel *m, guint32 exit_mask, GError **error);
 
 G_END_DECLS
 #endif /* EE_MODEL_H */

@@ -424,7 +424,7 @@ cpu_param_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *user,
     memcpy (buf, host, dnnl_memory_desc_get_size (user));
     return dst;
   }
-  if (want->data_type == dnnl_bf16) {
+  if (want->data_type == dnnl_bf16 && g_getenv ("XX_NODIFF") == NULL) {
     /* The reorder to bf16 is then exact. */
     for (int i = 1; i < user->ndims; i++)
       cols *= user->dims[i];

@@ -4,7 +4,8 @@ These modules define the *exit checkpoint format*: the keys of `ExitSet.state_di
 are `<exit name>.<parameter>` (e.g. `v1.proj.weight`), and each parameter name is the
 model-file tensor name without its `exits.<exit name>.` prefix (docs/model-format.md,
 section "Exits"). Train or fine-tune exits with these modules, `torch.save` the
-state_dict, and `models/convert/audiocsrnet.py --exits FILE` puts them into a model file.
+state_dict, and `models/convert/audiocsrnet.py --exits FILE` (or classifier.py for the
+classification backbones) puts them into a model file.
 
 Conventions (the canonical ones of the model format):
 - SL-ViT patch vectors are in (py, px, c) order: element (py*P + px)*C + c.
@@ -161,8 +162,100 @@ class CNNExit(nn.Module):
         return self.head(y.flatten(1))
 
 
+def _conv_out(size, k, s=1, p=0):
+    return (size + 2 * p - k) // s + 1
+
+
+def _resnet152_taps(cfg):
+    h, w = cfg["input_height"], cfg["input_width"]
+    h, w = _conv_out(h, 7, 2, 3), _conv_out(w, 7, 2, 3)
+    h, w = _conv_out(h, 3, 2, 1), _conv_out(w, 3, 2, 1)
+    taps = [("stem", None, (64, h, w))]
+    for s, (n, width) in enumerate(zip((3, 8, 36, 3), (64, 128, 256, 512))):
+        for i in range(n):
+            p = f"layer{s + 1}.{i}"
+            stride = 2 if s > 0 and i == 0 else 1
+            # the stride sits on conv1 (Keras/Caffe v1) or on conv2 (torchvision)
+            h2, w2 = _conv_out(h, 3, stride, 1), _conv_out(w, 3, stride, 1)
+            c1 = (h2, w2) if cfg["stride_on_1x1"] else (h, w)
+            taps.append((f"{p}.conv1", None, (width, *c1)))
+            taps.append((f"{p}.conv2", None, (width, h2, w2)))
+            h, w = h2, w2
+            taps.append((p, f"layer{s + 1}" if i == n - 1 else None, (4 * width, h, w)))
+    return taps
+
+
+def _densenet201_taps(cfg):
+    h, w = cfg["input_height"], cfg["input_width"]
+    h, w = _conv_out(h, 7, 2, 3), _conv_out(w, 7, 2, 3)
+    h, w = _conv_out(h, 3, 2, 1), _conv_out(w, 3, 2, 1)
+    c = 64
+    taps = [("features.pool0", None, (c, h, w))]
+    blocks = (6, 12, 48, 32)
+    for k, n in enumerate(blocks, 1):
+        for j in range(1, n + 1):
+            c += 32
+            taps.append((f"features.denseblock{k}.denselayer{j}",
+                         f"features.denseblock{k}" if j == n else None, (c, h, w)))
+        if k < len(blocks):
+            c //= 2
+            taps.append((f"features.transition{k}.conv", None, (c, h, w)))
+            h, w = h // 2, w // 2
+            taps.append((f"features.transition{k}", None, (c, h, w)))
+    taps.append(("features.norm5", None, (c, h, w)))
+    return taps
+
+
+def _inceptionv3_taps(cfg):
+    h, w = cfg["input_height"], cfg["input_width"]
+    taps = []
+    for name, c, k, s, p in (("Conv2d_1a_3x3", 32, 3, 2, 0), ("Conv2d_2a_3x3", 32, 3, 1, 0),
+                             ("Conv2d_2b_3x3", 64, 3, 1, 1), ("maxpool1", 64, 3, 2, 0),
+                             ("Conv2d_3b_1x1", 80, 1, 1, 0), ("Conv2d_4a_3x3", 192, 3, 1, 0),
+                             ("maxpool2", 192, 3, 2, 0)):
+        h, w = _conv_out(h, k, s, p), _conv_out(w, k, s, p)
+        taps.append((name, None, (c, h, w)))
+    for name, c, reduce in (("Mixed_5b", 256, False), ("Mixed_5c", 288, False),
+                            ("Mixed_5d", 288, False), ("Mixed_6a", 768, True),
+                            ("Mixed_6b", 768, False), ("Mixed_6c", 768, False),
+                            ("Mixed_6d", 768, False), ("Mixed_6e", 768, False),
+                            ("Mixed_7a", 1280, True), ("Mixed_7b", 2048, False),
+                            ("Mixed_7c", 2048, False)):
+        if reduce:
+            h, w = _conv_out(h, 3, 2), _conv_out(w, 3, 2)
+        taps.append((name, None, (c, h, w)))
+    return taps
+
+
+CLASSIFIER_TAPS = {"resnet152": _resnet152_taps, "densenet201": _densenet201_taps,
+                   "inceptionv3": _inceptionv3_taps}
+
+
+def classifier_taps(cfg):
+    """Every tap of a classification backbone in forward order, as a list of
+    (name, alias or None, (C, H, W))."""
+    return CLASSIFIER_TAPS[cfg["arch"]](cfg)
+
+
+def tap_rank(cfg, tap):
+    """Position of a tap in forward order (exits are listed by it)."""
+    if cfg.get("arch", "audiocsrnet") == "audiocsrnet":
+        return -1 if tap == "frontend" else int(tap.split(".")[1])
+    for i, (name, alias, _) in enumerate(classifier_taps(cfg)):
+        if tap in (name, alias):
+            return i
+    raise ValueError(f"{tap!r} is not a tap of {cfg['arch']}")
+
+
 def tap_shape(cfg, tap):
-    """(C, H, W) of an AudioCSRNet tap for a config dict (model-format.md)."""
+    """(C, H, W) of a tap for a config dict (model-format.md)."""
+    if cfg.get("arch", "audiocsrnet") != "audiocsrnet":
+        taps = classifier_taps(cfg)
+        for name, alias, shape in taps:
+            if tap in (name, alias):
+                return shape
+        raise ValueError(f"{tap!r} is not a tap of {cfg['arch']} (taps: "
+                         + ", ".join(n for n, _, _ in taps) + ")")
     stride = 2 ** sum(1 for v in cfg["frontend"] if v == "M")
     h, w = cfg["input_height"] // stride, cfg["input_width"] // stride
     if tap == "frontend":
@@ -175,12 +268,19 @@ def tap_shape(cfg, tap):
 
 
 def audio_dim(cfg):
+    """Width of the audio vector; None for a backbone without one."""
+    if "audio" not in cfg:
+        return None
     return [v for v in cfg["audio"] if v != "M"][-1]
 
 
 def build_exit(cfg, e):
     """An exit module for exit config `e` of model config `cfg`."""
     shape = tap_shape(cfg, e["tap"])
+    uses_audio = e.get("audio_token") == "shared_projection" or e.get("film") is True
+    if uses_audio and audio_dim(cfg) is None:
+        raise ValueError(f"exit {e['name']}: needs an audio vector, which "
+                         f"{cfg['arch']} does not have")
     if e["kind"] == "slvit":
         if e["audio_token"] == "shared_projection" and audio_dim(cfg) != shape[0]:
             raise ValueError(f"exit {e['name']}: audio token needs audio width "
@@ -193,7 +293,7 @@ def build_exit(cfg, e):
                          audio_token=e["audio_token"])
     if e["kind"] == "cnn":
         return CNNExit(shape, filters=e["filters"], conv_padding=e["conv_padding"],
-                       pool=e["pool"], film=e["film"], audio_dim=audio_dim(cfg),
+                       pool=e["pool"], film=e["film"], audio_dim=audio_dim(cfg) or 0,
                        head_hidden=e["head_hidden"], head_act=e["head_act"],
                        outputs=e["outputs"])
     raise ValueError(f"unknown exit kind {e['kind']!r}")

@@ -1,0 +1,25 @@
+/* gst-earlyexit: writing results (meta and bus message), shared by the
+ * plugin's elements. Applications read them with earlyexit-meta.h. */
+#ifndef EE_RESULT_H
+#define EE_RESULT_H
+
+#include "earlyexit-meta.h"
+
+G_BEGIN_DECLS
+
+/* Registers the result meta (once; called from plugin_init). */
+void ee_result_meta_register (void);
+
+/* Attaches a result meta holding a copy of `result`'s fields; `buffer` must be
+ * writable. */
+void ee_result_meta_attach (GstBuffer *buffer, const GstStructure *result);
+
+/* The element message for a frame: a structure named after the element's
+ * factory with timestamp, stream-time, running-time and duration (as level
+ * does) followed by `result`'s fields. */
+GstMessage *ee_result_message_new (GstElement *element,
+                                   const GstSegment *segment, GstBuffer *buffer,
+                                   const GstStructure *result);
+
+G_END_DECLS
+#endif /* EE_RESULT_H */

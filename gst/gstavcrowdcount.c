@@ -1,0 +1,1752 @@
+/* gst-earlyexit: audiovisual crowd counting with early exits.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+/**
+ * SECTION:element-avcrowdcount
+ * @title: avcrowdcount
+ *
+ * Counts the people in each video frame with a multi-exit AudioCSRNet model
+ * that hears the ambient sound around the frame, and publishes, by a per-frame
+ * deadline, the result of the newest exit that has finished (anytime
+ * prediction). Video passes through unchanged; the result is attached to every
+ * output buffer as a meta and, when #GstAvCrowdCount:post-messages is TRUE,
+ * posted as an element message.
+ *
+ * Pads: `video` (raw 8-bit RGB or YUV at any size: converted, resized
+ * bilinearly and normalised to the model input inside the element), `audio`
+ * (`audio/x-raw,format=F32LE,rate=16000,channels=1`; put `audioconvert !
+ * audioresample` in front) and `src` (the video).
+ *
+ * ## Synchronisation
+ *
+ * A frame at running time t uses the audio of [t - window/2, t + window/2]. It
+ * is processed once audio has arrived up to the window's end, or the audio pad
+ * is EOS, or (live pipelines) the aggregator timed out; parts of the window
+ * without audio (not arrived, GAP events, discontinuities, before running time
+ * 0) are zeros and lower `audio-coverage`. The log-mel features always see 1 s
+ * (16000 samples); a shorter #GstAvCrowdCount:window sits centred in it with
+ * zeros around (the padding does not count as missing audio). When the window
+ * has no audio at all, only the exits that do not read audio run (exit "v1")
+ * and `audio-used` is FALSE. The audio pad must be linked (or get EOS):
+ * outside live pipelines the element waits for it.
+ *
+ * ## Deadline
+ *
+ * A frame's budget is #GstAvCrowdCount:deadline (one frame duration when 0)
+ * from the moment the frame became processable (preprocessing included). With
+ * policy=anytime the element keeps a cost estimate per network segment
+ * (measured at start-up, then a moving average) and does not start an exit
+ * that is not expected to finish in time; the result is the newest exit
+ * finished by the deadline. The first exit allowed by min-exit always runs,
+ * so a deadline shorter than any exit still gives a result: that exit's,
+ * flagged `deadline-missed`. Downstream lateness (QoS events) lowers the exit
+ * the element aims for by one and posts a QoS message instead of dropping
+ * frames (the QoS event is not forwarded upstream, where it would make
+ * elements drop frames); after 25 on-time reports it tries one exit higher
+ * again. Policies fixed and full do not change their exit.
+ *
+ * The element's latency is window/2 + the deadline budget.
+ *
+ * ## Result fields (meta and message)
+ *
+ * The meta is the custom meta `EarlyExitResultMeta` (no tags, so it survives
+ * videoconvert and videoscale) holding a #GstStructure named
+ * `earlyexit/result`; C applications read it with the getters of
+ * `earlyexit-meta.h` (`gst_buffer_get_earlyexit_result()`, ...).
+ *
+ * - `task` (string): "count".
+ * - `count` (double): the estimated number of people.
+ * - `exit` (string): name of the exit that produced it ("v1", "av1", "av2",
+ *   "final").
+ * - `exit-index` (int): its index in anytime order, 0 = earliest.
+ * - `n-exits` (int): the model's number of exits.
+ * - `fresh` (boolean): FALSE when carried over from an earlier frame
+ *   (#GstAvCrowdCount:interval); every other field then describes the frame
+ *   it was computed on.
+ * - `audio-coverage` (double): fraction of the audio window that had audio.
+ * - `audio-used` (boolean): FALSE when there was no audio at all and only
+ *   visual exits ran.
+ * - `window-start`, `window-end` (#GstClockTime): running time of the audio
+ *   window (the start clamped at 0).
+ * - `deadline` (guint64): the frame's budget in nanoseconds.
+ * - `inference-time` (guint64): nanoseconds from the frame becoming
+ *   processable to its result (preprocessing included).
+ * - `deadline-missed` (boolean): the result came after the deadline.
+ * - `unique-id` (uint): #GstAvCrowdCount:unique-id.
+ *
+ * The element message is named `avcrowdcount` and has, before the fields
+ * above, `timestamp`, `stream-time`, `running-time` and `duration`
+ * (#GstClockTime) of the frame. A density map is not attached yet: the model
+ * runtime does not expose it (#GstAvCrowdCount:density-map).
+ *
+ * ## Example launch line
+ *
+ * From the source tree after `meson setup build && ninja -C build` (the build
+ * writes a small random-weight demo model, so the counts are meaningless):
+ * |[
+ * GST_PLUGIN_PATH=build/gst gst-launch-1.0 -m \
+ *   avcrowdcount name=c model-file=build/pipelines/demo-model.safetensors !
+ * fakesink \
+ *   videotestsrc num-buffers=50 !
+ * video/x-raw,width=320,height=240,framerate=25/1 ! c.video \ audiotestsrc
+ * num-buffers=20 samplesperbuffer=1600 !
+ * audio/x-raw,format=F32LE,rate=16000,channels=1 ! c.audio
+ * ]|
+ * Debug output: `GST_DEBUG=avcrowdcount:5`.
+ */
+
+#include <string.h>
+
+#include <gst/audio/audio.h>
+
+#include "gstavcrowdcount.h"
+#include "ee-backend-select.h"
+#include "ee-result.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_av_crowd_count_debug);
+#define GST_CAT_DEFAULT gst_av_crowd_count_debug
+
+#define AUDIO_RATE 16000
+#define AUDIO_BPF 4
+/* The log-mel input is 1 s of audio. */
+#define FEATURE_SAMPLES AUDIO_RATE
+/* Audio buffer timestamps within this of the expected position continue the
+ * previous buffer (as GstAudioStreamAlign's default threshold). */
+#define ALIGN_THRESHOLD (40 * GST_MSECOND)
+/* Budget when deadline=0 and no frame duration is known. */
+#define FALLBACK_FRAME_DURATION (GST_SECOND / 25)
+/* On-time QoS reports before trying one exit higher again. */
+#define QOS_RECOVER_REPORTS 25
+/* Warm-up runs of the whole model at start-up. */
+#define WARM_UP_RUNS 3
+
+#define DEFAULT_MODEL_FILE NULL
+#define DEFAULT_DEVICE "auto"
+#define DEFAULT_PRECISION GST_AVCROWDCOUNT_PRECISION_FP32
+#define DEFAULT_WINDOW GST_SECOND
+#define MIN_WINDOW (100 * GST_MSECOND)
+#define DEFAULT_DEADLINE 0
+#define DEFAULT_POLICY GST_AVCROWDCOUNT_POLICY_ANYTIME
+#define DEFAULT_MIN_EXIT -1
+#define DEFAULT_MAX_EXIT -1
+#define DEFAULT_INTERVAL 1
+#define DEFAULT_POST_MESSAGES TRUE
+#define DEFAULT_DENSITY_MAP FALSE
+#define DEFAULT_UNIQUE_ID 0
+
+#define VIDEO_CAPS                                                             \
+  GST_VIDEO_CAPS_MAKE (                                                        \
+      "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, "                                   \
+      "RGBA, BGRA, ARGB, ABGR, I420, YV12, NV12, NV21, Y42B, Y444 }")
+#define AUDIO_CAPS                                                             \
+  "audio/x-raw, format = (string) F32LE, "                                     \
+  "rate = (int) 16000, channels = (int) 1, layout = (string) interleaved"
+
+static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE (
+    "video", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (VIDEO_CAPS));
+
+static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE (
+    "audio", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (AUDIO_CAPS));
+
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (VIDEO_CAPS));
+
+enum
+{
+  PROP_0,
+  PROP_MODEL_FILE,
+  PROP_DEVICE,
+  PROP_PRECISION,
+  PROP_WINDOW,
+  PROP_DEADLINE,
+  PROP_POLICY,
+  PROP_MIN_EXIT,
+  PROP_MAX_EXIT,
+  PROP_INTERVAL,
+  PROP_POST_MESSAGES,
+  PROP_DENSITY_MAP,
+  PROP_UNIQUE_ID,
+  PROP_STATS,
+};
+
+#define GST_TYPE_AVCROWDCOUNT_POLICY (gst_av_crowd_count_policy_get_type ())
+static GType
+gst_av_crowd_count_policy_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    { GST_AVCROWDCOUNT_POLICY_ANYTIME, "Newest exit finished by the deadline",
+      "anytime" },
+    { GST_AVCROWDCOUNT_POLICY_FIXED, "Always exit max-exit", "fixed" },
+    { GST_AVCROWDCOUNT_POLICY_FULL,
+      "Every exit up to max-exit, deadline ignored", "full" },
+    { 0, NULL, NULL },
+  };
+
+  if (g_once_init_enter (&type))
+    g_once_init_leave (
+        &type, g_enum_register_static ("GstAvCrowdCountPolicy", values));
+  return type;
+}
+
+#define GST_TYPE_AVCROWDCOUNT_PRECISION                                        \
+  (gst_av_crowd_count_precision_get_type ())
+static GType
+gst_av_crowd_count_precision_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    { GST_AVCROWDCOUNT_PRECISION_FP32, "32-bit float", "fp32" },
+    { GST_AVCROWDCOUNT_PRECISION_TF32, "fp32 with TF32 tensor cores", "tf32" },
+    { GST_AVCROWDCOUNT_PRECISION_FP16, "16-bit float", "fp16" },
+    { GST_AVCROWDCOUNT_PRECISION_BF16, "bfloat16", "bf16" },
+    { 0, NULL, NULL },
+  };
+
+  if (g_once_init_enter (&type))
+    g_once_init_leave (
+        &type, g_enum_register_static ("GstAvCrowdCountPrecision", values));
+  return type;
+}
+
+#define gst_av_crowd_count_parent_class parent_class
+G_DEFINE_TYPE (GstAvCrowdCount, gst_av_crowd_count, GST_TYPE_AGGREGATOR);
+GST_ELEMENT_REGISTER_DEFINE (avcrowdcount, "avcrowdcount", GST_RANK_NONE,
+                             GST_TYPE_AVCROWDCOUNT);
+
+static void gst_av_crowd_count_set_property (GObject *object, guint prop_id,
+                                             const GValue *value,
+                                             GParamSpec *pspec);
+static void gst_av_crowd_count_get_property (GObject *object, guint prop_id,
+                                             GValue *value, GParamSpec *pspec);
+static void gst_av_crowd_count_finalize (GObject *object);
+static GstStateChangeReturn
+gst_av_crowd_count_change_state (GstElement *element,
+                                 GstStateChange transition);
+static GstFlowReturn gst_av_crowd_count_aggregate (GstAggregator *agg,
+                                                   gboolean timeout);
+static gboolean gst_av_crowd_count_sink_event (GstAggregator *agg,
+                                               GstAggregatorPad *pad,
+                                               GstEvent *event);
+static gboolean gst_av_crowd_count_sink_query (GstAggregator *agg,
+                                               GstAggregatorPad *pad,
+                                               GstQuery *query);
+static gboolean gst_av_crowd_count_src_event (GstAggregator *agg,
+                                              GstEvent *event);
+static gboolean gst_av_crowd_count_src_query (GstAggregator *agg,
+                                              GstQuery *query);
+static GstBuffer *gst_av_crowd_count_clip (GstAggregator *agg,
+                                           GstAggregatorPad *pad,
+                                           GstBuffer *buffer);
+static GstFlowReturn gst_av_crowd_count_flush (GstAggregator *agg);
+static gboolean gst_av_crowd_count_start (GstAggregator *agg);
+static gboolean gst_av_crowd_count_stop (GstAggregator *agg);
+static GstClockTime gst_av_crowd_count_get_next_time (GstAggregator *agg);
+
+static void
+gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstAggregatorClass *agg_class = GST_AGGREGATOR_CLASS (klass);
+
+  gobject_class->set_property = gst_av_crowd_count_set_property;
+  gobject_class->get_property = gst_av_crowd_count_get_property;
+  gobject_class->finalize = gst_av_crowd_count_finalize;
+
+  /**
+   * GstAvCrowdCount:model-file:
+   *
+   * The AudioCSRNet model file (.safetensors, docs/model-format.md), read at
+   * the READY to PAUSED change.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MODEL_FILE,
+      g_param_spec_string (
+          "model-file", "Model File",
+          "Path of the AudioCSRNet model file (.safetensors), loaded when the "
+          "element goes from READY to PAUSED",
+          DEFAULT_MODEL_FILE,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY));
+
+  /**
+   * GstAvCrowdCount:device:
+   *
+   * Where inference runs: "auto", "cpu", "cuda" or "cuda:N". This build
+   * has the CPU backend only: "auto" picks it, "cuda" is an error.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_DEVICE,
+      g_param_spec_string (
+          "device", "Device",
+          "Where inference runs: auto, cpu, cuda or cuda:N (auto picks the "
+          "best backend built in)",
+          DEFAULT_DEVICE,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY));
+
+  /**
+   * GstAvCrowdCount:precision:
+   *
+   * Arithmetic precision of the network: fp32 on every backend; bf16 on the
+   * CPU (oneDNN) and CUDA backends; tf32 and fp16 on CUDA only. Asking a
+   * backend for one it lacks is an error (device=auto falls back to the CPU
+   * in fp32).
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_PRECISION,
+      g_param_spec_enum (
+          "precision", "Precision",
+          "Arithmetic precision of the network (fp32 everywhere, bf16 on CPU "
+          "and CUDA, tf32 and fp16 on CUDA)",
+          GST_TYPE_AVCROWDCOUNT_PRECISION, DEFAULT_PRECISION,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY));
+
+  /**
+   * GstAvCrowdCount:window:
+   *
+   * Length of the audio window centred on each frame, in nanoseconds (100 ms
+   * to 1 s). The features always see 1 s: a shorter window is centred in it
+   * and padded with zeros; it lowers the latency by waiting less for future
+   * audio.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_WINDOW,
+      g_param_spec_uint64 (
+          "window", "Audio Window",
+          "Length of the audio window centred on each frame (in nanoseconds; "
+          "the features always see 1 s, a shorter window is zero-padded)",
+          MIN_WINDOW, GST_SECOND, DEFAULT_WINDOW,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY));
+
+  /**
+   * GstAvCrowdCount:deadline:
+   *
+   * Time budget per frame in nanoseconds, from the moment the frame can be
+   * processed to its result; 0 means one frame duration.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_DEADLINE,
+      g_param_spec_uint64 (
+          "deadline", "Deadline",
+          "Time budget per frame from the frame being processable to its "
+          "result (in nanoseconds; 0 = one frame duration)",
+          0, G_MAXUINT64, DEFAULT_DEADLINE,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstAvCrowdCount:policy:
+   *
+   * Which exit gives the result: anytime (the newest finished by the
+   * deadline), fixed (always max-exit) or full (every exit, deadline
+   * ignored).
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_POLICY,
+      g_param_spec_enum (
+          "policy", "Policy",
+          "Which exit gives the result: anytime (newest finished by the "
+          "deadline), fixed (always max-exit), full (all exits, deadline "
+          "ignored)",
+          GST_TYPE_AVCROWDCOUNT_POLICY, DEFAULT_POLICY,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstAvCrowdCount:min-exit:
+   *
+   * Earliest exit (index in anytime order) that may give a result; earlier
+   * exits are not run. It always runs, even past the deadline. -1: none.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MIN_EXIT,
+      g_param_spec_int (
+          "min-exit", "Minimum Exit",
+          "Earliest exit (index, 0 = first) allowed to give a result; it "
+          "always runs, even past the deadline (-1 = no minimum)",
+          -1, GST_AVCROWDCOUNT_MAX_EXITS - 1, DEFAULT_MIN_EXIT,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstAvCrowdCount:max-exit:
+   *
+   * Last exit (index in anytime order) that may run; with policy=fixed the
+   * exit always taken. -1: the model's last exit.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAX_EXIT,
+      g_param_spec_int (
+          "max-exit", "Maximum Exit",
+          "Last exit (index, 0 = first) allowed to run, the exit taken with "
+          "policy=fixed (-1 = the last exit)",
+          -1, GST_AVCROWDCOUNT_MAX_EXITS - 1, DEFAULT_MAX_EXIT,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstAvCrowdCount:interval:
+   *
+   * Run the network on every Nth frame; the frames in between carry the last
+   * result with `fresh` FALSE and do not wait for audio.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_INTERVAL,
+      g_param_spec_uint (
+          "interval", "Interval",
+          "Run the network on every Nth frame; the others carry the last "
+          "result marked not fresh",
+          1, G_MAXUINT, DEFAULT_INTERVAL,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstAvCrowdCount:post-messages:
+   *
+   * Post an element message with the result of every frame.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_POST_MESSAGES,
+      g_param_spec_boolean (
+          "post-messages", "Post Messages",
+          "Post an element message with the result of every frame",
+          DEFAULT_POST_MESSAGES,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstAvCrowdCount:density-map:
+   *
+   * Attach the density map to the result. The model runtime does not expose
+   * it yet: setting this logs a warning and attaches nothing.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_DENSITY_MAP,
+      g_param_spec_boolean (
+          "density-map", "Density Map",
+          "Attach the density map to the result (not exposed by the model "
+          "runtime yet: nothing is attached)",
+          DEFAULT_DENSITY_MAP,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstAvCrowdCount:unique-id:
+   *
+   * Copied into every result, to tell several elements' results apart.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_UNIQUE_ID,
+      g_param_spec_uint ("unique-id", "Unique ID",
+                         "Copied into every result to tell elements apart", 0,
+                         G_MAXUINT, DEFAULT_UNIQUE_ID,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+                             | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstAvCrowdCount:stats:
+   *
+   * Statistics since the last READY to PAUSED change, a structure
+   * `avcrowdcount-stats` with: `frames` (guint64, output frames),
+   * `fresh-frames` (guint64, frames the network ran on), `deadline-misses`
+   * (guint64), `qos-lowered` (guint64, times QoS lowered the aim),
+   * `qos-max-exit` (int, the current QoS cap, -1 none), and per exit, in
+   * anytime order, arrays `exit-names` (strings), `exits-taken` (guint64,
+   * results given by the exit), `exit-runs` (guint64, frames the exit
+   * finished on), `mean-inference-time` (guint64 ns from the frame being
+   * processable to the exit's result, over its runs) and `estimated-time`
+   * (guint64 ns, the scheduler's current estimate of the exit from scratch).
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed (
+          "stats", "Statistics",
+          "Frames, exits taken per exit, deadline misses, mean inference "
+          "time per exit (in nanoseconds)",
+          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  GST_DEBUG_CATEGORY_INIT (gst_av_crowd_count_debug, "avcrowdcount", 0,
+                           "Audiovisual crowd counting with early exits");
+
+  gst_element_class_add_static_pad_template_with_gtype (
+      element_class, &video_template, GST_TYPE_AGGREGATOR_PAD);
+  gst_element_class_add_static_pad_template_with_gtype (
+      element_class, &audio_template, GST_TYPE_AGGREGATOR_PAD);
+  gst_element_class_add_static_pad_template_with_gtype (
+      element_class, &src_template, GST_TYPE_AGGREGATOR_PAD);
+  gst_element_class_set_static_metadata (
+      element_class, "Audiovisual crowd counting",
+      "Filter/Analyzer/Video/Audio",
+      "Counts people in video frames with a multi-exit audiovisual network, "
+      "publishing the newest exit finished by a per-frame deadline",
+      "gst-earlyexit");
+
+  element_class->change_state
+      = GST_DEBUG_FUNCPTR (gst_av_crowd_count_change_state);
+
+  agg_class->aggregate = GST_DEBUG_FUNCPTR (gst_av_crowd_count_aggregate);
+  agg_class->sink_event = GST_DEBUG_FUNCPTR (gst_av_crowd_count_sink_event);
+  agg_class->sink_query = GST_DEBUG_FUNCPTR (gst_av_crowd_count_sink_query);
+  agg_class->src_event = GST_DEBUG_FUNCPTR (gst_av_crowd_count_src_event);
+  agg_class->src_query = GST_DEBUG_FUNCPTR (gst_av_crowd_count_src_query);
+  agg_class->clip = GST_DEBUG_FUNCPTR (gst_av_crowd_count_clip);
+  agg_class->flush = GST_DEBUG_FUNCPTR (gst_av_crowd_count_flush);
+  agg_class->start = GST_DEBUG_FUNCPTR (gst_av_crowd_count_start);
+  agg_class->stop = GST_DEBUG_FUNCPTR (gst_av_crowd_count_stop);
+  agg_class->get_next_time
+      = GST_DEBUG_FUNCPTR (gst_av_crowd_count_get_next_time);
+  /* the output caps are the video caps, set from sink_event */
+  agg_class->negotiate = NULL;
+
+  gst_type_mark_as_plugin_api (GST_TYPE_AVCROWDCOUNT_POLICY, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_AVCROWDCOUNT_PRECISION, 0);
+}
+
+static GstAggregatorPad *
+add_sink_pad (GstAvCrowdCount *self, GstStaticPadTemplate *static_templ)
+{
+  GstPadTemplate *templ = gst_static_pad_template_get (static_templ);
+  GstAggregatorPad *pad = g_object_new (
+      GST_TYPE_AGGREGATOR_PAD, "name", static_templ->name_template, "direction",
+      GST_PAD_SINK, "template", templ, NULL);
+
+  gst_object_unref (templ);
+  gst_element_add_pad (GST_ELEMENT_CAST (self), GST_PAD_CAST (pad));
+  return pad;
+}
+
+static void
+gst_av_crowd_count_init (GstAvCrowdCount *self)
+{
+  self->video_pad = add_sink_pad (self, &video_template);
+  self->audio_pad = add_sink_pad (self, &audio_template);
+
+  self->prop_model_file = g_strdup (DEFAULT_MODEL_FILE);
+  self->prop_device = g_strdup (DEFAULT_DEVICE);
+  self->prop_precision = DEFAULT_PRECISION;
+  self->prop_window = DEFAULT_WINDOW;
+  self->deadline = DEFAULT_DEADLINE;
+  self->policy = DEFAULT_POLICY;
+  self->min_exit = DEFAULT_MIN_EXIT;
+  self->max_exit = DEFAULT_MAX_EXIT;
+  self->interval = DEFAULT_INTERVAL;
+  self->post_messages = DEFAULT_POST_MESSAGES;
+  self->density_map = DEFAULT_DENSITY_MAP;
+  self->unique_id = DEFAULT_UNIQUE_ID;
+
+  self->window = DEFAULT_WINDOW;
+  self->frame_duration = GST_CLOCK_TIME_NONE;
+  self->qos_max_exit = -1;
+  self->qos_lowered_at = GST_CLOCK_TIME_NONE;
+  self->latency = GST_CLOCK_TIME_NONE;
+}
+
+static void
+gst_av_crowd_count_finalize (GObject *object)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (object);
+
+  g_free (self->prop_model_file);
+  g_free (self->prop_device);
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+/* The budget of one frame; called with the object lock. */
+static GstClockTime
+frame_budget_locked (GstAvCrowdCount *self, GstClockTime buffer_duration)
+{
+  if (self->deadline > 0)
+    return self->deadline;
+  if (GST_CLOCK_TIME_IS_VALID (buffer_duration) && buffer_duration > 0)
+    return buffer_duration;
+  if (GST_CLOCK_TIME_IS_VALID (self->frame_duration))
+    return self->frame_duration;
+  return FALLBACK_FRAME_DURATION;
+}
+
+/* Reports half window + budget as our latency when it changed. */
+static void
+update_latency (GstAvCrowdCount *self)
+{
+  GstClockTime latency;
+
+  GST_OBJECT_LOCK (self);
+  latency = self->window / 2 + frame_budget_locked (self, GST_CLOCK_TIME_NONE);
+  if (latency == self->latency) {
+    GST_OBJECT_UNLOCK (self);
+    return;
+  }
+  self->latency = latency;
+  GST_OBJECT_UNLOCK (self);
+
+  GST_INFO_OBJECT (self, "latency %" GST_TIME_FORMAT, GST_TIME_ARGS (latency));
+  gst_aggregator_set_latency (GST_AGGREGATOR (self), latency, latency);
+}
+
+static void
+gst_av_crowd_count_set_property (GObject *object, guint prop_id,
+                                 const GValue *value, GParamSpec *pspec)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (object);
+  gboolean latency_changed = FALSE;
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_MODEL_FILE:
+      g_free (self->prop_model_file);
+      self->prop_model_file = g_value_dup_string (value);
+      break;
+    case PROP_DEVICE:
+      g_free (self->prop_device);
+      self->prop_device = g_value_dup_string (value);
+      break;
+    case PROP_PRECISION:
+      self->prop_precision = g_value_get_enum (value);
+      break;
+    case PROP_WINDOW:
+      self->prop_window = g_value_get_uint64 (value);
+      break;
+    case PROP_DEADLINE:
+      self->deadline = g_value_get_uint64 (value);
+      latency_changed = TRUE;
+      break;
+    case PROP_POLICY:
+      self->policy = g_value_get_enum (value);
+      break;
+    case PROP_MIN_EXIT:
+      self->min_exit = g_value_get_int (value);
+      break;
+    case PROP_MAX_EXIT:
+      self->max_exit = g_value_get_int (value);
+      break;
+    case PROP_INTERVAL:
+      self->interval = g_value_get_uint (value);
+      break;
+    case PROP_POST_MESSAGES:
+      self->post_messages = g_value_get_boolean (value);
+      break;
+    case PROP_DENSITY_MAP:
+      self->density_map = g_value_get_boolean (value);
+      break;
+    case PROP_UNIQUE_ID:
+      self->unique_id = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  /* the latency is ours to report only while running (a model is loaded) */
+  latency_changed = latency_changed && self->model != NULL;
+  GST_OBJECT_UNLOCK (self);
+
+  /* gst_aggregator_set_latency takes the element's locks */
+  if (latency_changed)
+    update_latency (self);
+}
+
+static GValue *
+stats_array_append (GValue *array, const GValue *v)
+{
+  gst_value_array_append_value (array, v);
+  return array;
+}
+
+/* Called with the object lock. */
+static GstStructure *
+stats_new_locked (GstAvCrowdCount *self)
+{
+  GValue names = G_VALUE_INIT, taken = G_VALUE_INIT, runs = G_VALUE_INIT;
+  GValue mean = G_VALUE_INIT, est = G_VALUE_INIT, v = G_VALUE_INIT;
+  GstStructure *s;
+
+  gst_value_array_init (&names, self->n_exits);
+  gst_value_array_init (&taken, self->n_exits);
+  gst_value_array_init (&runs, self->n_exits);
+  gst_value_array_init (&mean, self->n_exits);
+  gst_value_array_init (&est, self->n_exits);
+  for (int i = 0; i < self->n_exits; i++) {
+    g_value_init (&v, G_TYPE_STRING);
+    g_value_set_string (&v, self->exit_names[i]);
+    stats_array_append (&names, &v);
+    g_value_unset (&v);
+    g_value_init (&v, G_TYPE_UINT64);
+    g_value_set_uint64 (&v, self->stat_taken[i]);
+    stats_array_append (&taken, &v);
+    g_value_set_uint64 (&v, self->stat_runs[i]);
+    stats_array_append (&runs, &v);
+    g_value_set_uint64 (
+        &v, self->stat_runs[i] ? self->stat_time[i] / self->stat_runs[i] : 0);
+    stats_array_append (&mean, &v);
+    g_value_set_uint64 (&v, self->stat_estimate[i]);
+    stats_array_append (&est, &v);
+    g_value_unset (&v);
+  }
+  s = gst_structure_new (
+      "avcrowdcount-stats", "frames", G_TYPE_UINT64, self->stat_frames,
+      "fresh-frames", G_TYPE_UINT64, self->stat_fresh, "deadline-misses",
+      G_TYPE_UINT64, self->stat_misses, "qos-lowered", G_TYPE_UINT64,
+      self->stat_qos, "qos-max-exit", G_TYPE_INT, self->qos_max_exit, NULL);
+  gst_structure_take_value (s, "exit-names", &names);
+  gst_structure_take_value (s, "exits-taken", &taken);
+  gst_structure_take_value (s, "exit-runs", &runs);
+  gst_structure_take_value (s, "mean-inference-time", &mean);
+  gst_structure_take_value (s, "estimated-time", &est);
+  return s;
+}
+
+static void
+gst_av_crowd_count_get_property (GObject *object, guint prop_id, GValue *value,
+                                 GParamSpec *pspec)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_MODEL_FILE:
+      g_value_set_string (value, self->prop_model_file);
+      break;
+    case PROP_DEVICE:
+      g_value_set_string (value, self->prop_device);
+      break;
+    case PROP_PRECISION:
+      g_value_set_enum (value, self->prop_precision);
+      break;
+    case PROP_WINDOW:
+      g_value_set_uint64 (value, self->prop_window);
+      break;
+    case PROP_DEADLINE:
+      g_value_set_uint64 (value, self->deadline);
+      break;
+    case PROP_POLICY:
+      g_value_set_enum (value, self->policy);
+      break;
+    case PROP_MIN_EXIT:
+      g_value_set_int (value, self->min_exit);
+      break;
+    case PROP_MAX_EXIT:
+      g_value_set_int (value, self->max_exit);
+      break;
+    case PROP_INTERVAL:
+      g_value_set_uint (value, self->interval);
+      break;
+    case PROP_POST_MESSAGES:
+      g_value_set_boolean (value, self->post_messages);
+      break;
+    case PROP_DENSITY_MAP:
+      g_value_set_boolean (value, self->density_map);
+      break;
+    case PROP_UNIQUE_ID:
+      g_value_set_uint (value, self->unique_id);
+      break;
+    case PROP_STATS:
+      g_value_take_boxed (value, stats_new_locked (self));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* ------------------------------------------------------------ model */
+
+static void
+unload_model (GstAvCrowdCount *self)
+{
+  ee_deadline_free (self->sched);
+  ee_model_free (self->model);
+  if (self->backend) {
+    if (self->image)
+      ee_backend_host_free (self->backend, self->image);
+    if (self->logmel)
+      ee_backend_host_free (self->backend, self->logmel);
+  }
+  ee_backend_free (self->backend);
+  ee_feature_extractor_free (self->fx);
+  g_strfreev (self->exit_names);
+  g_free (self->samples);
+  ee_audio_ring_free (self->ring);
+  GST_OBJECT_LOCK (self);
+  self->sched = NULL;
+  self->model = NULL;
+  self->backend = NULL;
+  self->fx = NULL;
+  self->exit_names = NULL;
+  self->n_exits = 0;
+  self->image = self->samples = self->logmel = NULL;
+  self->ring = NULL;
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* device: "auto", "cpu", "cuda", "cuda:N" (nn/ee-backend-select.h: auto
+ * takes CUDA device 0 when the CUDA module loads and a device works, else
+ * the CPU in fp32). */
+static gboolean
+open_backend (GstAvCrowdCount *self, const gchar *device,
+              GstAvCrowdCountPrecision precision)
+{
+  GError *err = NULL;
+  EePrecision ep;
+  GEnumValue *nick;
+
+  switch (precision) {
+    case GST_AVCROWDCOUNT_PRECISION_TF32:
+      ep = EE_PRECISION_TF32;
+      break;
+    case GST_AVCROWDCOUNT_PRECISION_FP16:
+      ep = EE_PRECISION_FP16;
+      break;
+    case GST_AVCROWDCOUNT_PRECISION_BF16:
+      ep = EE_PRECISION_BF16;
+      break;
+    default:
+      ep = EE_PRECISION_FP32;
+      break;
+  }
+  if (!device || !*device)
+    device = "auto";
+
+  self->backend = ee_backend_new_full (device, 0, ep, &err);
+  if (self->backend) {
+    GST_INFO_OBJECT (self, "device=%s: running on the %s backend", device,
+                     self->backend->vt->name);
+    return TRUE;
+  }
+
+  nick = g_enum_get_value (g_type_class_peek (GST_TYPE_AVCROWDCOUNT_PRECISION),
+                           precision);
+  if (g_error_matches (err, EE_ERROR, EE_ERROR_ARGUMENT))
+    GST_ELEMENT_ERROR (
+        self, RESOURCE, SETTINGS,
+        ("Unknown device \"%s\". Use auto, cpu, cuda or cuda:N.", device),
+        ("%s", err->message));
+  else if (g_str_has_prefix (device, "cuda"))
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+                       ("The CUDA backend is not available (device=%s): %s. "
+                        "Use device=cpu or device=auto.",
+                        device, err->message),
+                       (NULL));
+  else if (g_error_matches (err, EE_ERROR, EE_ERROR_UNSUPPORTED))
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+                       ("Precision %s is not available on the CPU backend. "
+                        "Use precision=fp32 (or bf16).",
+                        nick ? nick->value_nick : "?"),
+                       ("%s", err->message));
+  else
+    GST_ELEMENT_ERROR (
+        self, LIBRARY, INIT,
+        ("Could not start the inference backend (device=%s).", device),
+        ("%s", err->message));
+  g_clear_error (&err);
+  return FALSE;
+}
+
+/* Warm-up inputs: a blank image and the features of silence. */
+static gboolean
+upload_blank (gpointer user_data, GError **error)
+{
+  GstAvCrowdCount *self = user_data;
+
+  return ee_model_set_image (self->model, self->image, error)
+         && (!self->audio_exits
+             || ee_model_set_audio (self->model, self->logmel, error));
+}
+
+static gboolean
+load_model (GstAvCrowdCount *self, const gchar *path)
+{
+  GError *err = NULL;
+  EeFeatureParams fp = ee_feature_default_params (EE_FEATURES_VGGISH);
+  int64_t shape[4];
+  EeRunner *runner;
+
+  if (!path || !*path) {
+    GST_ELEMENT_ERROR (
+        self, RESOURCE, NOT_FOUND,
+        ("No model file set. Set the model-file property to an AudioCSRNet "
+         "model file."),
+        ("write one with models/convert/audiocsrnet.py (see --help)"));
+    return FALSE;
+  }
+  if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
+    GST_ELEMENT_ERROR (
+        self, RESOURCE, NOT_FOUND,
+        ("Model file \"%s\" does not exist. Check the model-file property.",
+         path),
+        (NULL));
+    return FALSE;
+  }
+
+  self->model = ee_model_load (path, self->backend, TRUE, &err);
+  if (!self->model) {
+    if (g_error_matches (err, EE_ERROR, EE_ERROR_FILE))
+      GST_ELEMENT_ERROR (
+          self, RESOURCE, OPEN_READ,
+          ("Could not read model file \"%s\": %s", path, err->message), (NULL));
+    else
+      GST_ELEMENT_ERROR (
+          self, RESOURCE, FAILED,
+          ("Model file \"%s\" cannot be used: %s", path, err->message),
+          ("regenerate it with models/convert/audiocsrnet.py"));
+    g_clear_error (&err);
+    return FALSE;
+  }
+  if (ee_model_task (self->model) != EE_TASK_COUNT) {
+    GST_ELEMENT_ERROR (
+        self, RESOURCE, FAILED,
+        ("Model file \"%s\" is a %s classification model, not a crowd-counting "
+         "model. Use an AudioCSRNet model file.",
+         path, ee_model_arch (self->model)),
+        (NULL));
+    return FALSE;
+  }
+  runner = ee_model_runner (self->model);
+  self->n_exits = ee_runner_n_exits (runner);
+  if (self->n_exits < 1 || self->n_exits > GST_AVCROWDCOUNT_MAX_EXITS) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+                       ("Model file \"%s\" has %d exits; expected 1 to %d.",
+                        path, self->n_exits, GST_AVCROWDCOUNT_MAX_EXITS),
+                       (NULL));
+    return FALSE;
+  }
+  self->exit_names = g_new0 (gchar *, self->n_exits + 1);
+  for (int i = 0; i < self->n_exits; i++)
+    self->exit_names[i] = g_strdup (ee_runner_result (runner, i)->name);
+  self->audio_exits = ee_model_audio_exits (self->model);
+
+  self->fx = ee_feature_extractor_new (&fp, &err);
+  if (!self->fx) {
+    GST_ELEMENT_ERROR (self, LIBRARY, INIT,
+                       ("Could not set up the audio feature extractor."),
+                       ("%s", err->message));
+    g_clear_error (&err);
+    return FALSE;
+  }
+  ee_feature_extractor_shape (self->fx, shape);
+  ee_model_input_size (self->model, &self->in_width, &self->in_height);
+  /* uploaded buffers: page-locked on CUDA, so copies run asynchronously */
+  self->image = ee_backend_host_alloc (
+      self->backend, sizeof (float) * 3 * self->in_width * self->in_height,
+      &err);
+  self->samples = g_new0 (float, FEATURE_SAMPLES);
+  self->logmel
+      = self->image ? ee_backend_host_alloc (
+            self->backend,
+            sizeof (float) * shape[0] * shape[1] * shape[2] * shape[3], &err)
+                    : NULL;
+  if (!self->logmel) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
+                       ("Not enough memory for the model inputs."),
+                       ("%s", err->message));
+    g_clear_error (&err);
+    return FALSE;
+  }
+  memset (self->image, 0,
+          sizeof (float) * 3 * self->in_width * self->in_height);
+  memset (self->logmel, 0,
+          sizeof (float) * shape[0] * shape[1] * shape[2] * shape[3]);
+
+  /* measure every segment on blank inputs before the first frame */
+  self->sched = ee_deadline_new (runner, !ee_backend_is_cuda (self->backend));
+  if (!ee_feature_extractor_compute (self->fx, self->samples, FEATURE_SAMPLES,
+                                     self->logmel, &err)
+      || !ee_deadline_warm_up (self->sched, WARM_UP_RUNS, upload_blank, self,
+                               &err)) {
+    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+                       ("Could not run model \"%s\".", path),
+                       ("%s", err->message));
+    g_clear_error (&err);
+    return FALSE;
+  }
+  for (int i = 0; i < self->n_exits; i++) {
+    self->stat_estimate[i] = ee_deadline_exit_cost (self->sched, i);
+    GST_INFO_OBJECT (
+        self, "exit %d %s: estimated %" GST_TIME_FORMAT " from scratch%s", i,
+        self->exit_names[i], GST_TIME_ARGS (self->stat_estimate[i]),
+        (self->audio_exits >> i) & 1 ? " (reads audio)" : "");
+  }
+  return TRUE;
+}
+
+/* Latches the READY-only properties and loads the model; FALSE after posting
+ * an error. */
+static gboolean
+start_model (GstAvCrowdCount *self)
+{
+  gchar *path, *device;
+  GstAvCrowdCountPrecision precision;
+  gboolean density_map, ok;
+
+  GST_OBJECT_LOCK (self);
+  path = g_strdup (self->prop_model_file);
+  device = g_strdup (self->prop_device);
+  precision = self->prop_precision;
+  self->window = self->prop_window;
+  density_map = self->density_map;
+  self->stat_frames = self->stat_fresh = self->stat_misses = 0;
+  self->stat_qos = 0;
+  memset (self->stat_taken, 0, sizeof self->stat_taken);
+  memset (self->stat_runs, 0, sizeof self->stat_runs);
+  memset (self->stat_time, 0, sizeof self->stat_time);
+  memset (self->stat_estimate, 0, sizeof self->stat_estimate);
+  GST_OBJECT_UNLOCK (self);
+
+  self->window_samples
+      = gst_util_uint64_scale_round (self->window, AUDIO_RATE, GST_SECOND);
+  self->ring = ee_audio_ring_new (self->window_samples + 2 * AUDIO_RATE);
+  ok = open_backend (self, device, precision) && load_model (self, path);
+  if (ok && density_map)
+    GST_WARNING_OBJECT (self, "density-map=true: the model runtime does not "
+                              "expose density maps yet, so none is attached");
+  g_free (path);
+  g_free (device);
+  if (!ok)
+    unload_model (self);
+  return ok;
+}
+
+static GstStateChangeReturn
+gst_av_crowd_count_change_state (GstElement *element, GstStateChange transition)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (element);
+  GstStateChangeReturn ret;
+
+  switch (transition) {
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+      if (!start_model (self))
+        return GST_STATE_CHANGE_FAILURE;
+      update_latency (self);
+      break;
+    default:
+      break;
+  }
+
+  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+
+  switch (transition) {
+    case GST_STATE_CHANGE_PAUSED_TO_READY:
+      /* the streaming thread has stopped */
+      unload_model (self);
+      GST_OBJECT_LOCK (self);
+      self->latency = GST_CLOCK_TIME_NONE;
+      GST_OBJECT_UNLOCK (self);
+      break;
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+      if (ret == GST_STATE_CHANGE_FAILURE)
+        unload_model (self);
+      break;
+    default:
+      break;
+  }
+  return ret;
+}
+
+/* ------------------------------------------------------------ events */
+
+static void
+reset_stream (GstAvCrowdCount *self)
+{
+  if (self->ring)
+    ee_audio_ring_reset (self->ring);
+  self->audio_discont = TRUE;
+  gst_clear_buffer (&self->stored_audio);
+  self->frame_index = 0;
+  gst_clear_structure (&self->last_result);
+  GST_OBJECT_LOCK (self);
+  self->qos_max_exit = -1;
+  self->qos_late = FALSE;
+  self->qos_on_time = 0;
+  self->qos_lowered_at = GST_CLOCK_TIME_NONE;
+  GST_OBJECT_UNLOCK (self);
+}
+
+static gboolean
+gst_av_crowd_count_start (GstAggregator *agg)
+{
+  reset_stream (GST_AVCROWDCOUNT (agg));
+  return TRUE;
+}
+
+static gboolean
+gst_av_crowd_count_stop (GstAggregator *agg)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
+
+  reset_stream (self);
+  g_clear_pointer (&self->prep, ee_video_prep_free);
+  self->frame_duration = GST_CLOCK_TIME_NONE;
+  return TRUE;
+}
+
+static GstFlowReturn
+gst_av_crowd_count_flush (GstAggregator *agg)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
+
+  GST_DEBUG_OBJECT (self, "flushing: forgetting audio and the last result");
+  reset_stream (self);
+  GST_AGGREGATOR_PAD (agg->srcpad)->segment.position = GST_CLOCK_TIME_NONE;
+  return GST_FLOW_OK;
+}
+
+static gboolean
+set_video_caps (GstAvCrowdCount *self, GstCaps *caps)
+{
+  GstVideoInfo info;
+
+  if (!gst_video_info_from_caps (&info, caps)) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+                       ("invalid video caps %" GST_PTR_FORMAT, caps));
+    return FALSE;
+  }
+  g_clear_pointer (&self->prep, ee_video_prep_free);
+  self->prep = ee_video_prep_new (&info, self->in_width, self->in_height,
+                                  ee_model_preprocess (self->model));
+  if (!self->prep) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+                       ("unsupported video caps %" GST_PTR_FORMAT, caps));
+    return FALSE;
+  }
+  self->vinfo = info;
+  GST_OBJECT_LOCK (self);
+  self->frame_duration
+      = info.fps_n > 0 && info.fps_d > 0
+            ? gst_util_uint64_scale_int (GST_SECOND, info.fps_d, info.fps_n)
+            : GST_CLOCK_TIME_NONE;
+  GST_OBJECT_UNLOCK (self);
+  GST_DEBUG_OBJECT (self, "video %dx%d %s -> network %dx%d",
+                    GST_VIDEO_INFO_WIDTH (&info), GST_VIDEO_INFO_HEIGHT (&info),
+                    GST_VIDEO_INFO_NAME (&info), self->in_width,
+                    self->in_height);
+  update_latency (self);
+  gst_aggregator_set_src_caps (GST_AGGREGATOR (self), caps);
+  return TRUE;
+}
+
+static gboolean
+gst_av_crowd_count_sink_event (GstAggregator *agg, GstAggregatorPad *pad,
+                               GstEvent *event)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
+
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_CAPS:
+      if (pad == self->video_pad) {
+        GstCaps *caps;
+        gst_event_parse_caps (event, &caps);
+        if (!set_video_caps (self, caps)) {
+          gst_event_unref (event);
+          return FALSE;
+        }
+      }
+      break;
+    case GST_EVENT_SEGMENT:
+      if (pad == self->video_pad) {
+        const GstSegment *segment;
+        gst_event_parse_segment (event, &segment);
+        if (segment->format != GST_FORMAT_TIME) {
+          GST_ELEMENT_ERROR (self, STREAM, FORMAT, (NULL),
+                             ("video segment is not in time format"));
+          gst_event_unref (event);
+          return FALSE;
+        }
+        gst_aggregator_update_segment (agg, segment);
+      } else {
+        /* running times of the audio may jump */
+        self->audio_discont = TRUE;
+      }
+      break;
+    case GST_EVENT_STREAM_START:
+      if (pad == self->audio_pad)
+        self->audio_discont = TRUE;
+      break;
+    default:
+      break;
+  }
+  return GST_AGGREGATOR_CLASS (parent_class)->sink_event (agg, pad, event);
+}
+
+/* Answers caps queries with the template intersected with `filter`. */
+static gboolean
+answer_template_caps (GstQuery *query, GstStaticPadTemplate *templ)
+{
+  GstCaps *caps = gst_static_pad_template_get_caps (templ), *filter;
+
+  gst_query_parse_caps (query, &filter);
+  if (filter) {
+    GstCaps *tmp
+        = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref (caps);
+    caps = tmp;
+  }
+  gst_query_set_caps_result (query, caps);
+  gst_caps_unref (caps);
+  return TRUE;
+}
+
+/* Caps query through the element: the peer's answer within our template. */
+static gboolean
+proxy_caps_query (GstPad *peer_side, GstQuery *query,
+                  GstStaticPadTemplate *templ)
+{
+  GstCaps *filter, *templ_caps, *peer, *result;
+
+  gst_query_parse_caps (query, &filter);
+  templ_caps = gst_static_pad_template_get_caps (templ);
+  peer = gst_pad_peer_query_caps (peer_side, filter);
+  result = gst_caps_intersect_full (peer, templ_caps, GST_CAPS_INTERSECT_FIRST);
+  gst_query_set_caps_result (query, result);
+  gst_caps_unref (result);
+  gst_caps_unref (peer);
+  gst_caps_unref (templ_caps);
+  return TRUE;
+}
+
+static gboolean
+gst_av_crowd_count_sink_query (GstAggregator *agg, GstAggregatorPad *pad,
+                               GstQuery *query)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
+
+  if (pad == self->video_pad) {
+    switch (GST_QUERY_TYPE (query)) {
+      case GST_QUERY_CAPS:
+        return proxy_caps_query (agg->srcpad, query, &video_template);
+      case GST_QUERY_ALLOCATION:
+      case GST_QUERY_POSITION:
+      case GST_QUERY_DURATION:
+      case GST_QUERY_URI:
+        return gst_pad_peer_query (agg->srcpad, query);
+      default:
+        break;
+    }
+  } else if (GST_QUERY_TYPE (query) == GST_QUERY_CAPS) {
+    return answer_template_caps (query, &audio_template);
+  }
+  return GST_AGGREGATOR_CLASS (parent_class)->sink_query (agg, pad, query);
+}
+
+static gboolean
+gst_av_crowd_count_src_query (GstAggregator *agg, GstQuery *query)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
+
+  switch (GST_QUERY_TYPE (query)) {
+    case GST_QUERY_CAPS:
+      return proxy_caps_query (GST_PAD (self->video_pad), query, &src_template);
+    case GST_QUERY_POSITION:
+    case GST_QUERY_DURATION:
+    case GST_QUERY_URI:
+      return gst_pad_peer_query (GST_PAD (self->video_pad), query);
+    default:
+      return GST_AGGREGATOR_CLASS (parent_class)->src_query (agg, query);
+  }
+}
+
+/* Downstream lateness lowers the exit aimed for (acted on in aggregate);
+ * on-time reports slowly raise it again. */
+static gboolean
+gst_av_crowd_count_src_event (GstAggregator *agg, GstEvent *event)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
+
+  if (GST_EVENT_TYPE (event) == GST_EVENT_QOS) {
+    GstQOSType type;
+    gdouble proportion;
+    GstClockTimeDiff diff;
+    GstClockTime timestamp;
+
+    gst_event_parse_qos (event, &type, &proportion, &diff, &timestamp);
+    GST_OBJECT_LOCK (self);
+    if (diff > 0) {
+      /* reports on frames made before the last lowering say nothing new */
+      if (!GST_CLOCK_TIME_IS_VALID (self->qos_lowered_at)
+          || !GST_CLOCK_TIME_IS_VALID (timestamp)
+          || timestamp > self->qos_lowered_at) {
+        self->qos_late = TRUE;
+        self->qos_jitter = diff;
+        self->qos_proportion = proportion;
+      }
+    } else if (self->qos_max_exit >= 0
+               && ++self->qos_on_time >= QOS_RECOVER_REPORTS) {
+      self->qos_on_time = 0;
+      self->qos_max_exit++;
+      if (self->qos_max_exit >= self->n_exits - 1)
+        self->qos_max_exit = -1;
+      GST_INFO_OBJECT (self, "downstream on time again: QoS cap now %d",
+                       self->qos_max_exit);
+    }
+    GST_OBJECT_UNLOCK (self);
+    /* handled here by degrading, not forwarded: upstream would react by
+     * dropping frames */
+    gst_event_unref (event);
+    return TRUE;
+  }
+  return GST_AGGREGATOR_CLASS (parent_class)->src_event (agg, event);
+}
+
+static GstBuffer *
+gst_av_crowd_count_clip (GstAggregator *agg, GstAggregatorPad *pad,
+                         GstBuffer *buffer)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
+  GstClockTime pts = GST_BUFFER_PTS (buffer);
+
+  if (pad == self->audio_pad) {
+    /* GAP buffers without data keep their time span as they are */
+    if (gst_buffer_get_size (buffer) == 0)
+      return buffer;
+    return gst_audio_buffer_clip (buffer, &pad->segment, AUDIO_RATE, AUDIO_BPF);
+  }
+
+  if (GST_CLOCK_TIME_IS_VALID (pts) && pad->segment.format == GST_FORMAT_TIME) {
+    GstClockTime dur = GST_BUFFER_DURATION (buffer);
+    GstClockTime stop = GST_CLOCK_TIME_IS_VALID (dur) ? pts + dur : pts + 1;
+    if (!gst_segment_clip (&pad->segment, GST_FORMAT_TIME, pts, stop, NULL,
+                           NULL)) {
+      GST_LOG_OBJECT (self, "dropping video frame outside the segment");
+      gst_buffer_unref (buffer);
+      return NULL;
+    }
+  }
+  return buffer;
+}
+
+static gint64
+to_samples (GstClockTime t)
+{
+  return (gint64)gst_util_uint64_scale_round (t, AUDIO_RATE, GST_SECOND);
+}
+
+/* Live pipelines: when to stop waiting for the head frame's audio. The base
+ * class times out at this + our latency (window/2 + budget) + the upstream
+ * latency, i.e. once the window's audio should have arrived, leaving the
+ * budget for processing. Frames that need no more audio (carried results,
+ * a covered window) and the end of the video go at once. */
+static GstClockTime
+gst_av_crowd_count_get_next_time (GstAggregator *agg)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
+  GstBuffer *buf = gst_aggregator_pad_peek_buffer (self->video_pad);
+  GstClockTime t, budget;
+  guint interval;
+
+  if (!buf)
+    return gst_aggregator_pad_is_eos (self->video_pad) ? 0
+                                                       : GST_CLOCK_TIME_NONE;
+  t = gst_segment_to_running_time (&self->video_pad->segment, GST_FORMAT_TIME,
+                                   GST_BUFFER_PTS (buf));
+  GST_OBJECT_LOCK (self);
+  budget = frame_budget_locked (self, GST_BUFFER_DURATION (buf));
+  interval = self->interval;
+  GST_OBJECT_UNLOCK (self);
+  gst_buffer_unref (buf);
+  if (!GST_CLOCK_TIME_IS_VALID (t))
+    return 0;
+  if (self->last_result && self->frame_index % interval != 0)
+    return 0;
+  if (self->ring && !ee_audio_ring_is_empty (self->ring)
+      && ee_audio_ring_end (self->ring)
+             >= to_samples (t) + (gint64)self->window_samples / 2)
+    return 0;
+  return t > budget ? t - budget : 0;
+}
+
+/* ------------------------------------------------------------ streaming */
+
+/* Where audio buffer `buf` goes in the ring: *pos and *n samples. FALSE when
+ * it has no samples, or no timestamp and nothing to follow. */
+static gboolean
+audio_span (GstAvCrowdCount *self, GstBuffer *buf, gint64 *pos, gint64 *n)
+{
+  GstAggregatorPad *pad = self->audio_pad;
+  gsize size = gst_buffer_get_size (buf);
+  GstClockTime rt = GST_CLOCK_TIME_NONE;
+  gint sign = 0;
+
+  if (size > 0)
+    *n = size / AUDIO_BPF;
+  else if (GST_BUFFER_DURATION_IS_VALID (buf))
+    *n = to_samples (GST_BUFFER_DURATION (buf));
+  else
+    *n = 0;
+  if (*n == 0)
+    return FALSE;
+
+  if (GST_BUFFER_PTS_IS_VALID (buf))
+    sign = gst_segment_to_running_time_full (&pad->segment, GST_FORMAT_TIME,
+                                             GST_BUFFER_PTS (buf), &rt);
+  if (sign == 0) {
+    if (ee_audio_ring_is_empty (self->ring))
+      return FALSE;
+    *pos = ee_audio_ring_end (self->ring);
+    return TRUE;
+  }
+  *pos = sign > 0 ? to_samples (rt) : -to_samples (rt);
+  /* small timestamp jitter continues the previous buffer exactly */
+  if (!self->audio_discont && !GST_BUFFER_IS_DISCONT (buf)
+      && !ee_audio_ring_is_empty (self->ring)
+      && ABS (*pos - ee_audio_ring_end (self->ring))
+             < to_samples (ALIGN_THRESHOLD))
+    *pos = ee_audio_ring_end (self->ring);
+  return TRUE;
+}
+
+/* Puts one audio buffer into the ring at its running time (GAP buffers as
+ * uncovered samples). */
+static void
+store_audio (GstAvCrowdCount *self, GstBuffer *buf, gint64 pos, gint64 n)
+{
+  GstMapInfo map;
+
+  if (!ee_audio_ring_is_empty (self->ring)
+      && pos != ee_audio_ring_end (self->ring))
+    GST_DEBUG_OBJECT (self, "audio discontinuity: %" G_GINT64_FORMAT " samples",
+                      pos - ee_audio_ring_end (self->ring));
+  self->audio_discont = FALSE;
+  ee_audio_ring_reserve (self->ring, self->window_samples + n + AUDIO_RATE);
+  if (GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_GAP)
+      || gst_buffer_get_size (buf) == 0) {
+    ee_audio_ring_write (self->ring, pos, NULL, n);
+  } else if (gst_buffer_map (buf, &map, GST_MAP_READ)) {
+    ee_audio_ring_write (self->ring, pos, (const float *)map.data, n);
+    gst_buffer_unmap (buf, &map);
+  } else {
+    GST_WARNING_OBJECT (self, "could not map an audio buffer: counted as "
+                              "missing audio");
+    ee_audio_ring_write (self->ring, pos, NULL, n);
+  }
+}
+
+/* Moves the audio that starts before `window_end` (samples) into the ring;
+ * TRUE when audio covers the window end (or a later buffer is waiting).
+ * all: take every queued buffer.
+ *
+ * A buffer reaching past the window end is copied into the ring but left
+ * queued on the pad (remembered in stored_audio): the aggregator calls
+ * aggregate only while every pad has data, so the next frame, whose window
+ * it may already cover, gets processed without waiting for more audio. */
+static gboolean
+collect_audio (GstAvCrowdCount *self, gint64 window_end, gboolean all)
+{
+  GstAggregatorPad *pad = self->audio_pad;
+  GstBuffer *buf;
+
+  while ((buf = gst_aggregator_pad_peek_buffer (pad))) {
+    gint64 pos = 0, n = 0;
+    gboolean usable = audio_span (self, buf, &pos, &n);
+
+    if (!all && usable && pos >= window_end) {
+      gst_buffer_unref (buf);
+      return TRUE;
+    }
+    if (buf != self->stored_audio) {
+      if (usable)
+        store_audio (self, buf, pos, n);
+      else
+        GST_DEBUG_OBJECT (self, "audio buffer without samples or timestamp: "
+                                "dropped");
+      gst_buffer_replace (&self->stored_audio, buf);
+    }
+    if (!all && usable && ee_audio_ring_end (self->ring) > window_end) {
+      gst_buffer_unref (buf);
+      return TRUE;
+    }
+    gst_aggregator_pad_drop_buffer (pad);
+    gst_clear_buffer (&self->stored_audio);
+    gst_buffer_unref (buf);
+  }
+  return !ee_audio_ring_is_empty (self->ring)
+         && ee_audio_ring_end (self->ring) >= window_end;
+}
+
+/* The frame settings read once per frame. */
+typedef struct
+{
+  GstClockTime budget;
+  EeDeadlinePolicy policy;
+  gint min_exit, max_exit;
+  guint interval;
+  gboolean post_messages;
+  guint unique_id;
+} FrameSettings;
+
+static void
+read_settings (GstAvCrowdCount *self, GstBuffer *buf, FrameSettings *fs)
+{
+  GST_OBJECT_LOCK (self);
+  fs->budget = frame_budget_locked (self, GST_BUFFER_DURATION (buf));
+  fs->policy = self->policy == GST_AVCROWDCOUNT_POLICY_FIXED ? EE_DEADLINE_FIXED
+               : self->policy == GST_AVCROWDCOUNT_POLICY_FULL
+                   ? EE_DEADLINE_FULL
+                   : EE_DEADLINE_ANYTIME;
+  fs->min_exit = self->min_exit;
+  fs->max_exit = self->max_exit;
+  fs->interval = self->interval;
+  fs->post_messages = self->post_messages;
+  fs->unique_id = self->unique_id;
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* Lowers the aimed-for exit after a late report (anytime only) and posts a
+ * QoS message; updates p->max_exit with the QoS cap. */
+static void
+apply_qos (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
+           EeDeadlineParams *p)
+{
+  gboolean late;
+  gint cap, aim, floor_exit;
+  GstClockTimeDiff jitter;
+  gdouble proportion;
+  guint64 processed;
+  GstMessage *msg;
+
+  GST_OBJECT_LOCK (self);
+  late = self->qos_late;
+  self->qos_late = FALSE;
+  cap = self->qos_max_exit;
+  jitter = self->qos_jitter;
+  proportion = self->qos_proportion;
+  processed = self->stat_frames;
+  GST_OBJECT_UNLOCK (self);
+
+  if (p->policy != EE_DEADLINE_ANYTIME)
+    return;
+  if (cap >= 0 && (p->max_exit < 0 || cap < p->max_exit))
+    p->max_exit = cap;
+  if (!late)
+    return;
+
+  aim = ee_deadline_target (self->sched, p);
+  floor_exit = MAX (p->min_exit, 0);
+  if (aim <= floor_exit) {
+    GST_DEBUG_OBJECT (self,
+                      "downstream is late but exit %d is the lowest "
+                      "allowed",
+                      aim);
+    return;
+  }
+  p->max_exit = aim - 1;
+  GST_OBJECT_LOCK (self);
+  self->qos_max_exit = p->max_exit;
+  self->qos_lowered_at = running_time;
+  self->qos_on_time = 0;
+  self->stat_qos++;
+  GST_OBJECT_UNLOCK (self);
+  GST_INFO_OBJECT (self,
+                   "downstream is late by %" GST_STIME_FORMAT
+                   ": aiming at exit %d instead of %d",
+                   GST_STIME_ARGS (jitter), p->max_exit, aim);
+
+  msg = gst_message_new_qos (
+      GST_OBJECT (self), FALSE, running_time,
+      gst_segment_to_stream_time (&self->video_pad->segment, GST_FORMAT_TIME,
+                                  GST_BUFFER_PTS (buf)),
+      GST_BUFFER_PTS (buf), GST_BUFFER_DURATION (buf));
+  gst_message_set_qos_values (
+      msg, jitter, proportion,
+      (gint)(1000000.0 * (p->max_exit + 1) / self->n_exits));
+  gst_message_set_qos_stats (msg, GST_FORMAT_BUFFERS, processed, 0);
+  gst_element_post_message (GST_ELEMENT (self), msg);
+}
+
+/* Runs the network on one frame; returns the result structure (owned). */
+static GstStructure *
+process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
+               gint64 processable, const FrameSettings *fs)
+{
+  GstVideoFrame frame;
+  EeDeadlineParams p = { 0 };
+  EeDeadlineResult res;
+  GError *err = NULL;
+  gint64 t = to_samples (running_time);
+  gint64 wstart = t - (gint64)self->window_samples / 2;
+  gsize covered, pad_front = (FEATURE_SAMPLES - self->window_samples) / 2;
+  gboolean audio_used;
+  guint32 all
+      = (self->n_exits >= 32) ? G_MAXUINT32 : ((1u << self->n_exits) - 1);
+  GstClockTime wend_time;
+
+  if (!gst_video_frame_map (&frame, &self->vinfo, buf, GST_MAP_READ)) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL),
+                       ("could not map a video frame"));
+    return NULL;
+  }
+  ee_video_prep_process (self->prep, &frame, self->image);
+  gst_video_frame_unmap (&frame);
+
+  covered = ee_audio_ring_read (self->ring, wstart, self->window_samples,
+                                self->samples + pad_front);
+  audio_used = covered > 0;
+  p.allowed = audio_used ? all : all & ~self->audio_exits;
+  if (!p.allowed) {
+    GST_DEBUG_OBJECT (self, "no visual exit: running on silence");
+    p.allowed = all;
+  }
+  if (!ee_model_set_image (self->model, self->image, &err)
+      || ((p.allowed & self->audio_exits)
+          && (!ee_feature_extractor_compute (
+                  self->fx, self->samples, FEATURE_SAMPLES, self->logmel, &err)
+              || !ee_model_set_audio (self->model, self->logmel, &err))))
+    goto failed;
+
+  p.policy = fs->policy;
+  p.min_exit = fs->min_exit;
+  p.max_exit = fs->max_exit;
+  p.deadline = processable + (gint64)fs->budget;
+  apply_qos (self, buf, running_time, &p);
+  if (!ee_deadline_run (self->sched, &p, &res, &err))
+    goto failed;
+  g_assert (res.exit >= 0 && res.n_out >= 1);
+  ee_audio_ring_discard_before (self->ring, wstart);
+
+  GST_OBJECT_LOCK (self);
+  self->stat_fresh++;
+  self->stat_taken[res.exit]++;
+  self->stat_misses += res.missed;
+  for (int i = 0; i < self->n_exits; i++) {
+    if (res.ran & (1u << i)) {
+      self->stat_runs[i]++;
+      self->stat_time[i] += res.finish[i] - processable;
+    }
+    self->stat_estimate[i] = ee_deadline_exit_cost (self->sched, i);
+  }
+  GST_OBJECT_UNLOCK (self);
+
+  wend_time = running_time + self->window / 2;
+  GST_LOG_OBJECT (self,
+                  "frame %" GST_TIME_FORMAT ": exit %s count %.2f, "
+                  "coverage %.2f, %" G_GINT64_FORMAT " us%s",
+                  GST_TIME_ARGS (running_time), self->exit_names[res.exit],
+                  res.value[0], (double)covered / self->window_samples,
+                  (res.published - processable) / 1000,
+                  res.missed ? " (missed)" : "");
+  return gst_structure_new (
+      EARLYEXIT_RESULT_NAME, "task", G_TYPE_STRING, "count", "count",
+      G_TYPE_DOUBLE, (gdouble)res.value[0], "exit", G_TYPE_STRING,
+      self->exit_names[res.exit], "exit-index", G_TYPE_INT, res.exit, "n-exits",
+      G_TYPE_INT, self->n_exits, "fresh", G_TYPE_BOOLEAN, TRUE,
+      "audio-coverage", G_TYPE_DOUBLE, (gdouble)covered / self->window_samples,
+      "audio-used", G_TYPE_BOOLEAN, audio_used, "window-start", G_TYPE_UINT64,
+      running_time > self->window / 2 ? running_time - self->window / 2 : 0,
+      "window-end", G_TYPE_UINT64, wend_time, "deadline", G_TYPE_UINT64,
+      fs->budget, "inference-time", G_TYPE_UINT64,
+      (guint64)(res.published - processable), "deadline-missed", G_TYPE_BOOLEAN,
+      res.missed, "unique-id", G_TYPE_UINT, fs->unique_id, NULL);
+
+failed:
+  GST_ELEMENT_ERROR (
+      self, STREAM, FAILED,
+      ("Inference failed on model \"%s\".", ee_model_path (self->model)),
+      ("%s", err->message));
+  g_clear_error (&err);
+  return NULL;
+}
+
+static GstFlowReturn
+gst_av_crowd_count_aggregate (GstAggregator *agg, gboolean timeout)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
+  GstAggregatorPad *vpad = self->video_pad;
+  GstBuffer *buf;
+  GstClockTime pts, running_time;
+  GstStructure *result;
+  FrameSettings fs;
+  gboolean fresh;
+  gint64 processable;
+
+  buf = gst_aggregator_pad_peek_buffer (vpad);
+  if (!buf) {
+    if (gst_aggregator_pad_is_eos (vpad)) {
+      GST_DEBUG_OBJECT (self, "video is EOS");
+      return GST_FLOW_EOS;
+    }
+    /* live, no frame: keep the audio flowing into the ring */
+    if (timeout && self->ring)
+      collect_audio (self, 0, TRUE);
+    return GST_FLOW_OK;
+  }
+
+  pts = GST_BUFFER_PTS (buf);
+  if (!GST_CLOCK_TIME_IS_VALID (pts)) {
+    gst_buffer_unref (buf);
+    GST_ELEMENT_ERROR (
+        self, STREAM, FORMAT, ("Video frame without timestamp."),
+        ("avcrowdcount needs timestamps to pair frames with audio; use a "
+         "parser or do-timestamp=true on the source"));
+    return GST_FLOW_ERROR;
+  }
+  running_time
+      = gst_segment_to_running_time (&vpad->segment, GST_FORMAT_TIME, pts);
+  if (!GST_CLOCK_TIME_IS_VALID (running_time)) {
+    GST_LOG_OBJECT (self, "frame outside the segment, dropping");
+    gst_aggregator_pad_drop_buffer (vpad);
+    gst_buffer_unref (buf);
+    return GST_FLOW_OK;
+  }
+  if (!self->prep) {
+    gst_buffer_unref (buf);
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+                       ("video frame before video caps"));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+
+  read_settings (self, buf, &fs);
+  fresh = !self->last_result || self->frame_index % fs.interval == 0;
+
+  /* a frame to run on waits for the audio after it, unless the audio has
+   * ended or a live pipeline gave up waiting */
+  if (fresh) {
+    gint64 wend = to_samples (running_time) + self->window_samples / 2;
+    if (!collect_audio (self, wend, FALSE) && !timeout
+        && !gst_aggregator_pad_is_eos (self->audio_pad)) {
+      GST_LOG_OBJECT (self, "frame %" GST_TIME_FORMAT " waits for audio",
+                      GST_TIME_ARGS (running_time));
+      gst_buffer_unref (buf);
+      return GST_FLOW_OK;
+    }
+  }
+  processable = ee_deadline_now ();
+  gst_aggregator_pad_drop_buffer (vpad);
+
+  if (fresh) {
+    result = process_frame (self, buf, running_time, processable, &fs);
+    if (!result) {
+      gst_buffer_unref (buf);
+      return GST_FLOW_ERROR;
+    }
+    gst_clear_structure (&self->last_result);
+    self->last_result = gst_structure_copy (result);
+  } else {
+    result = gst_structure_copy (self->last_result);
+    gst_structure_set (result, "fresh", G_TYPE_BOOLEAN, FALSE, "unique-id",
+                       G_TYPE_UINT, fs.unique_id, NULL);
+  }
+  g_assert (result != NULL);
+  self->frame_index++;
+
+  buf = gst_buffer_make_writable (buf);
+  ee_result_meta_attach (buf, result);
+  if (fs.post_messages)
+    gst_element_post_message (GST_ELEMENT (self),
+                              ee_result_message_new (GST_ELEMENT (self),
+                                                     &vpad->segment, buf,
+                                                     result));
+  gst_structure_free (result);
+
+  GST_OBJECT_LOCK (self);
+  self->stat_frames++;
+  GST_OBJECT_UNLOCK (self);
+
+  gst_aggregator_selected_samples (agg, GST_BUFFER_PTS (buf),
+                                   GST_BUFFER_DTS (buf),
+                                   GST_BUFFER_DURATION (buf), NULL);
+  GST_AGGREGATOR_PAD (agg->srcpad)->segment.position
+      = GST_BUFFER_DURATION_IS_VALID (buf) ? pts + GST_BUFFER_DURATION (buf)
+                                           : pts;
+  return gst_aggregator_finish_buffer (agg, buf);
+}

@@ -1,0 +1,1141 @@
+/* gst-earlyexit: GstCheck tests of the avcrowdcount element (CPU backend,
+ * a small random-weight model from $EE_TEST_MODEL).
+ *
+ * The harness tests feed the `video` and `audio` pads from two harnesses and
+ * keep at most one buffer waiting on each pad, so they behave the same
+ * whether the aggregator treats the harness as live or not. */
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+#include <glib/gstdio.h>
+#include <math.h>
+
+#include "earlyexit-meta.h"
+
+#define VIDEO_CAPS "video/x-raw,format=RGB,width=32,height=24,framerate=25/1"
+#define AUDIO_CAPS                                                             \
+  "audio/x-raw,format=F32LE,rate=16000,channels=1,"                            \
+  "layout=interleaved"
+#define FRAME (GST_SECOND / 25)
+#define MS GST_MSECOND
+#define RATE 16000
+/* A deadline no exit of the test model comes near. */
+#define GENEROUS (10 * GST_SECOND)
+
+/* The test model's exits, in anytime order; v1 is the visual-only one. */
+#define N_EXITS 4
+#define EXIT_V1 0
+#define EXIT_AV1 1
+#define EXIT_AV2 2
+#define EXIT_FINAL 3
+
+static const gchar *
+model_path (void)
+{
+  const gchar *p = g_getenv ("EE_TEST_MODEL");
+
+  fail_unless (p != NULL, "EE_TEST_MODEL is not set (run through meson test)");
+  return p;
+}
+
+/* An avcrowdcount with the test model and the given properties (NULL
+ * terminated name/value pairs). */
+static GstElement *
+make_element (const gchar *first, ...)
+{
+  GstElement *e = gst_element_factory_make ("avcrowdcount", NULL);
+  va_list ap;
+
+  fail_unless (e != NULL, "avcrowdcount not found: is GST_PLUGIN_PATH set?");
+  /* device=auto would try CUDA first (about a second each time) */
+  g_object_set (e, "model-file", model_path (), "deadline", GENEROUS, "device",
+                "cpu", NULL);
+  va_start (ap, first);
+  if (first)
+    g_object_set_valist (G_OBJECT (e), first, ap);
+  va_end (ap);
+  return e;
+}
+
+typedef struct
+{
+  GstElement *e;
+  GstHarness *v; /* feeds `video`, pulls `src` */
+  GstHarness *a; /* feeds `audio` */
+  GstBus *bus;
+  GstClockTime audio_end; /* where the audio pushed so far ends */
+} Fx;
+
+static void
+fx_start (Fx *f, GstElement *e)
+{
+  memset (f, 0, sizeof *f);
+  f->e = e;
+  f->bus = gst_bus_new ();
+  gst_element_set_bus (e, f->bus);
+  f->v = gst_harness_new_with_element (e, "video", "src");
+  f->a = gst_harness_new_with_element (e, "audio", NULL);
+  gst_harness_set_src_caps_str (f->v, VIDEO_CAPS);
+  gst_harness_set_src_caps_str (f->a, AUDIO_CAPS);
+}
+
+static void
+fx_stop (Fx *f)
+{
+  gst_harness_teardown (f->a);
+  gst_harness_teardown (f->v);
+  gst_element_set_bus (f->e, NULL);
+  gst_object_unref (f->bus);
+  gst_object_unref (f->e);
+}
+
+static GstBuffer *
+video_buffer (GstClockTime t)
+{
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, 32 * 24 * 3, NULL);
+
+  gst_buffer_memset (buf, 0, (guint8)(t / FRAME * 7), 32 * 24 * 3);
+  GST_BUFFER_PTS (buf) = t;
+  GST_BUFFER_DURATION (buf) = FRAME;
+  return buf;
+}
+
+static void
+push_video (Fx *f, GstClockTime t)
+{
+  fail_unless_equals_int (gst_harness_push (f->v, video_buffer (t)),
+                          GST_FLOW_OK);
+}
+
+/* A 440 Hz tone over [t, t + dur). */
+static GstBuffer *
+audio_buffer (GstClockTime t, GstClockTime dur)
+{
+  gsize n = gst_util_uint64_scale_round (dur, RATE, GST_SECOND);
+  guint64 first = gst_util_uint64_scale_round (t, RATE, GST_SECOND);
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, n * sizeof (float), NULL);
+  GstMapInfo map;
+
+  gst_buffer_map (buf, &map, GST_MAP_WRITE);
+  for (gsize i = 0; i < n; i++)
+    ((float *)map.data)[i]
+        = 0.3f * (float)sin (2 * G_PI * 440.0 * (first + i) / RATE);
+  gst_buffer_unmap (buf, &map);
+  GST_BUFFER_PTS (buf) = t;
+  GST_BUFFER_DURATION (buf) = dur;
+  return buf;
+}
+
+static void
+push_audio (Fx *f, GstClockTime t, GstClockTime dur)
+{
+  fail_unless_equals_int (gst_harness_push (f->a, audio_buffer (t, dur)),
+                          GST_FLOW_OK);
+  f->audio_end = t + dur;
+}
+
+/* Pushes 100 ms chunks from the current audio end up to `until`. */
+static void
+push_audio_until (Fx *f, GstClockTime until)
+{
+  while (f->audio_end < until) {
+    GstClockTime dur = MIN (100 * MS, until - f->audio_end);
+    push_audio (f, f->audio_end, dur);
+  }
+}
+
+static void
+push_audio_gap (Fx *f, GstClockTime t, GstClockTime dur)
+{
+  fail_unless (gst_harness_push_event (f->a, gst_event_new_gap (t, dur)));
+  f->audio_end = t + dur;
+}
+
+/* The result of the next output buffer (a copy; the buffer is dropped). */
+static GstStructure *
+pull_result (Fx *f)
+{
+  GstBuffer *buf = gst_harness_pull (f->v);
+  const GstStructure *r;
+  GstStructure *copy;
+
+  fail_unless (buf != NULL, "no output buffer");
+  r = gst_buffer_get_earlyexit_result (buf);
+  fail_unless (r != NULL, "output buffer without the result meta");
+  copy = gst_structure_copy (r);
+  gst_buffer_unref (buf);
+  return copy;
+}
+
+/* Nothing comes out within 100 ms. */
+static void
+assert_no_output (Fx *f)
+{
+  GstBuffer *buf;
+
+  g_usleep (100 * 1000);
+  buf = gst_harness_try_pull (f->v);
+  fail_unless (buf == NULL, "a frame came out before its audio");
+}
+
+static void
+assert_coverage (const GstStructure *r, double expected)
+{
+  double c = earlyexit_result_get_audio_coverage (r);
+
+  fail_unless (fabs (c - expected) < 1e-3, "audio-coverage %f, expected %f", c,
+               expected);
+}
+
+static void
+assert_exit (const GstStructure *r, int expected)
+{
+  fail_unless_equals_int (earlyexit_result_get_exit_index (r), expected);
+}
+
+/* One frame at t with audio already sent up to its window end. */
+static GstStructure *
+run_frame (Fx *f, GstClockTime t)
+{
+  push_video (f, t);
+  push_audio_until (f, t + GST_SECOND / 2);
+  return pull_result (f);
+}
+
+static GstStructure *
+get_stats (GstElement *e)
+{
+  GstStructure *s = NULL;
+
+  g_object_get (e, "stats", &s, NULL);
+  fail_unless (s != NULL);
+  return s;
+}
+
+static guint64
+stats_u64 (const GstStructure *s, const gchar *field)
+{
+  guint64 v = 0;
+
+  fail_unless (gst_structure_get_uint64 (s, field, &v), "stats lack %s", field);
+  return v;
+}
+
+/* ------------------------------------------------------------ sync */
+
+GST_START_TEST (test_audio_late)
+{
+  Fx f;
+  GstStructure *r;
+
+  fx_start (&f, make_element (NULL));
+  push_video (&f, 0);
+  assert_no_output (&f);
+  push_audio_until (&f, 400 * MS);
+  assert_no_output (&f);
+  push_audio_until (&f, 500 * MS);
+  r = pull_result (&f);
+  /* [-0.5 s, 0.5 s]: nothing exists before running time 0 */
+  assert_coverage (r, 0.5);
+  fail_unless (earlyexit_result_is_fresh (r));
+  fail_unless (earlyexit_result_get_audio_used (r));
+  fail_unless_equals_uint64 (earlyexit_result_get_window_start (r), 0);
+  fail_unless_equals_uint64 (earlyexit_result_get_window_end (r), 500 * MS);
+  gst_structure_free (r);
+
+  push_video (&f, FRAME);
+  assert_no_output (&f);
+  push_audio_until (&f, 600 * MS);
+  r = pull_result (&f);
+  assert_coverage (r, 0.54);
+  gst_structure_free (r);
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_audio_early)
+{
+  Fx f;
+  GstStructure *r;
+
+  fx_start (&f, make_element (NULL));
+  /* all the audio is there before any frame */
+  push_audio (&f, 0, 1500 * MS);
+  push_video (&f, 200 * MS);
+  r = pull_result (&f);
+  assert_coverage (r, 0.7);
+  gst_structure_free (r);
+  push_video (&f, 600 * MS);
+  r = pull_result (&f);
+  assert_coverage (r, 1.0);
+  gst_structure_free (r);
+  push_video (&f, 1000 * MS);
+  r = pull_result (&f);
+  assert_coverage (r, 1.0);
+  assert_exit (r, EXIT_FINAL);
+  gst_structure_free (r);
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_audio_missing)
+{
+  Fx f;
+  GstStructure *r;
+
+  fx_start (&f, make_element (NULL));
+  fail_unless (gst_harness_push_event (f.a, gst_event_new_eos ()));
+  for (int i = 0; i < 3; i++) {
+    push_video (&f, i * FRAME);
+    r = pull_result (&f);
+    assert_coverage (r, 0.0);
+    fail_if (earlyexit_result_get_audio_used (r));
+    /* only the visual exit can run */
+    assert_exit (r, EXIT_V1);
+    fail_unless_equals_string (earlyexit_result_get_exit (r), "v1");
+    gst_structure_free (r);
+  }
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_audio_gap)
+{
+  Fx f;
+  GstStructure *r;
+
+  fx_start (&f, make_element (NULL));
+  push_video (&f, 1000 * MS);
+  push_audio_until (&f, 500 * MS);
+  push_audio_gap (&f, 500 * MS, 300 * MS);
+  assert_no_output (&f);
+  push_audio_until (&f, 1500 * MS);
+  r = pull_result (&f);
+  /* window [0.5, 1.5]: the gap [0.5, 0.8) is uncovered */
+  assert_coverage (r, 0.7);
+  fail_unless (earlyexit_result_get_audio_used (r));
+  gst_structure_free (r);
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_audio_discont)
+{
+  Fx f;
+  GstStructure *r;
+  GstBuffer *buf;
+
+  fx_start (&f, make_element (NULL));
+  push_video (&f, 1000 * MS);
+  push_audio_until (&f, 500 * MS);
+  /* timestamps jump by 300 ms without a gap event */
+  buf = audio_buffer (800 * MS, 100 * MS);
+  GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
+  fail_unless_equals_int (gst_harness_push (f.a, buf), GST_FLOW_OK);
+  f.audio_end = 900 * MS;
+  push_audio_until (&f, 1500 * MS);
+  r = pull_result (&f);
+  assert_coverage (r, 0.7);
+  gst_structure_free (r);
+
+  /* 5 ms of timestamp jitter continues the stream exactly: window
+   * [0.6, 1.6] misses only [0.6, 0.8) */
+  push_video (&f, 1100 * MS);
+  fail_unless_equals_int (
+      gst_harness_push (f.a, audio_buffer (1505 * MS, 100 * MS)), GST_FLOW_OK);
+  r = pull_result (&f);
+  assert_coverage (r, 0.8);
+  gst_structure_free (r);
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_audio_eos_mid_window)
+{
+  Fx f;
+  GstStructure *r;
+
+  fx_start (&f, make_element (NULL));
+  push_video (&f, 1000 * MS);
+  push_audio_until (&f, 1200 * MS);
+  assert_no_output (&f);
+  /* the audio ends inside the window: the frame goes with what there is */
+  fail_unless (gst_harness_push_event (f.a, gst_event_new_eos ()));
+  r = pull_result (&f);
+  assert_coverage (r, 0.7);
+  assert_exit (r, EXIT_FINAL);
+  gst_structure_free (r);
+  /* later frames do not wait either */
+  push_video (&f, 1400 * MS);
+  r = pull_result (&f);
+  assert_coverage (r, 0.3);
+  gst_structure_free (r);
+  push_video (&f, 1800 * MS);
+  r = pull_result (&f);
+  assert_coverage (r, 0.0);
+  assert_exit (r, EXIT_V1);
+  gst_structure_free (r);
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_video_eos)
+{
+  Fx f;
+  GstStructure *r;
+  GstEvent *ev;
+  gboolean eos = FALSE;
+
+  fx_start (&f, make_element (NULL));
+  r = run_frame (&f, 0);
+  gst_structure_free (r);
+  fail_unless (gst_harness_push_event (f.v, gst_event_new_eos ()));
+  /* the audio goes on: the element ends anyway */
+  push_audio (&f, 500 * MS, 100 * MS);
+  while ((ev = gst_harness_pull_event (f.v))) {
+    eos = GST_EVENT_TYPE (ev) == GST_EVENT_EOS;
+    gst_event_unref (ev);
+    if (eos)
+      break;
+  }
+  fail_unless (eos, "no EOS after video EOS");
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+/* What a flushing seek sends down both branches. */
+static void
+flush_both (Fx *f)
+{
+  guint32 seqnum = gst_util_seqnum_next ();
+  GstHarness *hs[2] = { f->v, f->a };
+  GstSegment seg;
+
+  gst_segment_init (&seg, GST_FORMAT_TIME);
+  for (int i = 0; i < 2; i++) {
+    GstEvent *ev = gst_event_new_flush_start ();
+    gst_event_set_seqnum (ev, seqnum);
+    fail_unless (gst_harness_push_event (hs[i], ev));
+  }
+  for (int i = 0; i < 2; i++) {
+    GstEvent *ev = gst_event_new_flush_stop (TRUE);
+    gst_event_set_seqnum (ev, seqnum);
+    fail_unless (gst_harness_push_event (hs[i], ev));
+  }
+  for (int i = 0; i < 2; i++) {
+    GstEvent *ev = gst_event_new_segment (&seg);
+    gst_event_set_seqnum (ev, seqnum);
+    fail_unless (gst_harness_push_event (hs[i], ev));
+  }
+}
+
+GST_START_TEST (test_flush_clears_state)
+{
+  Fx f;
+  GstStructure *r;
+
+  fx_start (&f, make_element ("interval", 2, NULL));
+  r = run_frame (&f, 0);
+  fail_unless (earlyexit_result_is_fresh (r));
+  gst_structure_free (r);
+  /* outside live pipelines the aggregator calls the element only while both
+   * pads have data */
+  push_audio_until (&f, 600 * MS);
+  push_video (&f, FRAME);
+  r = pull_result (&f);
+  fail_if (earlyexit_result_is_fresh (r));
+  gst_structure_free (r);
+
+  /* flushing seek upstream: the audio and the last result are forgotten */
+  flush_both (&f);
+  /* the frame after the flush is fresh again and does not see old audio */
+  push_video (&f, 2 * FRAME);
+  f.audio_end = 400 * MS;
+  push_audio_until (&f, 580 * MS);
+  r = pull_result (&f);
+  fail_unless (earlyexit_result_is_fresh (r));
+  assert_coverage (r, 0.18);
+  gst_structure_free (r);
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_live_timeout)
+{
+  Fx f;
+  GstStructure *r;
+  GstTestClock *clock;
+  GstClockID id;
+
+  fx_start (&f, make_element (NULL));
+  /* no audio at all in a live pipeline: the frame waits for the
+   * aggregator's timeout, not forever */
+  push_video (&f, 0);
+  clock = GST_TEST_CLOCK (gst_element_get_clock (f.e));
+  fail_unless (clock != NULL);
+  gst_test_clock_wait_for_next_pending_id (clock, &id);
+  gst_clock_id_unref (id);
+  assert_no_output (&f);
+  gst_test_clock_crank (clock);
+  r = pull_result (&f);
+  assert_coverage (r, 0.0);
+  assert_exit (r, EXIT_V1);
+  gst_structure_free (r);
+  gst_object_unref (clock);
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+/* ------------------------------------------------------------ policies */
+
+/* The exit index of 3 frames with full audio under `policy`. */
+static void
+check_policy (const gchar *policy, gint min_exit, gint max_exit,
+              GstClockTime deadline, int expected)
+{
+  Fx f;
+
+  fx_start (&f, make_element ("min-exit", min_exit, "max-exit", max_exit,
+                              "deadline", deadline, NULL));
+  gst_util_set_object_arg (G_OBJECT (f.e), "policy", policy);
+  for (int i = 0; i < 3; i++) {
+    GstStructure *r = run_frame (&f, 600 * MS + i * FRAME);
+    fail_unless (earlyexit_result_get_exit_index (r) == expected,
+                 "policy %s min %d max %d deadline %" GST_TIME_FORMAT
+                 ": exit %d, "
+                 "expected %d",
+                 policy, min_exit, max_exit, GST_TIME_ARGS (deadline),
+                 earlyexit_result_get_exit_index (r), expected);
+    fail_unless_equals_int (earlyexit_result_get_n_exits (r), N_EXITS);
+    fail_unless_equals_string (earlyexit_result_get_task (r), "count");
+    fail_unless (isfinite (earlyexit_result_get_count (r)));
+    fail_unless_equals_uint64 (earlyexit_result_get_deadline (r), deadline);
+    gst_structure_free (r);
+  }
+  fx_stop (&f);
+}
+
+GST_START_TEST (test_policy_anytime)
+{
+  check_policy ("anytime", -1, -1, GENEROUS, EXIT_FINAL);
+  check_policy ("anytime", -1, EXIT_AV2, GENEROUS, EXIT_AV2);
+  check_policy ("anytime", EXIT_AV1, EXIT_AV1, GENEROUS, EXIT_AV1);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_policy_fixed)
+{
+  check_policy ("fixed", -1, EXIT_AV1, GENEROUS, EXIT_AV1);
+  check_policy ("fixed", -1, EXIT_V1, GENEROUS, EXIT_V1);
+  /* fixed ignores the deadline */
+  check_policy ("fixed", -1, -1, 1, EXIT_FINAL);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_policy_full)
+{
+  check_policy ("full", -1, -1, GENEROUS, EXIT_FINAL);
+  check_policy ("full", -1, -1, 1, EXIT_FINAL);
+  check_policy ("full", -1, EXIT_AV2, 1, EXIT_AV2);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_deadline_shorter_than_any_exit)
+{
+  Fx f;
+  GstStructure *s;
+  const GValue *taken;
+
+  /* 1 ns: no exit fits; the first allowed exit still gives the result,
+   * flagged as late */
+  fx_start (&f, make_element ("deadline", (guint64)1, NULL));
+  for (int i = 0; i < 3; i++) {
+    GstStructure *r = run_frame (&f, 600 * MS + i * FRAME);
+    assert_exit (r, EXIT_V1);
+    fail_unless (earlyexit_result_get_deadline_missed (r));
+    fail_unless (earlyexit_result_get_inference_time (r) > 1);
+    gst_structure_free (r);
+  }
+  s = get_stats (f.e);
+  fail_unless_equals_uint64 (stats_u64 (s, "frames"), 3);
+  fail_unless_equals_uint64 (stats_u64 (s, "deadline-misses"), 3);
+  taken = gst_structure_get_value (s, "exits-taken");
+  fail_unless_equals_int (gst_value_array_get_size (taken), N_EXITS);
+  fail_unless_equals_uint64 (
+      g_value_get_uint64 (gst_value_array_get_value (taken, EXIT_V1)), 3);
+  gst_structure_free (s);
+  fx_stop (&f);
+
+  /* with min-exit the earliest result is that exit's */
+  check_policy ("anytime", EXIT_AV1, -1, 1, EXIT_AV1);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_interval)
+{
+  Fx f;
+  double fresh_count = 0;
+  int fresh_exit = -1;
+
+  fx_start (&f, make_element ("interval", 3, NULL));
+  push_audio (&f, 0, 1500 * MS);
+  for (int i = 0; i < 7; i++) {
+    GstStructure *r;
+    push_video (&f, 600 * MS + i * FRAME);
+    r = pull_result (&f);
+    if (i % 3 == 0) {
+      fail_unless (earlyexit_result_is_fresh (r), "frame %d not fresh", i);
+      fresh_count = earlyexit_result_get_count (r);
+      fresh_exit = earlyexit_result_get_exit_index (r);
+    } else {
+      fail_if (earlyexit_result_is_fresh (r), "frame %d fresh", i);
+      fail_unless (earlyexit_result_get_count (r) == fresh_count);
+      fail_unless_equals_int (earlyexit_result_get_exit_index (r), fresh_exit);
+    }
+    gst_structure_free (r);
+  }
+  {
+    GstStructure *s = get_stats (f.e);
+    fail_unless_equals_uint64 (stats_u64 (s, "frames"), 7);
+    fail_unless_equals_uint64 (stats_u64 (s, "fresh-frames"), 3);
+    gst_structure_free (s);
+  }
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+/* ------------------------------------------------------------ latency, QoS */
+
+static GstClockTime
+query_min_latency (GstElement *e)
+{
+  GstQuery *q = gst_query_new_latency ();
+  GstClockTime min, max;
+  gboolean live;
+
+  fail_unless (gst_element_query (e, q));
+  gst_query_parse_latency (q, &live, &min, &max);
+  gst_query_unref (q);
+  fail_unless (live, "the harness is a live source");
+  return min;
+}
+
+GST_START_TEST (test_latency_query)
+{
+  Fx f;
+
+  fx_start (&f, make_element ("deadline", 20 * MS, NULL));
+  fail_unless_equals_uint64 (query_min_latency (f.e), 520 * MS);
+  /* a deadline change while playing updates it */
+  g_object_set (f.e, "deadline", 30 * MS, NULL);
+  fail_unless_equals_uint64 (query_min_latency (f.e), 530 * MS);
+  fx_stop (&f);
+
+  /* deadline 0: one frame (25 fps) */
+  fx_start (&f,
+            make_element ("deadline", (guint64)0, "window", 600 * MS, NULL));
+  gst_structure_free (run_frame (&f, 0));
+  fail_unless_equals_uint64 (query_min_latency (f.e), 340 * MS);
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+static void
+push_qos (Fx *f, GstClockTimeDiff diff, GstClockTime timestamp)
+{
+  gst_harness_push_upstream_event (
+      f->v, gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 1.5, diff, timestamp));
+}
+
+GST_START_TEST (test_qos)
+{
+  Fx f;
+  GstStructure *r, *s;
+  GstMessage *msg;
+  GstClockTime t = 600 * MS;
+
+  fx_start (&f, make_element (NULL));
+  r = run_frame (&f, t);
+  assert_exit (r, EXIT_FINAL);
+  gst_structure_free (r);
+
+  /* downstream reports the frame late: the next one aims one exit lower
+   * and a QoS message says so */
+  push_qos (&f, 30 * MS, t);
+  t += FRAME;
+  r = run_frame (&f, t);
+  assert_exit (r, EXIT_AV2);
+  fail_unless (earlyexit_result_is_fresh (r));
+  gst_structure_free (r);
+  msg = gst_bus_pop_filtered (f.bus, GST_MESSAGE_QOS);
+  fail_unless (msg != NULL, "no QoS message");
+  fail_unless (GST_MESSAGE_SRC (msg) == GST_OBJECT (f.e));
+  {
+    GstFormat fmt;
+    guint64 processed, dropped;
+    gst_message_parse_qos_stats (msg, &fmt, &processed, &dropped);
+    fail_unless_equals_uint64 (dropped, 0);
+  }
+  gst_message_unref (msg);
+
+  /* a late report about a frame made before the change changes nothing */
+  push_qos (&f, 30 * MS, t - FRAME);
+  t += FRAME;
+  r = run_frame (&f, t);
+  assert_exit (r, EXIT_AV2);
+  gst_structure_free (r);
+
+  /* a late report about a frame after it lowers again */
+  push_qos (&f, 30 * MS, t);
+  t += FRAME;
+  r = run_frame (&f, t);
+  assert_exit (r, EXIT_AV1);
+  gst_structure_free (r);
+
+  /* on time for a while: one exit higher again */
+  for (int i = 0; i < 25; i++)
+    push_qos (&f, -10 * MS, t);
+  t += FRAME;
+  r = run_frame (&f, t);
+  assert_exit (r, EXIT_AV2);
+  gst_structure_free (r);
+
+  s = get_stats (f.e);
+  fail_unless_equals_uint64 (stats_u64 (s, "qos-lowered"), 2);
+  gst_structure_free (s);
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+/* ------------------------------------------------------------ caps */
+
+static gboolean
+accepts (GstElement *e, const gchar *pad_name, const gchar *caps_str)
+{
+  GstPad *pad = gst_element_get_static_pad (e, pad_name);
+  GstCaps *caps = gst_caps_from_string (caps_str);
+  gboolean ok = gst_pad_query_accept_caps (pad, caps);
+
+  gst_caps_unref (caps);
+  gst_object_unref (pad);
+  return ok;
+}
+
+GST_START_TEST (test_wrong_caps_refused)
+{
+  Fx f;
+  GstCaps *caps;
+
+  fx_start (&f, make_element (NULL));
+  fail_unless (accepts (f.e, "audio", AUDIO_CAPS));
+  fail_if (accepts (f.e, "audio",
+                    "audio/x-raw,format=S16LE,rate=16000,"
+                    "channels=1,layout=interleaved"));
+  fail_if (accepts (f.e, "audio",
+                    "audio/x-raw,format=F32LE,rate=44100,"
+                    "channels=1,layout=interleaved"));
+  fail_if (accepts (f.e, "audio",
+                    "audio/x-raw,format=F32LE,rate=16000,"
+                    "channels=2,layout=interleaved"));
+  fail_unless (accepts (f.e, "video", VIDEO_CAPS));
+  fail_unless (accepts (f.e, "video",
+                        "video/x-raw,format=NV12,width=1920,"
+                        "height=1080,framerate=30/1"));
+  fail_if (accepts (f.e, "video",
+                    "video/x-raw,format=GRAY8,width=32,"
+                    "height=24,framerate=25/1"));
+  fail_if (accepts (f.e, "video", "audio/x-raw"));
+
+  /* a stream with refused caps cannot push */
+  caps = gst_caps_from_string ("audio/x-raw,format=S16LE,rate=44100,"
+                               "channels=1,layout=interleaved");
+  gst_harness_push_event (f.a, gst_event_new_caps (caps));
+  gst_caps_unref (caps);
+  fail_unless_equals_int (gst_harness_push (f.a, audio_buffer (0, 100 * MS)),
+                          GST_FLOW_NOT_NEGOTIATED);
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+/* ------------------------------------------------------------ errors */
+
+/* Sets e to PAUSED, expects failure and returns the error (owned). */
+static GError *
+start_expecting_error (GstElement *e, gchar **debug)
+{
+  GstBus *bus = gst_bus_new ();
+  GstMessage *msg;
+  GError *err = NULL;
+
+  gst_element_set_bus (e, bus);
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_PAUSED),
+                          GST_STATE_CHANGE_FAILURE);
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL, "no error message");
+  gst_message_parse_error (msg, &err, debug);
+  gst_message_unref (msg);
+  gst_element_set_state (e, GST_STATE_NULL);
+  gst_element_set_bus (e, NULL);
+  gst_object_unref (bus);
+  return err;
+}
+
+static void
+check_model_error (const gchar *path, gint code1, gint code2)
+{
+  GstElement *e = gst_element_factory_make ("avcrowdcount", NULL);
+  GError *err;
+  gchar *debug = NULL;
+
+  if (path)
+    g_object_set (e, "model-file", path, NULL);
+  err = start_expecting_error (e, &debug);
+  fail_unless (err->domain == GST_RESOURCE_ERROR, "domain %s",
+               g_quark_to_string (err->domain));
+  fail_unless (err->code == code1 || err->code == code2, "code %d: %s",
+               err->code, err->message);
+  if (path)
+    fail_unless (strstr (err->message, path) != NULL,
+                 "error does not name the file: %s", err->message);
+  GST_INFO ("%s: %s (%s)", path, err->message, debug);
+  g_error_free (err);
+  g_free (debug);
+  gst_object_unref (e);
+}
+
+static gchar *
+write_temp (const gchar *name, const void *data, gsize size)
+{
+  gchar *path = g_build_filename (g_get_tmp_dir (), name, NULL);
+
+  fail_unless (g_file_set_contents (path, data, size, NULL));
+  return path;
+}
+
+GST_START_TEST (test_missing_model_file)
+{
+  check_model_error ("/nonexistent/avcrowdcount-model.safetensors",
+                     GST_RESOURCE_ERROR_NOT_FOUND,
+                     GST_RESOURCE_ERROR_NOT_FOUND);
+  check_model_error (NULL, GST_RESOURCE_ERROR_NOT_FOUND,
+                     GST_RESOURCE_ERROR_NOT_FOUND);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_corrupt_model_file)
+{
+  gchar *contents, *path, *name;
+  gsize size;
+  guint8 junk[512];
+
+  for (gsize i = 0; i < sizeof junk; i++)
+    junk[i] = (guint8)(i * 37 + 11);
+  name = g_strdup_printf ("avcrowdcount-junk-%d.safetensors", getpid ());
+  path = write_temp (name, junk, sizeof junk);
+  check_model_error (path, GST_RESOURCE_ERROR_FAILED,
+                     GST_RESOURCE_ERROR_OPEN_READ);
+  g_unlink (path);
+  g_free (path);
+  g_free (name);
+
+  name = g_strdup_printf ("avcrowdcount-empty-%d.safetensors", getpid ());
+  path = write_temp (name, "", 0);
+  check_model_error (path, GST_RESOURCE_ERROR_FAILED,
+                     GST_RESOURCE_ERROR_OPEN_READ);
+  g_unlink (path);
+  g_free (path);
+  g_free (name);
+
+  /* the real model cut in half */
+  fail_unless (g_file_get_contents (model_path (), &contents, &size, NULL));
+  name = g_strdup_printf ("avcrowdcount-half-%d.safetensors", getpid ());
+  path = write_temp (name, contents, size / 2);
+  check_model_error (path, GST_RESOURCE_ERROR_FAILED,
+                     GST_RESOURCE_ERROR_OPEN_READ);
+  g_unlink (path);
+  g_free (path);
+  g_free (name);
+  g_free (contents);
+}
+
+GST_END_TEST;
+
+/* Starting with `device` and `precision` fails with `code`, the message
+ * containing `needle`. FALSE (and no check) when it started: a machine with
+ * a CUDA device runs device=cuda. */
+static gboolean
+check_settings_error (const gchar *device, const gchar *precision, gint code,
+                      const gchar *needle)
+{
+  GstElement *e = make_element ("device", device, NULL);
+  GstBus *bus = gst_bus_new ();
+  GstMessage *msg;
+  GError *err = NULL;
+
+  gst_util_set_object_arg (G_OBJECT (e), "precision", precision);
+  gst_element_set_bus (e, bus);
+  if (gst_element_set_state (e, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE) {
+    gst_element_set_state (e, GST_STATE_NULL);
+    gst_element_set_bus (e, NULL);
+    gst_object_unref (bus);
+    gst_object_unref (e);
+    return FALSE;
+  }
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL, "no error message");
+  gst_message_parse_error (msg, &err, NULL);
+  fail_unless (err->domain == GST_RESOURCE_ERROR);
+  fail_unless_equals_int (err->code, code);
+  fail_unless (strstr (err->message, needle) != NULL, "%s", err->message);
+  GST_INFO ("device=%s precision=%s: %s", device, precision, err->message);
+  g_error_free (err);
+  gst_message_unref (msg);
+  gst_element_set_state (e, GST_STATE_NULL);
+  gst_element_set_bus (e, NULL);
+  gst_object_unref (bus);
+  gst_object_unref (e);
+  return TRUE;
+}
+
+GST_START_TEST (test_device_and_precision_errors)
+{
+  if (!check_settings_error ("cuda", "fp32", GST_RESOURCE_ERROR_NOT_FOUND,
+                             "CUDA backend is not available"))
+    GST_INFO ("device=cuda works here: a CUDA device is present");
+  check_settings_error ("cuda:7", "fp32", GST_RESOURCE_ERROR_NOT_FOUND,
+                        "CUDA backend is not available");
+  fail_unless (check_settings_error ("tpu", "fp32", GST_RESOURCE_ERROR_SETTINGS,
+                                     "Unknown device"));
+  fail_unless (check_settings_error ("cpu", "fp16", GST_RESOURCE_ERROR_SETTINGS,
+                                     "Precision fp16"));
+  fail_unless (check_settings_error ("cpu", "tf32", GST_RESOURCE_ERROR_SETTINGS,
+                                     "Precision tf32"));
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_device_cpu_and_auto)
+{
+  const gchar *devices[] = { "cpu", "auto" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (devices); i++) {
+    GstElement *e = make_element ("device", devices[i], NULL);
+    fail_unless_equals_int (gst_element_set_state (e, GST_STATE_PAUSED),
+                            GST_STATE_CHANGE_SUCCESS);
+    fail_unless_equals_int (gst_element_set_state (e, GST_STATE_NULL),
+                            GST_STATE_CHANGE_SUCCESS);
+    gst_object_unref (e);
+  }
+}
+
+GST_END_TEST;
+
+/* ------------------------------------------------------------ pipeline */
+
+static GstPadProbeReturn
+count_metas (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  guint *counts = user_data;
+  GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
+  const GstStructure *r = gst_buffer_get_earlyexit_result (buf);
+
+  counts[0]++;
+  if (r && earlyexit_result_get_task (r)
+      && earlyexit_result_get_n_exits (r) == N_EXITS)
+    counts[1]++;
+  return GST_PAD_PROBE_OK;
+}
+
+/* Runs a real pipeline (test sources, videoconvert and videoscale after the
+ * element) to EOS; returns the number of element messages from it. */
+static guint
+run_pipeline (gboolean post_messages, guint *counts)
+{
+  gchar *desc = g_strdup_printf (
+      "avcrowdcount name=c model-file=\"%s\" "
+      "post-messages=%s deadline=10000000000 ! videoconvert ! videoscale ! "
+      "video/x-raw,format=I420,width=16,height=12 ! fakesink name=s sync=false "
+      "videotestsrc num-buffers=10 ! "
+      "video/x-raw,format=BGRx,width=64,height=48,framerate=25/1 ! c.video "
+      "audiotestsrc num-buffers=5 samplesperbuffer=4000 ! "
+      "audio/x-raw,format=F32LE,rate=16000,channels=1 ! c.audio",
+      model_path (), post_messages ? "true" : "false");
+  GError *err = NULL;
+  GstElement *pipe = gst_parse_launch (desc, &err), *sink, *c;
+  GstBus *bus;
+  GstPad *pad;
+  guint n_messages = 0;
+  gboolean done = FALSE;
+
+  fail_unless (pipe != NULL, "%s", err ? err->message : "");
+  sink = gst_bin_get_by_name (GST_BIN (pipe), "s");
+  c = gst_bin_get_by_name (GST_BIN (pipe), "c");
+  pad = gst_element_get_static_pad (sink, "sink");
+  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, count_metas, counts, NULL);
+  bus = gst_element_get_bus (pipe);
+  fail_unless (gst_element_set_state (pipe, GST_STATE_PLAYING)
+               != GST_STATE_CHANGE_FAILURE);
+  while (!done) {
+    GstMessage *msg = gst_bus_timed_pop (bus, 30 * GST_SECOND);
+    fail_unless (msg != NULL, "pipeline timed out");
+    switch (GST_MESSAGE_TYPE (msg)) {
+      case GST_MESSAGE_ELEMENT:
+        if (GST_MESSAGE_SRC (msg) == GST_OBJECT (c)) {
+          const GstStructure *s = gst_message_get_structure (msg);
+          fail_unless (gst_structure_has_name (s, "avcrowdcount"));
+          fail_unless (gst_structure_has_field (s, "running-time"));
+          fail_unless (gst_structure_has_field (s, "stream-time"));
+          fail_unless (gst_structure_has_field (s, "timestamp"));
+          fail_unless (gst_structure_has_field (s, "duration"));
+          fail_unless (isfinite (earlyexit_result_get_count (s)));
+          n_messages++;
+        }
+        break;
+      case GST_MESSAGE_ERROR: {
+        GError *e = NULL;
+        gst_message_parse_error (msg, &e, NULL);
+        fail ("pipeline error: %s", e->message);
+        break;
+      }
+      case GST_MESSAGE_EOS:
+        done = TRUE;
+        break;
+      default:
+        break;
+    }
+    gst_message_unref (msg);
+  }
+  {
+    GstStructure *s = get_stats (c);
+    fail_unless_equals_uint64 (stats_u64 (s, "frames"), 10);
+    gst_structure_free (s);
+  }
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_object_unref (pad);
+  gst_object_unref (sink);
+  gst_object_unref (c);
+  gst_object_unref (bus);
+  gst_object_unref (pipe);
+  g_free (desc);
+  return n_messages;
+}
+
+GST_START_TEST (test_meta_and_messages)
+{
+  guint counts[2] = { 0, 0 };
+
+  /* every buffer has the meta, also after videoconvert and videoscale, and
+   * every frame posts a message */
+  fail_unless_equals_int (run_pipeline (TRUE, counts), 10);
+  fail_unless_equals_int (counts[0], 10);
+  fail_unless_equals_int (counts[1], 10);
+
+  counts[0] = counts[1] = 0;
+  fail_unless_equals_int (run_pipeline (FALSE, counts), 0);
+  fail_unless_equals_int (counts[1], 10);
+}
+
+GST_END_TEST;
+
+/* ------------------------------------------------------------ overlay */
+
+GST_START_TEST (test_overlay_draws_result)
+{
+  GstHarness *h = gst_harness_new ("earlyexitoverlay");
+  GstBuffer *in, *out, *plain;
+  GstCustomMeta *meta;
+  GstMapInfo a, b;
+  gsize stride = 160 * 3, changed_inside = 0, changed_outside = 0;
+
+  gst_harness_set_src_caps_str (
+      h, "video/x-raw,format=RGB,width=160,height=120,framerate=25/1");
+  in = gst_buffer_new_allocate (NULL, 160 * 120 * 3, NULL);
+  gst_buffer_memset (in, 0, 90, 160 * 120 * 3);
+  plain = gst_buffer_copy (in);
+  meta = gst_buffer_add_custom_meta (in, EARLYEXIT_RESULT_META_NAME);
+  fail_unless (meta != NULL, "the plugin registers the meta");
+  gst_structure_set (gst_custom_meta_get_structure (meta), "count",
+                     G_TYPE_DOUBLE, 12.5, "exit", G_TYPE_STRING, "av2", "fresh",
+                     G_TYPE_BOOLEAN, TRUE, "audio-used", G_TYPE_BOOLEAN, TRUE,
+                     "audio-coverage", G_TYPE_DOUBLE, 0.7, NULL);
+  out = gst_harness_push_and_pull (h, in);
+  gst_buffer_map (out, &a, GST_MAP_READ);
+  gst_buffer_map (plain, &b, GST_MAP_READ);
+  for (gsize y = 0; y < 120; y++)
+    for (gsize x = 0; x < stride; x++) {
+      gboolean diff = a.data[y * stride + x] != b.data[y * stride + x];
+      if (y < 40 && x < 120 * 3)
+        changed_inside += diff;
+      else
+        changed_outside += diff;
+    }
+  fail_unless (changed_inside > 1000, "nothing drawn");
+  fail_unless_equals_int (changed_outside, 0);
+  gst_buffer_unmap (out, &a);
+  gst_buffer_unref (out);
+
+  /* no meta: untouched */
+  out = gst_harness_push_and_pull (h, gst_buffer_copy (plain));
+  gst_buffer_map (out, &a, GST_MAP_READ);
+  fail_unless (memcmp (a.data, b.data, a.size) == 0);
+  gst_buffer_unmap (out, &a);
+  gst_buffer_unmap (plain, &b);
+  gst_buffer_unref (out);
+  gst_buffer_unref (plain);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+static Suite *
+avcrowdcount_suite (void)
+{
+  Suite *s = suite_create ("avcrowdcount");
+  TCase *tc = tcase_create ("general");
+
+  suite_add_tcase (s, tc);
+  tcase_set_timeout (tc, 120);
+  tcase_add_test (tc, test_audio_late);
+  tcase_add_test (tc, test_audio_early);
+  tcase_add_test (tc, test_audio_missing);
+  tcase_add_test (tc, test_audio_gap);
+  tcase_add_test (tc, test_audio_discont);
+  tcase_add_test (tc, test_audio_eos_mid_window);
+  tcase_add_test (tc, test_video_eos);
+  tcase_add_test (tc, test_flush_clears_state);
+  tcase_add_test (tc, test_live_timeout);
+  tcase_add_test (tc, test_policy_anytime);
+  tcase_add_test (tc, test_policy_fixed);
+  tcase_add_test (tc, test_policy_full);
+  tcase_add_test (tc, test_deadline_shorter_than_any_exit);
+  tcase_add_test (tc, test_interval);
+  tcase_add_test (tc, test_latency_query);
+  tcase_add_test (tc, test_qos);
+  tcase_add_test (tc, test_wrong_caps_refused);
+  tcase_add_test (tc, test_missing_model_file);
+  tcase_add_test (tc, test_corrupt_model_file);
+  tcase_add_test (tc, test_device_and_precision_errors);
+  tcase_add_test (tc, test_device_cpu_and_auto);
+  tcase_add_test (tc, test_meta_and_messages);
+  tcase_add_test (tc, test_overlay_draws_result);
+  return s;
+}
+
+GST_CHECK_MAIN (avcrowdcount);
