@@ -236,10 +236,14 @@ account (EeDeadline *d, const EeDeadlineParams *p, int probe, int stopped,
     d->skipped[stopped]++;
   if (probe < 0)
     return;
-  if ((res->ran & (1u << probe)) && res->finish[probe] <= p->deadline)
+  if ((res->ran & (1u << probe)) && res->finish[probe] <= p->deadline) {
     d->probe_every[probe] = PROBE_FIRST;
-  else
+    /* one stale estimate suggests others: try the next exit next frame */
+    if (stopped >= 0)
+      d->skipped[stopped] = MAX (d->skipped[stopped], d->probe_every[stopped]);
+  } else {
     d->probe_every[probe] = MIN (2 * d->probe_every[probe], PROBE_MAX);
+  }
 }
 
 /* Picks the published exit among those that ran. */
@@ -313,7 +317,11 @@ run_eager (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
         continue;
       if (!run_segment (d, s, &ns, error))
         return FALSE;
-      update (d, s, ns);
+      /* a try exists to measure afresh */
+      if (i == probe)
+        d->est[s] = ns;
+      else
+        update (d, s, ns);
     }
     done |= need;
     res->finish[i] = ee_deadline_now ();
@@ -330,9 +338,11 @@ run_eager (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
 }
 
 /* Spreads each exit's measured increment over the segments it added, in
- * proportion to their FLOPs (the events only time exits, not segments). */
+ * proportion to their FLOPs (the events only time exits, not segments).
+ * Exit set_exit's segments (all when -1) take the measurement as it is, the
+ * others update their average. */
 static void
-attribute (EeDeadline *d, guint32 ran, const double *time_ns, gboolean set)
+attribute (EeDeadline *d, guint32 ran, const double *time_ns, int set_exit)
 {
   guint32 done = 0;
   double prev = 0;
@@ -357,7 +367,7 @@ attribute (EeDeadline *d, guint32 ran, const double *time_ns, gboolean set)
         continue;
       share = flops > 0 ? inc * ee_runner_segment (d->r, s)->flops / flops
                         : inc / n;
-      if (set)
+      if (set_exit < 0 || i == set_exit)
         d->est[s] = share;
       else
         update (d, s, share);
@@ -407,7 +417,7 @@ run_async (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
       res->finish[i] = res->start + (gint64)time_ns[i];
     }
   }
-  attribute (d, res->ran, time_ns, FALSE);
+  attribute (d, res->ran, time_ns, probe >= 0 ? probe : d->n_exits);
   publish (p, res);
   if (p->policy == EE_DEADLINE_ANYTIME)
     account (d, p, probe, stopped, res);
@@ -457,7 +467,7 @@ ee_deadline_warm_up (EeDeadline *d, int runs, EeDeadlineUploadFunc upload,
         return FALSE;
       for (int i = 0; i < d->n_exits; i++)
         time_ns[i] = ee_runner_result (d->r, i)->time_ms * 1e6;
-      attribute (d, all, time_ns, TRUE);
+      attribute (d, all, time_ns, -1);
     }
   }
   return TRUE;

@@ -20,7 +20,8 @@
  * twice the current estimate so that one preempted run cannot lock a segment
  * out. An exit skipped for lack of time 25 frames in a row is tried anyway,
  * so that an overestimate (a warm-up on a busy machine, a slowdown that has
- * passed) is measured again; a try that misses the deadline doubles the wait
+ * passed) is measured again, and when it finishes in time the next exit is
+ * tried on the next frame; a try that misses the deadline doubles the wait
  * before the next one (up to 1600 frames), so an exit that really does not
  * fit costs a few misses at first and then one every 1600 frames.
  *

@@ -1,6 +1,7 @@
 /* gst-earlyexit: audiovisual crowd counting with early exits.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+/* clang-format off */
 /**
  * SECTION:element-avcrowdcount
  * @title: avcrowdcount
@@ -47,6 +48,38 @@
  *
  * The element's latency is window/2 + the deadline budget.
  *
+ * ## Properties
+ *
+ * - `model-file` (string, READY only): the AudioCSRNet model file
+ *   (.safetensors), loaded at the READY to PAUSED change; a missing or bad
+ *   file is an error naming the file, and the change fails.
+ * - `device` (string, READY only, default "auto"): auto, cpu, cuda or cuda:N.
+ *   auto takes CUDA device 0 when the CUDA backend loads and finds a device,
+ *   else the CPU (logged); cuda without a usable CUDA backend is an error.
+ * - `precision` (enum, READY only, default fp32): fp32, tf32, fp16, bf16; a
+ *   precision the backend lacks is an error (the CPU has fp32 and bf16).
+ * - `window` (guint64 ns, READY only, 100 ms to 1 s, default 1 s): the audio
+ *   window centred on each frame.
+ * - `deadline` (guint64 ns, default 0 = one frame duration): the budget of a
+ *   frame from becoming processable to its result.
+ * - `policy` (enum, default anytime): anytime (the newest exit finished by
+ *   the deadline), fixed (always exit max-exit), full (every exit up to
+ *   max-exit, deadline ignored).
+ * - `min-exit`, `max-exit` (int, default -1 = none): the range of exits, by
+ *   index in anytime order, that may run.
+ * - `interval` (uint, default 1): run the network on every Nth frame; the
+ *   others carry the last result with `fresh` FALSE and do not wait for
+ *   audio.
+ * - `post-messages` (boolean, default TRUE): post an element message per
+ *   frame.
+ * - `density-map` (boolean, default FALSE): attach the density map; the model
+ *   runtime does not expose it yet, so nothing is attached (a warning says
+ *   so).
+ * - `unique-id` (uint, default 0): copied into every result.
+ * - `stats` (GstStructure, read only): frames, network runs, exits taken per
+ *   exit, deadline misses, QoS reactions, mean inference time and current
+ *   estimate per exit (ns).
+ *
  * ## Result fields (meta and message)
  *
  * The meta is the custom meta `EarlyExitResultMeta` (no tags, so it survives
@@ -85,15 +118,13 @@
  * writes a small random-weight demo model, so the counts are meaningless):
  * |[
  * GST_PLUGIN_PATH=build/gst gst-launch-1.0 -m \
- *   avcrowdcount name=c model-file=build/pipelines/demo-model.safetensors !
- * fakesink \
- *   videotestsrc num-buffers=50 !
- * video/x-raw,width=320,height=240,framerate=25/1 ! c.video \ audiotestsrc
- * num-buffers=20 samplesperbuffer=1600 !
- * audio/x-raw,format=F32LE,rate=16000,channels=1 ! c.audio
+ *   avcrowdcount name=c model-file=build/pipelines/demo-model.safetensors ! fakesink \
+ *   videotestsrc num-buffers=50 ! video/x-raw,width=320,height=240,framerate=25/1 ! c.video \
+ *   audiotestsrc num-buffers=20 samplesperbuffer=1600 ! audio/x-raw,format=F32LE,rate=16000,channels=1 ! c.audio
  * ]|
  * Debug output: `GST_DEBUG=avcrowdcount:5`.
  */
+/* clang-format on */
 
 #include <string.h>
 
@@ -118,7 +149,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_av_crowd_count_debug);
 /* On-time QoS reports before trying one exit higher again. */
 #define QOS_RECOVER_REPORTS 25
 /* Warm-up runs of the whole model at start-up. */
-#define WARM_UP_RUNS 3
+#define WARM_UP_RUNS 2
 
 #define DEFAULT_MODEL_FILE NULL
 #define DEFAULT_DEVICE "auto"
@@ -648,13 +679,6 @@ gst_av_crowd_count_set_property (GObject *object, guint prop_id,
     update_latency (self);
 }
 
-static GValue *
-stats_array_append (GValue *array, const GValue *v)
-{
-  gst_value_array_append_value (array, v);
-  return array;
-}
-
 /* Called with the object lock. */
 static GstStructure *
 stats_new_locked (GstAvCrowdCount *self)
@@ -671,18 +695,18 @@ stats_new_locked (GstAvCrowdCount *self)
   for (int i = 0; i < self->n_exits; i++) {
     g_value_init (&v, G_TYPE_STRING);
     g_value_set_string (&v, self->exit_names[i]);
-    stats_array_append (&names, &v);
+    gst_value_array_append_value (&names, &v);
     g_value_unset (&v);
     g_value_init (&v, G_TYPE_UINT64);
     g_value_set_uint64 (&v, self->stat_taken[i]);
-    stats_array_append (&taken, &v);
+    gst_value_array_append_value (&taken, &v);
     g_value_set_uint64 (&v, self->stat_runs[i]);
-    stats_array_append (&runs, &v);
+    gst_value_array_append_value (&runs, &v);
     g_value_set_uint64 (
         &v, self->stat_runs[i] ? self->stat_time[i] / self->stat_runs[i] : 0);
-    stats_array_append (&mean, &v);
+    gst_value_array_append_value (&mean, &v);
     g_value_set_uint64 (&v, self->stat_estimate[i]);
-    stats_array_append (&est, &v);
+    gst_value_array_append_value (&est, &v);
     g_value_unset (&v);
   }
   s = gst_structure_new (
@@ -863,6 +887,8 @@ load_model (GstAvCrowdCount *self, const gchar *path)
   EeFeatureParams fp = ee_feature_default_params (EE_FEATURES_VGGISH);
   int64_t shape[4];
   EeRunner *runner;
+  int n_exits;
+  gchar **names;
 
   if (!path || !*path) {
     GST_ELEMENT_ERROR (
@@ -905,17 +931,22 @@ load_model (GstAvCrowdCount *self, const gchar *path)
     return FALSE;
   }
   runner = ee_model_runner (self->model);
-  self->n_exits = ee_runner_n_exits (runner);
-  if (self->n_exits < 1 || self->n_exits > GST_AVCROWDCOUNT_MAX_EXITS) {
+  n_exits = ee_runner_n_exits (runner);
+  if (n_exits < 1 || n_exits > GST_AVCROWDCOUNT_MAX_EXITS) {
     GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
                        ("Model file \"%s\" has %d exits; expected 1 to %d.",
-                        path, self->n_exits, GST_AVCROWDCOUNT_MAX_EXITS),
+                        path, n_exits, GST_AVCROWDCOUNT_MAX_EXITS),
                        (NULL));
     return FALSE;
   }
-  self->exit_names = g_new0 (gchar *, self->n_exits + 1);
-  for (int i = 0; i < self->n_exits; i++)
-    self->exit_names[i] = g_strdup (ee_runner_result (runner, i)->name);
+  names = g_new0 (gchar *, n_exits + 1);
+  for (int i = 0; i < n_exits; i++)
+    names[i] = g_strdup (ee_runner_result (runner, i)->name);
+  /* the stats getter reads them from other threads */
+  GST_OBJECT_LOCK (self);
+  self->n_exits = n_exits;
+  self->exit_names = names;
+  GST_OBJECT_UNLOCK (self);
   self->audio_exits = ee_model_audio_exits (self->model);
 
   self->fx = ee_feature_extractor_new (&fp, &err);
@@ -1078,7 +1109,9 @@ gst_av_crowd_count_stop (GstAggregator *agg)
 
   reset_stream (self);
   g_clear_pointer (&self->prep, ee_video_prep_free);
+  GST_OBJECT_LOCK (self);
   self->frame_duration = GST_CLOCK_TIME_NONE;
+  GST_OBJECT_UNLOCK (self);
   return TRUE;
 }
 
@@ -1601,7 +1634,12 @@ process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
   apply_qos (self, buf, running_time, &p);
   if (!ee_deadline_run (self->sched, &p, &res, &err))
     goto failed;
-  g_assert (res.exit >= 0 && res.n_out >= 1);
+  if (res.exit < 0 || res.n_out < 1) {
+    g_set_error (&err, EE_ERROR, EE_ERROR_ARGUMENT,
+                 "no exit could run (min-exit %d, max-exit %d)", p.min_exit,
+                 p.max_exit);
+    goto failed;
+  }
   ee_audio_ring_discard_before (self->ring, wstart);
 
   GST_OBJECT_LOCK (self);
@@ -1662,7 +1700,8 @@ gst_av_crowd_count_aggregate (GstAggregator *agg, gboolean timeout)
   buf = gst_aggregator_pad_peek_buffer (vpad);
   if (!buf) {
     if (gst_aggregator_pad_is_eos (vpad)) {
-      GST_DEBUG_OBJECT (self, "video is EOS");
+      GST_DEBUG_OBJECT (self, "video is EOS: forgetting the stream");
+      reset_stream (self);
       return GST_FLOW_EOS;
     }
     /* live, no frame: keep the audio flowing into the ring */
@@ -1726,7 +1765,6 @@ gst_av_crowd_count_aggregate (GstAggregator *agg, gboolean timeout)
     gst_structure_set (result, "fresh", G_TYPE_BOOLEAN, FALSE, "unique-id",
                        G_TYPE_UINT, fs.unique_id, NULL);
   }
-  g_assert (result != NULL);
   self->frame_index++;
 
   buf = gst_buffer_make_writable (buf);

@@ -1,6 +1,7 @@
 /* gst-earlyexit: draws the earlyexit result of each frame onto it.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+/* clang-format off */
 /**
  * SECTION:element-earlyexitoverlay
  * @title: earlyexitoverlay
@@ -24,12 +25,11 @@
  * GST_PLUGIN_PATH=build/gst gst-launch-1.0 \
  *   avcrowdcount name=c model-file=build/pipelines/demo-model.safetensors ! \
  *   earlyexitoverlay ! videoconvert ! autovideosink \
- *   videotestsrc num-buffers=100 !
- * video/x-raw,width=640,height=360,framerate=25/1 ! c.video \ audiotestsrc
- * num-buffers=40 samplesperbuffer=1600 !
- * audio/x-raw,format=F32LE,rate=16000,channels=1 ! c.audio
+ *   videotestsrc num-buffers=100 ! video/x-raw,width=640,height=360,framerate=25/1 ! c.video \
+ *   audiotestsrc num-buffers=40 samplesperbuffer=1600 ! audio/x-raw,format=F32LE,rate=16000,channels=1 ! c.audio
  * ]|
  */
+/* clang-format on */
 
 #include <string.h>
 
