@@ -1,6 +1,7 @@
-/* `earlyexit info MODEL [--json]`: architecture, input size, and every exit with
- * its own parameter count, the parameters it depends on, and the FLOPs of one
- * frame up to and including it (its branch plus the backbone stages it needs). */
+/* `earlyexit info MODEL [--json]`: architecture, input size, and every exit
+ * with its own parameter count, the parameters it depends on, and the FLOPs of
+ * one frame up to and including it (its branch plus the backbone stages it
+ * needs). */
 #include <stdio.h>
 #include <string.h>
 
@@ -30,37 +31,38 @@ print_text (EeModel *m)
   ee_model_input_size (m, &w, &h);
   printf ("model:  %s\n", ee_model_path (m));
   printf ("arch:   %s (%s)\n", ee_model_arch (m),
-      ee_model_task (m) == EE_TASK_COUNT ? "crowd counting" : "classification");
+          ee_model_task (m) == EE_TASK_COUNT ? "crowd counting"
+                                             : "classification");
   if (ee_model_audio_features (m, &features))
     printf ("input:  %dx%d %s audio features, x = (feature - mean) / std, "
-        "mean [%g %g %g], std [%g %g %g]\n", w, h,
-        ee_feature_kind_to_string (features.kind), features.mean[0],
-        features.mean[1], features.mean[2], features.std[0], features.std[1],
-        features.std[2]);
+            "mean [%g %g %g], std [%g %g %g]\n",
+            w, h, ee_feature_kind_to_string (features.kind), features.mean[0],
+            features.mean[1], features.mean[2], features.std[0],
+            features.std[1], features.std[2]);
   else
     printf ("input:  %dx%d %s, x = (pixel * %g - mean) / std, mean [%g %g %g], "
-        "std [%g %g %g]\n", w, h, pre->bgr ? "BGR" : "RGB", pre->scale,
-        pre->mean[0], pre->mean[1], pre->mean[2], pre->std[0], pre->std[1],
-        pre->std[2]);
+            "std [%g %g %g]\n",
+            w, h, pre->bgr ? "BGR" : "RGB", pre->scale, pre->mean[0],
+            pre->mean[1], pre->mean[2], pre->std[0], pre->std[1], pre->std[2]);
   /* stages are named after taps, as long as "features.transition2.conv" */
   for (int i = 0; i < ee_runner_n_segments (r); i++)
-    width = MAX (width, (int) strlen (ee_runner_segment (r, i)->name));
+    width = MAX (width, (int)strlen (ee_runner_segment (r, i)->name));
   printf ("\nsegments in anytime order:\n");
   printf ("  %-*s %-6s %12s %12s\n", width, "segment", "kind", "params",
-      "GFLOP");
+          "GFLOP");
   for (int i = 0; i < ee_runner_n_segments (r); i++) {
     const EeSegment *s = ee_runner_segment (r, i);
     printf ("  %-*s %-6s %12" G_GINT64_FORMAT " %12.3f\n", width, s->name,
-        s->is_exit ? "exit" : "stage", s->params, s->flops / 1e9);
+            s->is_exit ? "exit" : "stage", s->params, s->flops / 1e9);
   }
   printf ("\nexits:\n");
-  printf ("  %-8s %14s %16s %18s %s\n", "exit", "exit params",
-      "params to exit", "GFLOP to exit", "audio");
+  printf ("  %-8s %14s %16s %18s %s\n", "exit", "exit params", "params to exit",
+          "GFLOP to exit", "audio");
   for (int i = 0; i < ee_runner_n_exits (r); i++) {
     const EeSegment *s = ee_runner_segment (r, ee_runner_exit_segment (r, i));
     printf ("  %-8s %14" G_GINT64_FORMAT " %16" G_GINT64_FORMAT " %18.3f %s\n",
-        s->name, s->params, params_total (r, s), s->flops_total / 1e9,
-        (ee_model_audio_exits (m) >> i) & 1 ? "yes" : "no");
+            s->name, s->params, params_total (r, s), s->flops_total / 1e9,
+            (ee_model_audio_exits (m) >> i) & 1 ? "yes" : "no");
   }
 }
 
@@ -81,8 +83,8 @@ print_json (EeModel *m)
   json_builder_set_member_name (b, "arch");
   json_builder_add_string_value (b, ee_model_arch (m));
   json_builder_set_member_name (b, "task");
-  json_builder_add_string_value (b, ee_model_task (m) == EE_TASK_COUNT ?
-      "count" : "classify");
+  json_builder_add_string_value (
+      b, ee_model_task (m) == EE_TASK_COUNT ? "count" : "classify");
   if (ee_model_label (m, 0)) {
     json_builder_set_member_name (b, "labels");
     json_builder_begin_array (b);
@@ -147,10 +149,9 @@ int
 ee_cmd_info (int argc, char **argv)
 {
   gboolean json = FALSE;
-  GOptionEntry entries[] = {
-    {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print one JSON object", NULL},
-    {NULL}
-  };
+  GOptionEntry entries[] = { { "json", 0, 0, G_OPTION_ARG_NONE, &json,
+                               "Print one JSON object", NULL },
+                             { NULL } };
   GOptionContext *ctx = g_option_context_new ("MODEL - describe a model file");
   GError *error = NULL;
   EeBackend *be = NULL;

@@ -50,27 +50,29 @@ ee_op_desc_init (EeOpKind kind)
 
 double
 ee_op_flops (const EeOpDesc *desc, const EeTensorDesc *const *in, int n_in,
-    const EeTensorDesc *out)
+             const EeTensorDesc *out)
 {
-  double out_numel = (double) ee_tensor_desc_numel (out);
+  double out_numel = (double)ee_tensor_desc_numel (out);
 
   switch (desc->kind) {
     case EE_OP_CONV2D:
       /* 2 x (C x KH x KW) multiply-adds per output element, + bias */
-      return out_numel * (2.0 * (double) in[0]->shape[1] * desc->kernel_size[0] *
-          desc->kernel_size[1] + (desc->bias ? 1.0 : 0.0));
-    case EE_OP_LINEAR:{
-      double k = (double) in[0]->shape[in[0]->ndim - 1];
+      return out_numel
+             * (2.0 * (double)in[0]->shape[1] * desc->kernel_size[0]
+                    * desc->kernel_size[1]
+                + (desc->bias ? 1.0 : 0.0));
+    case EE_OP_LINEAR: {
+      double k = (double)in[0]->shape[in[0]->ndim - 1];
       return out_numel * (2.0 * k + (desc->bias ? 1.0 : 0.0));
     }
     case EE_OP_MATMUL:
-      return out_numel * 2.0 * (double) in[0]->shape[in[0]->ndim - 1];
+      return out_numel * 2.0 * (double)in[0]->shape[in[0]->ndim - 1];
     case EE_OP_MAXPOOL:
     case EE_OP_AVGPOOL:
       return out_numel * desc->kernel[0] * desc->kernel[1];
     case EE_OP_GLOBAL_AVGPOOL:
     case EE_OP_SUM:
-      return (double) ee_tensor_desc_numel (in[0]);
+      return (double)ee_tensor_desc_numel (in[0]);
     case EE_OP_BATCHNORM:
     case EE_OP_FILM:
     case EE_OP_MUL:

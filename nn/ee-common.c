@@ -1,4 +1,4 @@
 /* gst-earlyexit: common definitions. */
 #include "ee-common.h"
 
-G_DEFINE_QUARK (ee-error-quark, ee_error)
+G_DEFINE_QUARK (ee - error - quark, ee_error)

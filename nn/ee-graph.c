@@ -8,10 +8,10 @@
 
 typedef enum
 {
-  VALUE_ACTIVATION,             /* produced by an op, lives in the arena */
-  VALUE_INPUT,                  /* uploaded per run, lives in the arena */
-  VALUE_CONSTANT,               /* uploaded once at plan, own allocation */
-  VALUE_VIEW,                   /* a strided window on another value's storage */
+  VALUE_ACTIVATION, /* produced by an op, lives in the arena */
+  VALUE_INPUT,      /* uploaded per run, lives in the arena */
+  VALUE_CONSTANT,   /* uploaded once at plan, own allocation */
+  VALUE_VIEW,       /* a strided window on another value's storage */
 } ValueKind;
 
 typedef struct
@@ -19,14 +19,14 @@ typedef struct
   ValueKind kind;
   EeTensorDesc desc;
   char *name;
-  int base;                     /* VIEW: the value viewed (never itself a view) */
-  size_t byte_offset;           /* VIEW: offset into the base storage */
-  int first_op;                 /* op producing it; -1 for inputs and constants */
-  int last_op;                  /* last op reading it (or a view of it) */
+  int base;           /* VIEW: the value viewed (never itself a view) */
+  size_t byte_offset; /* VIEW: offset into the base storage */
+  int first_op;       /* op producing it; -1 for inputs and constants */
+  int last_op;        /* last op reading it (or a view of it) */
   gboolean is_output;
   size_t arena_offset;
-  float *host_data;             /* CONSTANT: copy kept until plan */
-  void *own_data;               /* CONSTANT: backend allocation */
+  float *host_data; /* CONSTANT: copy kept until plan */
+  void *own_data;   /* CONSTANT: backend allocation */
 } Value;
 
 typedef struct
@@ -44,8 +44,8 @@ typedef struct
 struct _EeGraph
 {
   EeBackend *be;
-  GArray *values;               /* Value */
-  GArray *nodes;                /* Node */
+  GArray *values; /* Value */
+  GArray *nodes;  /* Node */
   void *arena;
   size_t arena_bytes;
   size_t unshared_bytes;
@@ -67,7 +67,7 @@ node_at (EeGraph *g, int id)
 static gboolean
 value_valid (EeGraph *g, int id)
 {
-  return id >= 0 && (guint) id < g->values->len;
+  return id >= 0 && (guint)id < g->values->len;
 }
 
 /* The value owning the storage a value lives in. */
@@ -79,7 +79,8 @@ storage_of (EeGraph *g, int id)
 }
 
 static int
-add_value (EeGraph *g, ValueKind kind, const EeTensorDesc *desc, const char *name)
+add_value (EeGraph *g, ValueKind kind, const EeTensorDesc *desc,
+           const char *name)
 {
   Value v = { 0 };
 
@@ -90,7 +91,7 @@ add_value (EeGraph *g, ValueKind kind, const EeTensorDesc *desc, const char *nam
   v.first_op = -1;
   v.last_op = -1;
   g_array_append_val (g->values, v);
-  return (int) g->values->len - 1;
+  return (int)g->values->len - 1;
 }
 
 EeGraph *
@@ -110,13 +111,13 @@ ee_graph_free (EeGraph *g)
   if (!g)
     return;
   for (guint i = 0; i < g->nodes->len; i++) {
-    Node *n = node_at (g, (int) i);
+    Node *n = node_at (g, (int)i);
     ee_backend_op_free (g->be, n->op);
     g_free (n->inputs);
     g_free (n->name);
   }
   for (guint i = 0; i < g->values->len; i++) {
-    Value *v = value_at (g, (int) i);
+    Value *v = value_at (g, (int)i);
     if (v->own_data)
       ee_backend_dealloc (g->be, v->own_data);
     g_free (v->host_data);
@@ -146,7 +147,7 @@ ee_graph_input (EeGraph *g, const char *name, int ndim, const int64_t *shape)
 
 int
 ee_graph_constant (EeGraph *g, const char *name, int ndim, const int64_t *shape,
-    const float *data)
+                   const float *data)
 {
   EeTensorDesc d = ee_tensor_desc_plain (EE_DTYPE_F32, ndim, shape);
   int id;
@@ -167,8 +168,9 @@ op_params (const EeOpDesc *desc, const EeTensorDesc *const *in)
   switch (desc->kind) {
     case EE_OP_CONV2D:
       bias_n = desc->bias ? desc->out_features : 0;
-      return desc->out_features * c * desc->kernel_size[0] *
-          desc->kernel_size[1] + bias_n;
+      return desc->out_features * c * desc->kernel_size[0]
+                 * desc->kernel_size[1]
+             + bias_n;
     case EE_OP_LINEAR:
       return desc->out_features * last + (desc->bias ? desc->out_features : 0);
     case EE_OP_LAYERNORM:
@@ -182,7 +184,7 @@ op_params (const EeOpDesc *desc, const EeTensorDesc *const *in)
 
 int
 ee_graph_op (EeGraph *g, const char *name, const EeOpDesc *desc,
-    const int *inputs, int n_inputs, GError **error)
+             const int *inputs, int n_inputs, GError **error)
 {
   const EeTensorDesc *in_desc[16];
   EeTensorDesc out = { 0 };
@@ -190,16 +192,17 @@ ee_graph_op (EeGraph *g, const char *name, const EeOpDesc *desc,
   int out_id;
 
   g_return_val_if_fail (!g->planned, -1);
-  if (n_inputs < 1 || n_inputs > (int) G_N_ELEMENTS (in_desc)) {
+  if (n_inputs < 1 || n_inputs > (int)G_N_ELEMENTS (in_desc)) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "op %s: %d inputs (1 to %d allowed)", name ? name : "?", n_inputs,
-        (int) G_N_ELEMENTS (in_desc));
+                 "op %s: %d inputs (1 to %d allowed)", name ? name : "?",
+                 n_inputs, (int)G_N_ELEMENTS (in_desc));
     return -1;
   }
   for (int i = 0; i < n_inputs; i++) {
     if (!value_valid (g, inputs[i])) {
       g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-          "op %s: input %d is not a value of this graph", name ? name : "?", i);
+                   "op %s: input %d is not a value of this graph",
+                   name ? name : "?", i);
       return -1;
     }
     in_desc[i] = &value_at (g, inputs[i])->desc;
@@ -209,12 +212,12 @@ ee_graph_op (EeGraph *g, const char *name, const EeOpDesc *desc,
   if (!n.op) {
     if (error && *error)
       g_prefix_error (error, "op %s (%s): ", name ? name : "?",
-          ee_op_kind_name (desc->kind));
+                      ee_op_kind_name (desc->kind));
     return -1;
   }
   n.name = g_strdup (name ? name : ee_op_kind_name (desc->kind));
   n.kind = desc->kind;
-  n.inputs = g_memdup2 (inputs, sizeof (int) * (gsize) n_inputs);
+  n.inputs = g_memdup2 (inputs, sizeof (int) * (gsize)n_inputs);
   n.n_inputs = n_inputs;
   n.flops = ee_op_flops (desc, in_desc, n_inputs, &out);
   n.params = op_params (desc, in_desc);
@@ -222,10 +225,10 @@ ee_graph_op (EeGraph *g, const char *name, const EeOpDesc *desc,
   out_id = add_value (g, VALUE_ACTIVATION, &out, n.name);
   n.output = out_id;
   g_array_append_val (g->nodes, n);
-  value_at (g, out_id)->first_op = (int) g->nodes->len - 1;
+  value_at (g, out_id)->first_op = (int)g->nodes->len - 1;
   for (int i = 0; i < n_inputs; i++) {
-    value_at (g, inputs[i])->last_op = (int) g->nodes->len - 1;
-    value_at (g, storage_of (g, inputs[i]))->last_op = (int) g->nodes->len - 1;
+    value_at (g, inputs[i])->last_op = (int)g->nodes->len - 1;
+    value_at (g, storage_of (g, inputs[i]))->last_op = (int)g->nodes->len - 1;
   }
   return out_id;
 }
@@ -243,7 +246,7 @@ ensure_plain (EeGraph *g, int id, GError **error)
 
 int
 ee_graph_view (EeGraph *g, int base, int ndim, const int64_t *shape,
-    const int64_t *stride, int64_t offset, GError **error)
+               const int64_t *stride, int64_t offset, GError **error)
 {
   EeTensorDesc d = { 0 };
   Value *b;
@@ -266,8 +269,9 @@ ee_graph_view (EeGraph *g, int base, int ndim, const int64_t *shape,
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 1 || stride[i] < 0) {
       g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-          "view of %s: dimension %d has size %" G_GINT64_FORMAT " stride %"
-          G_GINT64_FORMAT, b->name, i, shape[i], stride[i]);
+                   "view of %s: dimension %d has size %" G_GINT64_FORMAT
+                   " stride %" G_GINT64_FORMAT,
+                   b->name, i, shape[i], stride[i]);
       return -1;
     }
     d.shape[i] = shape[i];
@@ -276,38 +280,42 @@ ee_graph_view (EeGraph *g, int base, int ndim, const int64_t *shape,
   }
   /* Views of views are flattened onto the storage owner; the base itself must
    * be contiguous for element offsets to mean the same thing. */
-  if (!ee_tensor_desc_is_contiguous (&b->desc) || offset < 0 || last >= base_numel) {
+  if (!ee_tensor_desc_is_contiguous (&b->desc) || offset < 0
+      || last >= base_numel) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "view of %s: elements up to %" G_GINT64_FORMAT
-        " fall outside its %" G_GINT64_FORMAT " elements (or it is not contiguous)",
-        b->name, last, base_numel);
+                 "view of %s: elements up to %" G_GINT64_FORMAT
+                 " fall outside its %" G_GINT64_FORMAT
+                 " elements (or it is not contiguous)",
+                 b->name, last, base_numel);
     return -1;
   }
-  d.nbytes = (size_t) (last - offset + 1) * ee_dtype_size (d.dtype);
+  d.nbytes = (size_t)(last - offset + 1) * ee_dtype_size (d.dtype);
   id = add_value (g, VALUE_VIEW, &d, b->name);
   b = value_at (g, base);
   value_at (g, id)->base = storage_of (g, base);
-  value_at (g, id)->byte_offset = (b->kind == VALUE_VIEW ? b->byte_offset : 0) +
-      (size_t) offset *ee_dtype_size (d.dtype);
+  value_at (g, id)->byte_offset = (b->kind == VALUE_VIEW ? b->byte_offset : 0)
+                                  + (size_t)offset * ee_dtype_size (d.dtype);
   value_at (g, id)->first_op = b->first_op;
-  return (int) id;
+  return (int)id;
 }
 
 int
 ee_graph_reshape (EeGraph *g, int base, int ndim, const int64_t *shape,
-    GError **error)
+                  GError **error)
 {
   EeTensorDesc d;
 
   if (!value_valid (g, base) || ndim < 1 || ndim > EE_MAX_DIMS) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT, "reshape: bad base or rank");
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+                 "reshape: bad base or rank");
     return -1;
   }
   d = ee_tensor_desc_plain (EE_DTYPE_F32, ndim, shape);
-  if (ee_tensor_desc_numel (&d) != ee_tensor_desc_numel (&value_at (g,
-              base)->desc)) {
+  if (ee_tensor_desc_numel (&d)
+      != ee_tensor_desc_numel (&value_at (g, base)->desc)) {
     char a[64], b[64];
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+    g_set_error (
+        error, EE_ERROR, EE_ERROR_ARGUMENT,
         "reshape of %s: %s has a different element count from %s",
         value_at (g, base)->name, ee_tensor_desc_shape_str (&d, a, sizeof a),
         ee_tensor_desc_shape_str (&value_at (g, base)->desc, b, sizeof b));
@@ -351,14 +359,14 @@ ee_graph_desc (EeGraph *g, int value)
 int
 ee_graph_n_ops (EeGraph *g)
 {
-  return (int) g->nodes->len;
+  return (int)g->nodes->len;
 }
 
 double
 ee_graph_flops (EeGraph *g, int first, int last)
 {
   double f = 0;
-  for (int i = MAX (first, 0); i < MIN (last, (int) g->nodes->len); i++)
+  for (int i = MAX (first, 0); i < MIN (last, (int)g->nodes->len); i++)
     f += node_at (g, i)->flops;
   return f;
 }
@@ -368,7 +376,7 @@ ee_graph_params (EeGraph *g, int first, int last)
 {
   int64_t p = 0;
 
-  for (int i = MAX (first, 0); i < MIN (last, (int) g->nodes->len); i++) {
+  for (int i = MAX (first, 0); i < MIN (last, (int)g->nodes->len); i++) {
     Node *n = node_at (g, i);
     p += n->params;
     /* constants (position embeddings) count where they are first used */
@@ -379,8 +387,8 @@ ee_graph_params (EeGraph *g, int first, int last)
         continue;
       for (int j = 0; j < i && !seen; j++)
         for (int m = 0; m < node_at (g, j)->n_inputs; m++)
-          seen |= storage_of (g, node_at (g, j)->inputs[m]) ==
-              storage_of (g, n->inputs[k]);
+          seen |= storage_of (g, node_at (g, j)->inputs[m])
+                  == storage_of (g, n->inputs[k]);
       if (!seen)
         p += ee_tensor_desc_numel (&v->desc);
     }
@@ -391,7 +399,7 @@ ee_graph_params (EeGraph *g, int first, int last)
 void
 ee_graph_set_op_params (EeGraph *g, int op, int64_t params)
 {
-  g_return_if_fail (op >= 0 && (guint) op < g->nodes->len);
+  g_return_if_fail (op >= 0 && (guint)op < g->nodes->len);
   node_at (g, op)->params = params;
 }
 
@@ -447,26 +455,26 @@ assign_offsets (GArray *blocks, size_t *offsets_out)
 gboolean
 ee_graph_plan (EeGraph *g, GError **error)
 {
-  int n_ops = (int) g->nodes->len;
+  int n_ops = (int)g->nodes->len;
   GArray *blocks = g_array_new (FALSE, FALSE, sizeof (Block));
   size_t *offsets = g_new0 (size_t, g->values->len);
 
   g_return_val_if_fail (!g->planned, FALSE);
   for (guint i = 0; i < g->values->len; i++) {
-    Value *v = value_at (g, (int) i);
+    Value *v = value_at (g, (int)i);
     Block b;
 
     if (v->kind == VALUE_VIEW)
       continue;
     if (v->kind == VALUE_CONSTANT) {
       v->own_data = ee_backend_alloc (g->be, v->desc.nbytes, error);
-      if (!v->own_data ||
-          !ee_backend_upload (g->be, v->own_data, v->host_data, v->desc.nbytes,
-              error))
+      if (!v->own_data
+          || !ee_backend_upload (g->be, v->own_data, v->host_data,
+                                 v->desc.nbytes, error))
         goto fail;
       continue;
     }
-    b.id = (int) i;
+    b.id = (int)i;
     b.size = (v->desc.nbytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     b.start = v->kind == VALUE_INPUT ? -1 : v->first_op;
     b.end = v->is_output ? n_ops : MAX (v->last_op, b.start);
@@ -476,7 +484,7 @@ ee_graph_plan (EeGraph *g, GError **error)
 
   g->arena_bytes = assign_offsets (blocks, offsets);
   for (guint i = 0; i < g->values->len; i++)
-    value_at (g, (int) i)->arena_offset = offsets[i];
+    value_at (g, (int)i)->arena_offset = offsets[i];
   if (g->arena_bytes > 0) {
     g->arena = ee_backend_alloc (g->be, g->arena_bytes, error);
     if (!g->arena)
@@ -486,7 +494,7 @@ ee_graph_plan (EeGraph *g, GError **error)
   if (!ee_backend_sync (g->be, error))
     goto fail;
   for (guint i = 0; i < g->values->len; i++)
-    g_clear_pointer (&value_at (g, (int) i)->host_data, g_free);
+    g_clear_pointer (&value_at (g, (int)i)->host_data, g_free);
 
   g->planned = TRUE;
   g_array_unref (blocks);
@@ -518,8 +526,9 @@ value_data (EeGraph *g, int id)
 {
   Value *v = value_at (g, id);
   Value *s = value_at (g, storage_of (g, id));
-  guint8 *base = s->kind == VALUE_CONSTANT ? s->own_data :
-      (guint8 *) g->arena + s->arena_offset;
+  guint8 *base = s->kind == VALUE_CONSTANT
+                     ? s->own_data
+                     : (guint8 *)g->arena + s->arena_offset;
 
   return base + (v->kind == VALUE_VIEW ? v->byte_offset : 0);
 }
@@ -531,20 +540,20 @@ ee_graph_upload (EeGraph *g, int input, const float *host, GError **error)
 
   g_return_val_if_fail (g->planned, FALSE);
   if (!value_valid (g, input) || value_at (g, input)->kind != VALUE_INPUT) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT, "upload: %d is not an input",
-        input);
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+                 "upload: %d is not an input", input);
     return FALSE;
   }
   v = value_at (g, input);
   return ee_backend_upload (g->be, value_data (g, input), host, v->desc.nbytes,
-      error);
+                            error);
 }
 
 gboolean
 ee_graph_run (EeGraph *g, int first, int last, GError **error)
 {
   g_return_val_if_fail (g->planned, FALSE);
-  for (int i = MAX (first, 0); i < MIN (last, (int) g->nodes->len); i++) {
+  for (int i = MAX (first, 0); i < MIN (last, (int)g->nodes->len); i++) {
     Node *n = node_at (g, i);
     EeTensor in[16], out;
     const EeTensor *in_ptr[16];
@@ -556,7 +565,8 @@ ee_graph_run (EeGraph *g, int first, int last, GError **error)
     }
     out.desc = value_at (g, n->output)->desc;
     out.data = value_data (g, n->output);
-    if (!ee_backend_op_enqueue (g->be, n->op, in_ptr, n->n_inputs, &out, error)) {
+    if (!ee_backend_op_enqueue (g->be, n->op, in_ptr, n->n_inputs, &out,
+                                error)) {
       g_prefix_error (error, "op %d %s: ", i, n->name);
       return FALSE;
     }
@@ -570,28 +580,29 @@ ee_graph_download (EeGraph *g, int output, float *host, GError **error)
   Value *v;
 
   g_return_val_if_fail (g->planned, FALSE);
-  if (!value_valid (g, output) || !value_at (g, output)->is_output ||
-      !ee_tensor_desc_is_contiguous (&value_at (g, output)->desc) ||
-      value_at (g, output)->desc.dtype != EE_DTYPE_F32) {
+  if (!value_valid (g, output) || !value_at (g, output)->is_output
+      || !ee_tensor_desc_is_contiguous (&value_at (g, output)->desc)
+      || value_at (g, output)->desc.dtype != EE_DTYPE_F32) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "download: value %d is not a contiguous F32 marked output", output);
+                 "download: value %d is not a contiguous F32 marked output",
+                 output);
     return FALSE;
   }
   v = value_at (g, output);
   return ee_backend_download (g->be, host, value_data (g, output),
-      v->desc.nbytes, error);
+                              v->desc.nbytes, error);
 }
 
 void
 ee_fold_batchnorm (float *weight, float *bias, int64_t out_channels,
-    int64_t per_out, const float *mean, const float *var, const float *gamma,
-    const float *beta, float eps)
+                   int64_t per_out, const float *mean, const float *var,
+                   const float *gamma, const float *beta, float eps)
 {
   for (int64_t o = 0; o < out_channels; o++) {
     /* in double so the folded layer matches conv -> BN to float rounding */
-    double s = (gamma ? gamma[o] : 1.0) / sqrt ((double) var[o] + eps);
+    double s = (gamma ? gamma[o] : 1.0) / sqrt ((double)var[o] + eps);
     for (int64_t k = 0; k < per_out; k++)
-      weight[o * per_out + k] = (float) (weight[o * per_out + k] * s);
-    bias[o] = (float) ((bias[o] - mean[o]) * s + (beta ? beta[o] : 0.0));
+      weight[o * per_out + k] = (float)(weight[o * per_out + k] * s);
+    bias[o] = (float)((bias[o] - mean[o]) * s + (beta ? beta[o] : 0.0));
   }
 }

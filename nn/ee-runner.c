@@ -7,9 +7,9 @@ typedef struct
 {
   EeSegment seg;
   char *name;
-  EeEvent *event;               /* exits: recorded after the result download */
-  float *slot;                  /* exits: host result */
-  int exit_index;               /* exits: position among exits, else -1 */
+  EeEvent *event; /* exits: recorded after the result download */
+  float *slot;    /* exits: host result */
+  int exit_index; /* exits: position among exits, else -1 */
 } Segment;
 
 struct _EeRunner
@@ -21,7 +21,7 @@ struct _EeRunner
   int exit_segs[EE_RUNNER_MAX_SEGMENTS];
   EeExitResult results[EE_RUNNER_MAX_SEGMENTS];
   int n_exits;
-  gboolean open;                /* between begin and end */
+  gboolean open; /* between begin and end */
   gboolean finalized;
   EeEvent *start;
 };
@@ -61,15 +61,17 @@ ee_runner_graph (EeRunner *r)
 
 gboolean
 ee_runner_begin_segment (EeRunner *r, const char *name, gboolean is_exit,
-    guint32 needs, GError **error)
+                         guint32 needs, GError **error)
 {
   Segment *s;
 
-  if (r->open || r->finalized || r->n_segs == EE_RUNNER_MAX_SEGMENTS ||
-      needs >> r->n_segs) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+  if (r->open || r->finalized || r->n_segs == EE_RUNNER_MAX_SEGMENTS
+      || needs >> r->n_segs) {
+    g_set_error (
+        error, EE_ERROR, EE_ERROR_ARGUMENT,
         "segment %s: cannot begin (open segment, too many segments, or it "
-        "needs a later segment)", name);
+        "needs a later segment)",
+        name);
     return FALSE;
   }
   s = &r->segs[r->n_segs];
@@ -98,7 +100,8 @@ ee_runner_end_segment (EeRunner *r, int exit_output, GError **error)
       return FALSE;
     /* the reorder a marked output may need belongs to this exit */
     s->seg.last_op = ee_graph_n_ops (r->graph);
-    s->seg.n_out = ee_tensor_desc_numel (ee_graph_desc (r->graph, s->seg.output));
+    s->seg.n_out
+        = ee_tensor_desc_numel (ee_graph_desc (r->graph, s->seg.output));
     s->exit_index = r->n_exits;
     r->exit_segs[r->n_exits++] = r->n_segs;
   }
@@ -166,8 +169,8 @@ ee_runner_n_exits (EeRunner *r)
 int
 ee_runner_exit_segment (EeRunner *r, int exit_index)
 {
-  return (exit_index >= 0 && exit_index < r->n_exits) ?
-      r->exit_segs[exit_index] : -1;
+  return (exit_index >= 0 && exit_index < r->n_exits) ? r->exit_segs[exit_index]
+                                                      : -1;
 }
 
 int
@@ -181,7 +184,7 @@ ee_runner_find_exit (EeRunner *r, const char *name)
 
 gboolean
 ee_runner_enqueue (EeRunner *r, guint32 exit_mask, int stop_after,
-    GError **error)
+                   GError **error)
 {
   guint32 run = 0;
 
@@ -206,8 +209,8 @@ ee_runner_enqueue (EeRunner *r, guint32 exit_mask, int stop_after,
     if (!ee_graph_run (r->graph, s->seg.first_op, s->seg.last_op, error))
       return FALSE;
     if (s->seg.is_exit) {
-      if (!ee_graph_download (r->graph, s->seg.output, s->slot, error) ||
-          !r->be->vt->event_record (r->be, s->event, error))
+      if (!ee_graph_download (r->graph, s->seg.output, s->slot, error)
+          || !r->be->vt->event_record (r->be, s->event, error))
         return FALSE;
     }
   }
@@ -227,7 +230,7 @@ ee_runner_poll (EeRunner *r)
     if (!res->done && r->be->vt->event_query (r->be, s->event)) {
       res->done = TRUE;
       if (!r->be->vt->event_elapsed_ms (r->be, r->start, s->event,
-              &res->time_ms, NULL))
+                                        &res->time_ms, NULL))
         res->time_ms = -1;
     }
     if (res->done)
@@ -248,6 +251,6 @@ ee_runner_wait (EeRunner *r, GError **error)
 const EeExitResult *
 ee_runner_result (EeRunner *r, int exit_index)
 {
-  return (exit_index >= 0 && exit_index < r->n_exits) ?
-      &r->results[exit_index] : NULL;
+  return (exit_index >= 0 && exit_index < r->n_exits) ? &r->results[exit_index]
+                                                      : NULL;
 }

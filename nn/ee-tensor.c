@@ -38,7 +38,7 @@ ee_tensor_desc_plain (EeDType dtype, int ndim, const int64_t *shape)
     d.stride[i] = s;
     s *= shape[i];
   }
-  d.nbytes = (size_t) s * ee_dtype_size (dtype);
+  d.nbytes = (size_t)s * ee_dtype_size (dtype);
   return d;
 }
 
@@ -80,7 +80,7 @@ ee_tensor_desc_shape_str (const EeTensorDesc *desc, char *buf, size_t len)
 
   buf[0] = '\0';
   for (int i = 0; i < desc->ndim && used < len; i++)
-    used += (size_t) snprintf (buf + used, len - used, "%s%" G_GINT64_FORMAT,
-        i ? "x" : "", desc->shape[i]);
+    used += (size_t)snprintf (buf + used, len - used, "%s%" G_GINT64_FORMAT,
+                              i ? "x" : "", desc->shape[i]);
   return buf;
 }

@@ -1,6 +1,6 @@
-/* Graph planning and execution: a pre-norm multi-head attention block built from
- * backend ops and strided views, checked against PyTorch; the arena must reuse
- * memory; running in two ranges must equal running all at once. */
+/* Graph planning and execution: a pre-norm multi-head attention block built
+ * from backend ops and strided views, checked against PyTorch; the arena must
+ * reuse memory; running in two ranges must equal running all at once. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +29,8 @@ max_rel_err (const float *got, const float *exp, gsize n)
   double err = 0, scale = 1e-6;
 
   for (gsize i = 0; i < n; i++) {
-    err = MAX (err, fabs ((double) got[i] - exp[i]));
-    scale = MAX (scale, fabs ((double) exp[i]));
+    err = MAX (err, fabs ((double)got[i] - exp[i]));
+    scale = MAX (scale, fabs ((double)exp[i]));
   }
   return err / scale;
 }
@@ -39,24 +39,24 @@ typedef struct
 {
   EeGraph *g;
   int x, y, z, stage1_end;
-  GPtrArray *params;            /* host weights, freed after building */
+  GPtrArray *params; /* host weights, freed after building */
 } Block;
 
 static int
 linear (Block *b, EeSafetensors *st, const char *name, int in, int64_t out,
-    EeActivation act, GError **error)
+        EeActivation act, GError **error)
 {
   EeOpDesc d = ee_op_desc_init (EE_OP_LINEAR);
-  char *w = g_strdup_printf ("%s.weight", name), *bias =
-      g_strdup_printf ("%s.bias", name);
+  char *w = g_strdup_printf ("%s.weight", name),
+       *bias = g_strdup_printf ("%s.bias", name);
   int id;
 
   d.out_features = out;
   d.act = act;
   d.weight = tensor_f32 (st, w);
   d.bias = tensor_f32 (st, bias);
-  g_ptr_array_add (b->params, (gpointer) d.weight);
-  g_ptr_array_add (b->params, (gpointer) d.bias);
+  g_ptr_array_add (b->params, (gpointer)d.weight);
+  g_ptr_array_add (b->params, (gpointer)d.bias);
   id = ee_graph_op (b->g, name, &d, &in, 1, error);
   g_free (w);
   g_free (bias);
@@ -77,7 +77,8 @@ build_block (Block *b, EeBackend *be, EeSafetensors *st)
   EeOpDesc sm = ee_op_desc_init (EE_OP_SOFTMAX);
   EeOpDesc add = ee_op_desc_init (EE_OP_ADD);
   EeOpDesc cp = ee_op_desc_init (EE_OP_REORDER);
-  int xn, q, k, v, qh, kt, vh, scores, probs, att, att_t, att_c, att_2d, proj, in2[2];
+  int xn, q, k, v, qh, kt, vh, scores, probs, att, att_t, att_c, att_2d, proj,
+      in2[2];
 
   b->params = g_ptr_array_new_with_free_func (g_free);
   b->g = ee_graph_new (be);
@@ -86,8 +87,8 @@ build_block (Block *b, EeBackend *be, EeSafetensors *st)
   ln.eps = 1e-6f;
   ln.weight = tensor_f32 (st, "ln.weight");
   ln.bias = tensor_f32 (st, "ln.bias");
-  g_ptr_array_add (b->params, (gpointer) ln.weight);
-  g_ptr_array_add (b->params, (gpointer) ln.bias);
+  g_ptr_array_add (b->params, (gpointer)ln.weight);
+  g_ptr_array_add (b->params, (gpointer)ln.bias);
   xn = ee_graph_op (b->g, "ln", &ln, &b->x, 1, &error);
   g_assert_no_error (error);
   q = linear (b, st, "q", xn, h * d, EE_ACT_NONE, &error);
@@ -104,7 +105,7 @@ build_block (Block *b, EeBackend *be, EeSafetensors *st)
     vh = ee_graph_view (b->g, v, 3, hs, hst, 0, &error);
     g_assert_no_error (error);
   }
-  mm.alpha = 1.0f / sqrtf ((float) d);
+  mm.alpha = 1.0f / sqrtf ((float)d);
   in2[0] = qh;
   in2[1] = kt;
   scores = ee_graph_op (b->g, "scores", &mm, in2, 2, &error);
@@ -175,11 +176,12 @@ test_attention_block (void)
   g_assert_true (ee_graph_download (b.g, b.z, z, &error));
   g_assert_true (ee_backend_sync (be, &error));
   g_assert_no_error (error);
-  ry = max_rel_err (y, ey, (gsize) ny);
-  rz = max_rel_err (z, ez, (gsize) nz);
+  ry = max_rel_err (y, ey, (gsize)ny);
+  rz = max_rel_err (z, ez, (gsize)nz);
   g_print ("attention block: rel err y %.2e z %.2e, arena %zu bytes (%zu "
-      "unshared), %d ops\n", ry, rz, ee_graph_arena_bytes (b.g),
-      ee_graph_unshared_bytes (b.g), ee_graph_n_ops (b.g));
+           "unshared), %d ops\n",
+           ry, rz, ee_graph_arena_bytes (b.g), ee_graph_unshared_bytes (b.g),
+           ee_graph_n_ops (b.g));
   g_assert_cmpfloat (ry, <=, 1e-5);
   g_assert_cmpfloat (rz, <=, 1e-5);
 
@@ -189,15 +191,17 @@ test_attention_block (void)
   g_assert_true (ee_graph_upload (b.g, b.x, x, &error));
   g_assert_true (ee_graph_run (b.g, 0, b.stage1_end, &error));
   g_assert_true (ee_graph_download (b.g, b.y, y, &error));
-  g_assert_true (ee_graph_run (b.g, b.stage1_end, ee_graph_n_ops (b.g), &error));
+  g_assert_true (
+      ee_graph_run (b.g, b.stage1_end, ee_graph_n_ops (b.g), &error));
   g_assert_true (ee_graph_download (b.g, b.z, z, &error));
   g_assert_true (ee_backend_sync (be, &error));
   g_assert_no_error (error);
-  g_assert_cmpfloat (max_rel_err (y, ey, (gsize) ny), <=, 1e-5);
-  g_assert_cmpfloat (max_rel_err (z, ez, (gsize) nz), <=, 1e-5);
+  g_assert_cmpfloat (max_rel_err (y, ey, (gsize)ny), <=, 1e-5);
+  g_assert_cmpfloat (max_rel_err (z, ez, (gsize)nz), <=, 1e-5);
 
   /* values that are dead reuse memory: the arena is smaller than the sum */
-  g_assert_cmpuint (ee_graph_arena_bytes (b.g), <, ee_graph_unshared_bytes (b.g));
+  g_assert_cmpuint (ee_graph_arena_bytes (b.g), <,
+                    ee_graph_unshared_bytes (b.g));
 
   g_free (x);
   g_free (ey);
