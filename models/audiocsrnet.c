@@ -127,13 +127,14 @@ parse_config (Ctx *c, JsonObject *cfg, GError **error)
 {
   static const char *const heads[] = { "sum", "dense", NULL };
   static const char *const films[] = { "gamma_beta", NULL };
-  static const char *const keys[]
-      = { "arch",       "input_width", "input_height",
-          "preprocess", "audio_input", "frontend",
-          "audio",      "backend",     "backend_dilation",
-          "bn_eps",     "bn_affine",   "film",
-          "count_head", "count_scale", "dense_bias",
-          "exits",      NULL };
+  static const char *const keys[] = {
+    "arch",       "input_width", "input_height",
+    "preprocess", "audio_input", "frontend",
+    "audio",      "backend",     "backend_dilation",
+    "bn_eps",     "bn_affine",   "film",
+    "count_head", "count_scale", "dense_bias",
+    "exits",      NULL,
+  };
   JsonObject *ain;
   gint64 w, h, frames, bands;
   const char *head, *features;

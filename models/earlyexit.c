@@ -27,7 +27,7 @@ static const Command commands[] = {
   {"run", ee_cmd_run,
       "run one image (+ audio) through a model and print every exit's result"},
   {"evaluate", ee_cmd_evaluate,
-      "accuracy, FLOPs and time of exit policies under deadlines (classifiers)"},
+      "a classifier's accuracy, FLOPs and time under deadlines, per policy"},
 };
 
 static void

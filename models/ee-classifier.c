@@ -5,17 +5,19 @@
 
 #include <string.h>
 
-static const char *const common_keys[] = { "arch",
-                                           "input_width",
-                                           "input_height",
-                                           "preprocess",
-                                           "audio_features",
-                                           "bn_eps",
-                                           "classes",
-                                           "classifier",
-                                           "classifier_hidden",
-                                           "exits",
-                                           NULL };
+static const char *const common_keys[] = {
+  "arch",
+  "input_width",
+  "input_height",
+  "preprocess",
+  "audio_features",
+  "bn_eps",
+  "classes",
+  "classifier",
+  "classifier_hidden",
+  "exits",
+  NULL,
+};
 
 /* ------------------------------------------------------------ configuration */
 

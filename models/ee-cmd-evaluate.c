@@ -269,6 +269,15 @@ load_input (EeModel *m, const char *path, GError **error)
   return ee_input_image (m, path, error);
 }
 
+/* One run of the exits in `mask`. The input is uploaded again each time: a
+ * run may reuse its arena bytes once nothing reads it any more. */
+static gboolean
+run_once (EeModel *m, const float *input, guint32 mask, GError **error)
+{
+  return ee_model_set_image (m, input, error)
+         && ee_model_run_sync (m, mask, error);
+}
+
 /* Runs the input three times (see the header) and records what counts. */
 static gboolean
 measure (EeModel *m, const float *input, int fixed, Run *run, GError **error)
@@ -279,8 +288,8 @@ measure (EeModel *m, const float *input, int fixed, Run *run, GError **error)
   run->n = last + 1;
   /* The first exit, untimed: loading the input let the backend's threads
    * fall asleep, and waking them must not count against the first run. */
-  if (!ee_model_set_image (m, input, error) || !ee_model_run_sync (m, 1u, error)
-      || !ee_model_run_sync (m, (1u << run->n) - 1, error))
+  if (!run_once (m, input, 1u, error)
+      || !run_once (m, input, (1u << run->n) - 1, error))
     return FALSE;
   for (int i = 0; i < run->n; i++) {
     const EeExitResult *res = ee_runner_result (r, i);
@@ -290,10 +299,10 @@ measure (EeModel *m, const float *input, int fixed, Run *run, GError **error)
     run->conf[i] = c.confidence;
     run->t[i] = res->time_ms;
   }
-  if (!ee_model_run_sync (m, 1u << last, error))
+  if (!run_once (m, input, 1u << last, error))
     return FALSE;
   run->t_full = ee_runner_result (r, last)->time_ms;
-  if (!ee_model_run_sync (m, 1u << fixed, error))
+  if (!run_once (m, input, 1u << fixed, error))
     return FALSE;
   run->t_fixed = ee_runner_result (r, fixed)->time_ms;
   return TRUE;

@@ -235,8 +235,8 @@ ee_cmd_run (int argc, char **argv)
     g_set_error (&error, EE_ERROR, EE_ERROR_ARGUMENT,
         "%s takes an image: give --image", argv[1]);
     goto out;
-  } else if (!(image = ee_input_image (m, o.image, &error)) ||
-      (o.audio && !(audio = ee_input_audio (o.audio, NULL, &coverage, &error)))) {
+  } else if (!(image = ee_input_image (m, o.image, &error)) || (o.audio &&
+          !(audio = ee_input_audio (o.audio, NULL, &coverage, &error)))) {
     goto out;
   }
   if (!audio) {

@@ -8,9 +8,10 @@
 static const char *const common_keys[]
     = { "name", "kind", "tap", "head_hidden", "head_act", "outputs", NULL };
 
-static const char *const slvit_keys[]
-    = { "patch",         "dim",      "heads",        "mlp_dim",     "ln_eps",
-        "last_residual", "final_ln", "mlp_out_gelu", "audio_token", NULL };
+static const char *const slvit_keys[] = {
+  "patch",         "dim",      "heads",        "mlp_dim",     "ln_eps",
+  "last_residual", "final_ln", "mlp_out_gelu", "audio_token", NULL,
+};
 
 static const char *const cnn_keys[]
     = { "filters", "conv_padding", "pool", "film", NULL };

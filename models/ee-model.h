@@ -71,7 +71,9 @@ guint32 ee_model_audio_exits (const EeModel *m);
 
 /* Inputs, preprocessed, float32: image (1,3,H,W) (or the audio features of
  * an audio classifier); audio log-mel (1,1,96,64).
- * Enqueued uploads: the buffers must stay valid until the run has finished. */
+ * Enqueued uploads: the buffers must stay valid until the run has finished.
+ * Inputs keep their arena bytes for the whole graph, so a frame may be run
+ * again, or continued exit by exit, without setting them again. */
 gboolean ee_model_set_image (EeModel *m, const float *image, GError **error);
 gboolean ee_model_set_audio (EeModel *m, const float *logmel, GError **error);
 /* Runs the requested exits to completion (a convenience for tools and tests).

@@ -476,8 +476,11 @@ ee_graph_plan (EeGraph *g, GError **error)
     }
     b.id = (int)i;
     b.size = (v->desc.nbytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    /* inputs keep their bytes for the whole graph, so a frame can be run
+     * again (or continued exit by exit) without uploading it again */
     b.start = v->kind == VALUE_INPUT ? -1 : v->first_op;
-    b.end = v->is_output ? n_ops : MAX (v->last_op, b.start);
+    b.end = v->is_output || v->kind == VALUE_INPUT ? n_ops
+        : MAX (v->last_op, b.start);
     g_array_append_val (blocks, b);
     g->unshared_bytes += b.size;
   }

@@ -24,7 +24,8 @@ EeGraph *ee_graph_new (EeBackend *be);
 void ee_graph_free (EeGraph *g);
 EeBackend *ee_graph_backend (EeGraph *g);
 
-/* A plain f32 input filled per run with ee_graph_upload(). */
+/* A plain f32 input filled with ee_graph_upload(); its bytes are never shared
+ * with other values, so it survives any number of runs. */
 int ee_graph_input (EeGraph *g, const char *name, int ndim,
                     const int64_t *shape);
 

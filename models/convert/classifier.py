@@ -397,6 +397,7 @@ def _random_backbone(cfg, seed):
                 mod.bias.copy_(0.2 * torch.randn(mod.bias.shape, generator=g))
                 mod.momentum = 1.0
         m.train()
+        # two images: a 1x1 map of one image gives BN no variance to measure
         m(torch.randn(2, 3, cfg["input_height"], cfg["input_width"], generator=g))
     m.eval()
     return {k: v.numpy().astype(np.float32) for k, v in m.state_dict().items()

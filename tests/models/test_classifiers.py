@@ -15,6 +15,7 @@ Usage: test_classifiers.py EARLYEXIT_BINARY WORKDIR
 """
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -23,11 +24,15 @@ import wave
 import zlib
 
 import numpy as np
+import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
-CONVERT = os.path.join(ROOT, "models", "convert", "classifier.py")
-REF = os.path.join(ROOT, "tests", "reference", "classifier_ref.py")
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+import classifier_ref  # noqa: E402
+import classifier  # noqa: E402  (the converter, on the path classifier_ref set)
+import eesafetensors  # noqa: E402
+
 TOL = 1e-4
 
 PAPER_EXITS = {
@@ -71,6 +76,23 @@ CONFIGS = {
                                "--exit", "m5:slvit:Mixed_5b", "--exit", "m6:cnn:Mixed_6e",
                                "--patch", "3", "--cnn-filters", "8"], (96, 96)),
 }
+
+
+def convert(argv):
+    """The converter in this process (it and the reference share one torch import)."""
+    if classifier.main([str(a) for a in argv]) != 0:
+        sys.exit(f"FAILED: classifier.py {' '.join(map(str, argv))}")
+
+
+def reference(model, x=None, pixels=None):
+    """Every exit's logits from torchvision's model with the file's weights (float64):
+    x the network input (1, 3, H, W), or pixels (H, W, 3) to preprocess."""
+    cfg, tensors, _ = classifier_ref.load_model(model)
+    ref = classifier_ref.ClassifierRef(cfg, tensors)
+    if x is None:
+        x = ref.preprocess(pixels)
+    out = ref.forward(torch.from_numpy(np.asarray(x, np.float64)))["exits"]
+    return {k: v.tolist() for k, v in out.items()}
 
 
 def run(cmd):
@@ -131,16 +153,15 @@ def write_png(path, rgb):
 
 
 def golden(ee, work):
-    py = sys.executable
     worst = 0.0
     for seed, (name, (args, (w, h))) in enumerate(CONFIGS.items()):
         t0 = time.time()
         model = os.path.join(work, f"{name}.safetensors")
-        run([py, CONVERT, "--random", "--seed", str(seed + 1), "--out", model] + args)
+        convert(["--random", "--seed", seed + 1, "--out", model] + args)
         x = os.path.join(work, f"{name}.input.npy")
         np.save(x, np.random.default_rng(100 + seed).standard_normal((1, 3, h, w))
                 .astype(np.float32))
-        ref = json.loads(run([py, REF, model, "--image", x, "--preprocessed"]))["exits"]
+        ref = reference(model, np.load(x))
         got = json.loads(run([ee, "run", model, "--image", x, "--json"]))["exits"]
         if any("value" in e for e in got):
             sys.exit(f"{name}: a classifier's exits must not have a value: {got}")
@@ -153,20 +174,18 @@ def golden(ee, work):
 def image_and_labels(ee, work):
     """A PNG at the input size (no resize), labels from the model file, a subset of
     exits: the text and JSON output name the classes."""
-    py = sys.executable
     model = os.path.join(work, "labelled.safetensors")
     labels = os.path.join(work, "labels.txt")
     names = [f"class {i}" for i in range(7)]
     with open(labels, "w") as f:
         f.write("\n".join(names) + "\n")
-    run([py, CONVERT, "--arch", "resnet152", "--random", "--seed", "11", "--classes", "7",
+    convert(["--arch", "resnet152", "--random", "--seed", "11", "--classes", "7",
          "--input-size", "32x32", "--exit", "a:cnn:layer1", "--exit", "b:slvit:layer2",
          "--patch", "2", "--labels", labels, "--out", model])
     rgb = np.random.default_rng(3).integers(0, 256, (32, 32, 3)).astype(np.uint8)
-    png, pix = os.path.join(work, "img.png"), os.path.join(work, "img.npy")
+    png = os.path.join(work, "img.png")
     write_png(png, rgb)
-    np.save(pix, rgb)
-    ref = json.loads(run([py, REF, model, "--image", pix]))["exits"]
+    ref = reference(model, pixels=rgb)
     out = json.loads(run([ee, "run", model, "--image", png, "--json"]))
     compare("png-labelled", out["exits"], ref)
     for e in out["exits"]:
@@ -188,6 +207,7 @@ def evaluate(ee, work):
     those of the exit it answers with; a deadline nothing meets answers nothing."""
     model = os.path.join(work, "labelled.safetensors")
     data = os.path.join(work, "data")
+    shutil.rmtree(data, ignore_errors=True)
     rng = np.random.default_rng(8)
     truth = []
     for cls in (0, 3, 5):
@@ -227,9 +247,8 @@ def evaluate(ee, work):
 def audio_classifier(ee, work):
     """An SC audio classifier: `run --audio` computes the features the model file
     asks for and feeds them to the backbone."""
-    py = sys.executable
     model = os.path.join(work, "sc.safetensors")
-    run([py, CONVERT, "--arch", "densenet201", "--random", "--seed", "12", "--classes", "12",
+    convert(["--arch", "densenet201", "--random", "--seed", "12", "--classes", "12",
          "--input-size", "64x64", "--audio-features", "sc", "--feature-mean=-5,-5,-5",
          "--feature-std", "3,3,3", "--exit", "t1:slvit:features.transition1",
          "--patch", "4", "--out", model])
@@ -244,18 +263,13 @@ def audio_classifier(ee, work):
     feats = os.path.join(work, "clip.features.npy")
     run([ee, "features", "--kind", "sc", "--audio", clip, "--height", "64", "--width", "64",
          "--out", feats])
-    x = (np.load(feats).astype(np.float64) + 5.0) / 3.0
-    xin = os.path.join(work, "clip.input.npy")
-    np.save(xin, x.astype(np.float32))
-    ref = json.loads(run([py, REF, model, "--image", xin, "--preprocessed"]))["exits"]
+    ref = reference(model, (np.load(feats).astype(np.float64) + 5.0) / 3.0)
     got = json.loads(run([ee, "run", model, "--audio", clip, "--json"]))["exits"]
     compare("sc-audio", got, ref)
     print("audio classifier: features from the WAV feed the backbone: ok")
 
 
 def refusals(ee, work):
-    sys.path.insert(0, os.path.join(ROOT, "models", "convert"))
-    import eesafetensors
     model = os.path.join(work, "inceptionv3-transform.safetensors")
     tensors, meta = eesafetensors.load(model)
     bad = os.path.join(work, "bad.safetensors")
@@ -285,6 +299,7 @@ def refusals(ee, work):
 
 def main():
     ee, work = sys.argv[1], sys.argv[2]
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
     os.makedirs(work, exist_ok=True)
     t0 = time.time()
     golden(ee, work)
