@@ -10,12 +10,13 @@
  * |bf16 - fp32| / max (1, |fp32|), counts of less than one person weighing as
  * one.
  *
- * For each exit, the runner is asked for that exit alone, so the table gives the
- * time to that exit's result when only it is wanted (the work it depends on plus
- * its branch); "final" is the whole backbone. Then one anytime run of all exits
- * gives the time at which each result became available within a single frame.
- * Medians over ITERATIONS after one warm-up. PyTorch runs in a child process
- * (tests/bench/bench_audiocsrnet_torch.py with $EE_PYTHON or the build's Python). */
+ * For each exit, the runner is asked for that exit alone, so the table gives
+ * the time to that exit's result when only it is wanted (the work it depends on
+ * plus its branch); "final" is the whole backbone. Then one anytime run of all
+ * exits gives the time at which each result became available within a single
+ * frame. Medians over ITERATIONS after one warm-up. PyTorch runs in a child
+ * process (tests/bench/bench_audiocsrnet_torch.py with $EE_PYTHON or the
+ * build's Python). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,12 +41,13 @@ exit_values (EeModel *m, double *values, GError **error)
 /* The same model and input in fp32, for the errors of a bf16 run. */
 static gboolean
 fp32_values (const char *path, int threads, const float *image,
-    const float *audio, double *values, GError **error)
+             const float *audio, double *values, GError **error)
 {
   EeBackend *be = ee_backend_cpu_new_full (threads, EE_PRECISION_FP32, error);
   EeModel *m = be ? ee_model_load (path, be, TRUE, error) : NULL;
-  gboolean ok = m && ee_model_set_image (m, image, error) &&
-      ee_model_set_audio (m, audio, error) && exit_values (m, values, error);
+  gboolean ok = m && ee_model_set_image (m, image, error)
+                && ee_model_set_audio (m, audio, error)
+                && exit_values (m, values, error);
 
   ee_model_free (m);
   ee_backend_free (be);
@@ -55,32 +57,37 @@ fp32_values (const char *path, int threads, const float *image,
 static int
 cmp_double (const void *a, const void *b)
 {
-  double x = *(const double *) a, y = *(const double *) b;
+  double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
 }
 
 static double
 median (double *v, int n)
 {
-  qsort (v, (size_t) n, sizeof *v, cmp_double);
+  qsort (v, (size_t)n, sizeof *v, cmp_double);
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* Reads "exit NAME MS" lines of the PyTorch script into ms[exit index]. */
 static gboolean
 torch_times (const char *model, int threads, int iters, EeRunner *r, double *ms,
-    GError **error)
+             GError **error)
 {
   const char *py = g_getenv ("EE_PYTHON");
   char *t = g_strdup_printf ("%d", threads), *i = g_strdup_printf ("%d", iters);
   const char *argv[] = { py && *py ? py : EE_PYTHON_DEFAULT,
-    BENCH_AUDIOCSRNET_TORCH, model, "--threads", t, "--iterations", i, NULL
-  };
+                         BENCH_AUDIOCSRNET_TORCH,
+                         model,
+                         "--threads",
+                         t,
+                         "--iterations",
+                         i,
+                         NULL };
   char *out = NULL;
   gint status;
-  gboolean ok = g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH,
-      NULL, NULL, &out, NULL, &status, error)
-      && g_spawn_check_wait_status (status, error);
+  gboolean ok = g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH,
+                              NULL, NULL, &out, NULL, &status, error)
+                && g_spawn_check_wait_status (status, error);
 
   if (ok) {
     char **lines = g_strsplit (out, "\n", -1);
@@ -107,15 +114,16 @@ main (int argc, char **argv)
   int iters = 3, threads = 0;
   gboolean no_torch = FALSE;
   char *precision_name = NULL;
-  GOptionEntry entries[] = {
-    {"iterations", 'i', 0, G_OPTION_ARG_INT, &iters, "Timed runs (median)", "N"},
-    {"threads", 't', 0, G_OPTION_ARG_INT, &threads, "Threads (default: all cores)",
-        "N"},
-    {"no-torch", 0, 0, G_OPTION_ARG_NONE, &no_torch, "Skip PyTorch", NULL},
-    {"precision", 0, 0, G_OPTION_ARG_STRING, &precision_name,
-        "The engine's precision: fp32 (default) or bf16", "P"},
-    {NULL}
-  };
+  GOptionEntry entries[]
+      = { { "iterations", 'i', 0, G_OPTION_ARG_INT, &iters,
+            "Timed runs (median)", "N" },
+          { "threads", 't', 0, G_OPTION_ARG_INT, &threads,
+            "Threads (default: all cores)", "N" },
+          { "no-torch", 0, 0, G_OPTION_ARG_NONE, &no_torch, "Skip PyTorch",
+            NULL },
+          { "precision", 0, 0, G_OPTION_ARG_STRING, &precision_name,
+            "The engine's precision: fp32 (default) or bf16", "P" },
+          { NULL } };
   EePrecision precision = EE_PRECISION_FP32;
   gboolean bf16;
   GOptionContext *ctx = g_option_context_new ("MODEL");
@@ -130,28 +138,29 @@ main (int argc, char **argv)
   int w, h, n_exits, status = 1;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
-  if (!g_option_context_parse (ctx, &argc, &argv, &error) || argc != 2 ||
-      (precision_name && (!ee_precision_from_string (precision_name,
-                  &precision) || (precision != EE_PRECISION_FP32
+  if (!g_option_context_parse (ctx, &argc, &argv, &error) || argc != 2
+      || (precision_name
+          && (!ee_precision_from_string (precision_name, &precision)
+              || (precision != EE_PRECISION_FP32
                   && precision != EE_PRECISION_BF16))))
     goto out;
   bf16 = precision == EE_PRECISION_BF16;
   if (threads <= 0)
-    threads = (int) g_get_num_processors ();
-  if (!(be = ee_backend_cpu_new_full (threads, precision, &error)) ||
-      !(m = ee_model_load (argv[1], be, TRUE, &error)))
+    threads = (int)g_get_num_processors ();
+  if (!(be = ee_backend_cpu_new_full (threads, precision, &error))
+      || !(m = ee_model_load (argv[1], be, TRUE, &error)))
     goto out;
   r = ee_model_runner (m);
   n_exits = ee_runner_n_exits (r);
   ee_model_input_size (m, &w, &h);
-  image = g_new (float, (gsize) 3 * w * h);
+  image = g_new (float, (gsize)3 * w * h);
   audio = g_new (float, 96 * 64);
-  for (gsize k = 0; k < (gsize) 3 * w * h; k++)
-    image[k] = (float) ((k * 2654435761u) % 1000) / 500.0f - 1.0f;
+  for (gsize k = 0; k < (gsize)3 * w * h; k++)
+    image[k] = (float)((k * 2654435761u) % 1000) / 500.0f - 1.0f;
   for (gsize k = 0; k < 96 * 64; k++)
-    audio[k] = (float) (k % 97) / 20.0f - 4.0f;
-  if (!ee_model_set_image (m, image, &error) ||
-      !ee_model_set_audio (m, audio, &error))
+    audio[k] = (float)(k % 97) / 20.0f - 4.0f;
+  if (!ee_model_set_image (m, image, &error)
+      || !ee_model_set_audio (m, audio, &error))
     goto out;
 
   samples = g_new (double, MAX (iters, 1));
@@ -169,29 +178,33 @@ main (int argc, char **argv)
   g_free (samples);
   if (!no_torch && !torch_times (argv[1], threads, iters, r, torch, &error))
     goto out;
-  if (bf16 && (!exit_values (m, got, &error) ||
-          !fp32_values (argv[1], threads, image, audio, ref, &error)))
+  if (bf16
+      && (!exit_values (m, got, &error)
+          || !fp32_values (argv[1], threads, image, audio, ref, &error)))
     goto out;
 
-  printf ("AudioCSRNet %dx%d, engine in %s, PyTorch in fp32, %d threads, median "
-      "of %d runs (ms per frame to the exit, that exit alone)\n\n", w, h,
-      ee_precision_name (precision), threads, iters);
+  printf (
+      "AudioCSRNet %dx%d, engine in %s, PyTorch in fp32, %d threads, median "
+      "of %d runs (ms per frame to the exit, that exit alone)\n\n",
+      w, h, ee_precision_name (precision), threads, iters);
   printf ("| exit  | GFLOP | ours ms | GFLOP/s | PyTorch ms | PyTorch / ours |"
-      " ours / PyTorch |%s\n", bf16 ? " bf16 value | fp32 value | error |" : "");
+          " ours / PyTorch |%s\n",
+          bf16 ? " bf16 value | fp32 value | error |" : "");
   printf ("|-------|------:|--------:|--------:|-----------:|---------------:|"
-      "---------------:|%s\n", bf16 ? "-----------:|-----------:|------:|" : "");
+          "---------------:|%s\n",
+          bf16 ? "-----------:|-----------:|------:|" : "");
   for (int e = 0; e < n_exits; e++) {
     const EeSegment *s = ee_runner_segment (r, ee_runner_exit_segment (r, e));
     printf ("| %-5s | %5.1f | %7.1f | %7.1f |", s->name, s->flops_total / 1e9,
-        ours[e], s->flops_total / 1e6 / ours[e]);
+            ours[e], s->flops_total / 1e6 / ours[e]);
     if (torch[e] > 0)
       printf (" %10.1f | %14.2f | %14.2f |", torch[e], torch[e] / ours[e],
-          ours[e] / torch[e]);
+              ours[e] / torch[e]);
     else
       printf (" %10s | %14s | %14s |", "-", "-", "-");
     if (bf16)
       printf (" %10.4g | %10.4g | %5.2f%% |", got[e], ref[e],
-          100.0 * fabs (got[e] - ref[e]) / MAX (1.0, fabs (ref[e])));
+              100.0 * fabs (got[e] - ref[e]) / MAX (1.0, fabs (ref[e])));
     printf ("\n");
   }
 
@@ -201,7 +214,7 @@ main (int argc, char **argv)
   printf ("\nOne frame, all exits in anytime order: result available at\n");
   for (int e = 0; e < n_exits; e++)
     printf ("  %-5s %8.1f ms\n", ee_runner_result (r, e)->name,
-        ee_runner_result (r, e)->time_ms);
+            ee_runner_result (r, e)->time_ms);
   status = 0;
 
 out:
@@ -209,7 +222,7 @@ out:
     g_printerr ("bench-audiocsrnet: %s\n", error->message);
   else if (status)
     g_printerr ("usage: bench-audiocsrnet MODEL [-i N] [-t N] [--no-torch] "
-        "[--precision fp32|bf16]\n");
+                "[--precision fp32|bf16]\n");
   g_clear_error (&error);
   ee_model_free (m);
   ee_backend_free (be);
