@@ -1,0 +1,727 @@
+/* gst-earlyexit: audio classification with early exits.
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+/* clang-format off */
+/**
+ * SECTION:element-audioexitclassify
+ * @title: audioexitclassify
+ *
+ * Classifies windows of audio with a multi-exit classifier whose input is
+ * computed from audio: Speech Commands features (1 s at 16 kHz) or GTZAN
+ * features (3 s at 22050 Hz), as the model file's `audio_features` say
+ * (`models/convert/classifier.py --audio-features sc|gtzan`). The audio
+ * passes through untouched; each window's result is attached as a meta to
+ * the audio buffer that completes the window and, with
+ * #GstEarlyExitClassifier:post-messages, posted as an element message.
+ *
+ * Caps: `audio/x-raw`, F32LE or S16LE, interleaved, any number of channels
+ * (averaged to mono for the features), at the model's rate (16000 or 22050
+ * Hz; once the model is loaded the pads offer only that rate, so an
+ * `audioconvert ! audioresample` in front converts). The same caps on both
+ * pads.
+ *
+ * ## Windows
+ *
+ * Windows are the feature window long (1 s SC, 3 s GTZAN) and start every
+ * #GstAudioExitClassify:hop (default: one window, so they do not overlap; a
+ * shorter hop overlaps them, a longer one skips the audio between them). The
+ * first window starts at the first sample after start, a flush or a new
+ * stream; samples are placed by their buffer timestamps: a jump of up to 40
+ * ms is taken as jitter and ignored, a gap of up to one window is filled with
+ * zeros (counted as missing in `audio-coverage`), and a longer gap or a jump
+ * back drops the unfinished window and starts the windows afresh at the new
+ * timestamp. GAP buffers count as missing audio.
+ *
+ * A window is classified as soon as the buffer that completes it arrives; its
+ * result goes as a meta on that buffer (a buffer completing several windows
+ * carries one meta per window, oldest first) and in one message per window.
+ * At EOS, a window holding audio that no classified window covered (the
+ * stream's tail, or a stream shorter than one window) is zero-padded and
+ * classified; its `audio-coverage` says how much of it was audio, and as no
+ * buffer follows, its result is only posted as a message.
+ *
+ * ## Deadline and policies
+ *
+ * A window's budget is #GstEarlyExitClassifier:deadline (0: the hop), counted
+ * from the window's completion, feature extraction included. Policies as
+ * exitclassify: anytime (newest exit finished by the deadline), confidence
+ * (first exit whose top softmax probability reaches confidence-threshold,
+ * else as anytime), fixed (always max-exit), full (every exit up to
+ * max-exit). The first allowed exit always runs, so a deadline shorter than
+ * any exit gives its result flagged `deadline-missed`. The element's latency
+ * is one budget: the buffer completing a window is held while it is
+ * classified.
+ *
+ * ## Properties
+ *
+ * - `model-file` (string, READY only): the audio classification model file;
+ *   a missing or bad file, a crowd-counting model or an image classifier is
+ *   an error naming the file, and the change to PAUSED fails.
+ * - `labels-file` (string, READY only, default NULL): one class name per
+ *   line, replacing the model file's labels; its number of names must equal
+ *   the number of classes. Without either, labels are the class numbers.
+ * - `hop` (guint64 ns, READY only, default 0 = one window): time from one
+ *   window's start to the next.
+ * - `device` (string, READY only, default "auto"): auto, cpu, cuda or cuda:N.
+ * - `precision` (enum, READY only, default fp32): fp32, tf32, fp16, bf16.
+ * - `deadline` (guint64 ns, default 0 = the hop).
+ * - `policy` (enum, default anytime): anytime, confidence, fixed, full.
+ * - `min-exit`, `max-exit` (int, default -1 = none): the range of exits, by
+ *   index in anytime order, that may run.
+ * - `confidence-threshold` (double 0 to 1, default 0.9): for
+ *   policy=confidence (0: the first exit; 1: never early).
+ * - `top-k` (uint, default 5, 0 = none): length of the top-k list.
+ * - `interval` (uint, default 1): run the network on every Nth window; the
+ *   others carry the last result with `fresh` FALSE.
+ * - `post-messages` (boolean, default TRUE): post an element message per
+ *   window.
+ * - `unique-id` (uint, default 0): copied into every result.
+ * - `stats` (GstStructure, read only): results, fresh-results,
+ *   deadline-misses, confident-stops, and per exit exit-names, exits-taken,
+ *   exit-runs, mean-inference-time and estimated-time (ns).
+ * - `latency` (guint64 ns, read only): the latency the element adds (one
+ *   budget).
+ *
+ * ## Result fields (meta and message)
+ *
+ * The meta is the custom meta `EarlyExitResultMeta` holding a #GstStructure
+ * named `earlyexit/result` (read it with `earlyexit-meta.h`):
+ *
+ * - `task` (string): "label".
+ * - `label` (string), `label-id` (int), `confidence` (double): the top class
+ *   (its name from labels-file, else the model's labels, else its number) and
+ *   its softmax probability.
+ * - `top-labels` (array of strings), `top-label-ids` (array of ints),
+ *   `top-confidences` (array of doubles): the top-k classes as parallel
+ *   arrays, most probable first (absent with top-k=0).
+ * - `exit` (string), `exit-index` (int), `n-exits` (int): the exit that gave
+ *   the result, its index in anytime order and the model's number of exits.
+ * - `fresh` (boolean): FALSE when carried over from an earlier window
+ *   (interval); every other field then describes the window it was computed
+ *   on.
+ * - `window-start`, `window-end` (#GstClockTime): running time of the
+ *   window's first sample and of its end.
+ * - `audio-coverage` (double): fraction of the window that was audio (less
+ *   than 1 after gaps and for the zero-padded window at EOS).
+ * - `deadline` (guint64): the window's budget in nanoseconds.
+ * - `inference-time` (guint64): nanoseconds from the window's completion to
+ *   its result.
+ * - `deadline-missed` (boolean): the result came after the deadline.
+ * - `unique-id` (uint): the unique-id property.
+ *
+ * The element message is named `audioexitclassify` and has, before the fields
+ * above, `timestamp` (the window's first sample), `stream-time`,
+ * `running-time` and `duration` (the window's length), #GstClockTime.
+ *
+ * ## Example launch line
+ *
+ * From the source tree after `meson setup build && ninja -C build` (the build
+ * writes a small random-weight Speech Commands demo model, so the labels are
+ * meaningless):
+ * |[
+ * GST_PLUGIN_PATH=build/gst gst-launch-1.0 -m \
+ *   audiotestsrc num-buffers=40 ! audioconvert ! audioresample ! \
+ *   audioexitclassify model-file=build/pipelines/demo-sc-classifier.safetensors \
+ *     device=cpu hop=500000000 ! fakesink
+ * ]|
+ * Debug output: `GST_DEBUG=audioexitclassify:5,earlyexitclassifier:5`.
+ */
+/* clang-format on */
+
+#include <string.h>
+
+#include "gstaudioexitclassify.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_audio_exit_classify_debug);
+#define GST_CAT_DEFAULT gst_audio_exit_classify_debug
+
+/* Timestamps within this of the expected position continue the previous
+ * buffer (as GstAudioStreamAlign's default threshold). */
+#define ALIGN_THRESHOLD (40 * GST_MSECOND)
+#define MAX_HOP (60 * GST_SECOND)
+
+#define DEFAULT_HOP 0
+
+#define AUDIO_CAPS                                                             \
+  "audio/x-raw, format = (string) { F32LE, S16LE }, "                          \
+  "rate = (int) [ 1, MAX ], channels = (int) [ 1, MAX ], "                     \
+  "layout = (string) interleaved"
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE (
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (AUDIO_CAPS));
+
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (AUDIO_CAPS));
+
+enum
+{
+  PROP_0,
+  PROP_HOP,
+};
+
+#define gst_audio_exit_classify_parent_class parent_class
+G_DEFINE_TYPE (GstAudioExitClassify, gst_audio_exit_classify,
+               GST_TYPE_EARLY_EXIT_CLASSIFIER);
+GST_ELEMENT_REGISTER_DEFINE (audioexitclassify, "audioexitclassify",
+                             GST_RANK_NONE, GST_TYPE_AUDIO_EXIT_CLASSIFY);
+
+static void gst_audio_exit_classify_set_property (GObject *object,
+                                                  guint prop_id,
+                                                  const GValue *value,
+                                                  GParamSpec *pspec);
+static void gst_audio_exit_classify_get_property (GObject *object,
+                                                  guint prop_id, GValue *value,
+                                                  GParamSpec *pspec);
+static gboolean
+gst_audio_exit_classify_model_ready (GstEarlyExitClassifier *base);
+static void gst_audio_exit_classify_model_unload (GstEarlyExitClassifier *base);
+static GstCaps *
+gst_audio_exit_classify_transform_caps (GstBaseTransform *trans,
+                                        GstPadDirection direction,
+                                        GstCaps *caps, GstCaps *filter);
+static gboolean gst_audio_exit_classify_accept_caps (GstBaseTransform *trans,
+                                                     GstPadDirection direction,
+                                                     GstCaps *caps);
+static gboolean gst_audio_exit_classify_set_caps (GstBaseTransform *trans,
+                                                  GstCaps *incaps,
+                                                  GstCaps *outcaps);
+static gboolean gst_audio_exit_classify_sink_event (GstBaseTransform *trans,
+                                                    GstEvent *event);
+static GstFlowReturn
+gst_audio_exit_classify_transform_ip (GstBaseTransform *trans, GstBuffer *buf);
+
+static void
+gst_audio_exit_classify_class_init (GstAudioExitClassifyClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
+  GstEarlyExitClassifierClass *base_class
+      = GST_EARLY_EXIT_CLASSIFIER_CLASS (klass);
+
+  gobject_class->set_property = gst_audio_exit_classify_set_property;
+  gobject_class->get_property = gst_audio_exit_classify_get_property;
+
+  /**
+   * GstAudioExitClassify:hop:
+   *
+   * Time from one window's start to the next, in nanoseconds; 0 means one
+   * window (1 s for Speech Commands features, 3 s for GTZAN), i.e. windows
+   * that neither overlap nor leave audio out. Rounded to whole samples.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_HOP,
+      g_param_spec_uint64 (
+          "hop", "Hop",
+          "Time from one audio window's start to the next (in nanoseconds; "
+          "0 = one window: 1 s for Speech Commands models, 3 s for GTZAN)",
+          0, MAX_HOP, DEFAULT_HOP,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY));
+
+  GST_DEBUG_CATEGORY_INIT (gst_audio_exit_classify_debug, "audioexitclassify",
+                           0, "Audio classification with early exits");
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_set_static_metadata (
+      element_class, "Early-exit audio classifier", "Filter/Analyzer/Audio",
+      "Classifies windows of audio (1 s Speech Commands or 3 s GTZAN "
+      "features, as the model says; hop configurable) with a multi-exit "
+      "network, publishing the exit chosen by the policy within a per-window "
+      "deadline; the audio passes through untouched. The buffer completing "
+      "a window carries the meta EarlyExitResultMeta, a structure "
+      "earlyexit/result with task, label, label-id, confidence, top-labels, "
+      "top-label-ids, top-confidences, exit, exit-index, n-exits, fresh, "
+      "window-start, window-end, audio-coverage, deadline, inference-time, "
+      "deadline-missed and unique-id; post-messages=true posts the same "
+      "fields, after timestamp, stream-time, running-time and duration of "
+      "the window, in an element message named audioexitclassify",
+      "gst-earlyexit");
+
+  trans_class->transform_caps
+      = GST_DEBUG_FUNCPTR (gst_audio_exit_classify_transform_caps);
+  trans_class->accept_caps
+      = GST_DEBUG_FUNCPTR (gst_audio_exit_classify_accept_caps);
+  trans_class->set_caps = GST_DEBUG_FUNCPTR (gst_audio_exit_classify_set_caps);
+  trans_class->sink_event
+      = GST_DEBUG_FUNCPTR (gst_audio_exit_classify_sink_event);
+  trans_class->transform_ip
+      = GST_DEBUG_FUNCPTR (gst_audio_exit_classify_transform_ip);
+  base_class->input_name = "window";
+  base_class->model_ready
+      = GST_DEBUG_FUNCPTR (gst_audio_exit_classify_model_ready);
+  base_class->model_unload
+      = GST_DEBUG_FUNCPTR (gst_audio_exit_classify_model_unload);
+}
+
+static void
+gst_audio_exit_classify_init (GstAudioExitClassify *self)
+{
+  self->prop_hop = DEFAULT_HOP;
+}
+
+static void
+gst_audio_exit_classify_set_property (GObject *object, guint prop_id,
+                                      const GValue *value, GParamSpec *pspec)
+{
+  GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (object);
+
+  switch (prop_id) {
+    case PROP_HOP:
+      GST_OBJECT_LOCK (self);
+      self->prop_hop = g_value_get_uint64 (value);
+      GST_OBJECT_UNLOCK (self);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+}
+
+static void
+gst_audio_exit_classify_get_property (GObject *object, guint prop_id,
+                                      GValue *value, GParamSpec *pspec)
+{
+  GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (object);
+
+  switch (prop_id) {
+    case PROP_HOP:
+      GST_OBJECT_LOCK (self);
+      g_value_set_uint64 (value, self->prop_hop);
+      GST_OBJECT_UNLOCK (self);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+}
+
+/* ------------------------------------------------------------ model */
+
+static void
+reset_stream (GstAudioExitClassify *self)
+{
+  self->started = FALSE;
+  self->acc_len = 0;
+  self->acc_start = self->expected = self->next_start = self->done_end = 0;
+  gst_early_exit_classifier_reset (GST_EARLY_EXIT_CLASSIFIER (self));
+}
+
+/* The model must compute its input from audio; sets up the features, the
+ * window and the hop. */
+static gboolean
+gst_audio_exit_classify_model_ready (GstEarlyExitClassifier *base)
+{
+  GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (base);
+  EeFeatureParams fp;
+  GError *err = NULL;
+  GstClockTime hop;
+  int64_t shape[4];
+
+  if (!ee_model_audio_features (base->model, &fp)) {
+    GST_ELEMENT_ERROR (
+        self, RESOURCE, FAILED,
+        ("Model file \"%s\" classifies images, not audio. Use it with "
+         "exitclassify, or give audioexitclassify a model written with "
+         "classifier.py --audio-features sc or gtzan.",
+         ee_model_path (base->model)),
+        (NULL));
+    return FALSE;
+  }
+  self->fx = ee_feature_extractor_new (&fp, &err);
+  if (!self->fx) {
+    GST_ELEMENT_ERROR (
+        self, RESOURCE, FAILED,
+        ("Model file \"%s\": its audio features cannot be computed: %s",
+         ee_model_path (base->model), err->message),
+        (NULL));
+    g_clear_error (&err);
+    return FALSE;
+  }
+  ee_feature_extractor_shape (self->fx, shape);
+  if ((gsize)(shape[0] * shape[1] * shape[2] * shape[3])
+      != base->input_floats) {
+    GST_ELEMENT_ERROR (
+        self, RESOURCE, FAILED,
+        ("Model file \"%s\": its %s features are %" G_GINT64_FORMAT
+         "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+         " but the network takes 3x%dx%d. Regenerate it with "
+         "models/convert/classifier.py.",
+         ee_model_path (base->model), ee_feature_kind_to_string (fp.kind),
+         shape[1], shape[2], shape[3], base->in_height, base->in_width),
+        (NULL));
+    return FALSE;
+  }
+  self->rate = ee_feature_extractor_sample_rate (self->fx);
+  self->window = ee_feature_extractor_window (self->fx);
+  GST_OBJECT_LOCK (self);
+  hop = self->prop_hop;
+  gst_caps_replace (&self->rate_caps, NULL);
+  self->rate_caps = gst_caps_new_simple ("audio/x-raw", "rate", G_TYPE_INT,
+                                         self->rate, NULL);
+  GST_OBJECT_UNLOCK (self);
+  self->hop
+      = hop > 0
+            ? MAX (gst_util_uint64_scale_round (hop, self->rate, GST_SECOND), 1)
+            : self->window;
+  self->samples = g_new0 (float, self->window);
+  self->acc_cap = 2 * MAX (self->window, self->hop);
+  self->acc = g_new (float, self->acc_cap);
+  self->acc_covered = g_new (guint8, self->acc_cap);
+  reset_stream (self);
+  GST_INFO_OBJECT (self,
+                   "%s features: windows of %" G_GSIZE_FORMAT
+                   " samples at %d Hz every %" G_GSIZE_FORMAT " samples",
+                   ee_feature_kind_to_string (fp.kind), self->window,
+                   self->rate, self->hop);
+  gst_early_exit_classifier_set_period (
+      base, gst_util_uint64_scale_int (self->hop, GST_SECOND, self->rate));
+  return TRUE;
+}
+
+static void
+gst_audio_exit_classify_model_unload (GstEarlyExitClassifier *base)
+{
+  GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (base);
+
+  g_clear_pointer (&self->fx, ee_feature_extractor_free);
+  g_clear_pointer (&self->samples, g_free);
+  g_clear_pointer (&self->acc, g_free);
+  g_clear_pointer (&self->acc_covered, g_free);
+  self->acc_cap = 0;
+  self->have_info = FALSE;
+  GST_OBJECT_LOCK (self);
+  gst_caps_replace (&self->rate_caps, NULL);
+  GST_OBJECT_UNLOCK (self);
+  reset_stream (self);
+}
+
+/* ------------------------------------------------------------ caps */
+
+/* Passthrough caps, restricted to the model's rate once it is loaded. */
+static GstCaps *
+gst_audio_exit_classify_transform_caps (GstBaseTransform *trans,
+                                        GstPadDirection direction,
+                                        GstCaps *caps, GstCaps *filter)
+{
+  GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (trans);
+  GstCaps *rate_caps = NULL, *ret;
+
+  GST_OBJECT_LOCK (self);
+  if (self->rate_caps)
+    rate_caps = gst_caps_ref (self->rate_caps);
+  GST_OBJECT_UNLOCK (self);
+
+  if (rate_caps) {
+    ret = gst_caps_intersect_full (caps, rate_caps, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref (rate_caps);
+  } else {
+    ret = gst_caps_ref (caps);
+  }
+  if (filter) {
+    GstCaps *tmp
+        = gst_caps_intersect_full (filter, ret, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref (ret);
+    ret = tmp;
+  }
+  return ret;
+}
+
+/* Accept-caps as the base class answers it. Upstream only learns
+ * not-negotiated from a refusal, so the log says what the pad takes. */
+static gboolean
+gst_audio_exit_classify_accept_caps (GstBaseTransform *trans,
+                                     GstPadDirection direction, GstCaps *caps)
+{
+  GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (trans);
+  GstCaps *templ, *allowed;
+
+  if (GST_BASE_TRANSFORM_CLASS (parent_class)
+          ->accept_caps (trans, direction, caps))
+    return TRUE;
+  templ = gst_static_pad_template_get_caps (&sink_template);
+  allowed
+      = gst_audio_exit_classify_transform_caps (trans, direction, templ, NULL);
+  GST_WARNING_OBJECT (self,
+                      "refusing caps %" GST_PTR_FORMAT
+                      ": audioexitclassify takes %" GST_PTR_FORMAT
+                      " (put audioconvert ! audioresample in front)",
+                      caps, allowed);
+  gst_caps_unref (allowed);
+  gst_caps_unref (templ);
+  return FALSE;
+}
+
+static gboolean
+gst_audio_exit_classify_set_caps (GstBaseTransform *trans, GstCaps *incaps,
+                                  GstCaps *outcaps)
+{
+  GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (trans);
+  GstAudioInfo info;
+
+  if (!gst_audio_info_from_caps (&info, incaps)) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+                       ("invalid audio caps %" GST_PTR_FORMAT, incaps));
+    return FALSE;
+  }
+  if (GST_AUDIO_INFO_RATE (&info) != self->rate) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+                       ("The audio is at %d Hz but the model needs %d Hz. Put "
+                        "audioresample in front.",
+                        GST_AUDIO_INFO_RATE (&info), self->rate),
+                       ("caps %" GST_PTR_FORMAT, incaps));
+    return FALSE;
+  }
+  /* a format change mid-stream keeps the sample grid: same rate */
+  self->info = info;
+  self->have_info = TRUE;
+  GST_DEBUG_OBJECT (
+      self, "audio %s, %d channels at %d Hz", GST_AUDIO_INFO_NAME (&info),
+      GST_AUDIO_INFO_CHANNELS (&info), GST_AUDIO_INFO_RATE (&info));
+  return TRUE;
+}
+
+/* ------------------------------------------------------------ windows */
+
+/* Sample position of `pts` on the grid (sample 0 at base_pts). */
+static gint64
+to_index (GstAudioExitClassify *self, GstClockTime pts)
+{
+  if (pts >= self->base_pts)
+    return (gint64)gst_util_uint64_scale_round (pts - self->base_pts,
+                                                self->rate, GST_SECOND);
+  return -(gint64)gst_util_uint64_scale_round (self->base_pts - pts, self->rate,
+                                               GST_SECOND);
+}
+
+/* PTS of sample `index` on the grid. */
+static GstClockTime
+to_pts (GstAudioExitClassify *self, gint64 index)
+{
+  if (index >= 0)
+    return self->base_pts
+           + gst_util_uint64_scale_int_round (index, GST_SECOND, self->rate);
+  return self->base_pts
+         - MIN (self->base_pts, gst_util_uint64_scale_int_round (
+                                    -index, GST_SECOND, self->rate));
+}
+
+/* Room for n more samples. */
+static void
+reserve (GstAudioExitClassify *self, gsize n)
+{
+  if (self->acc_len + n <= self->acc_cap)
+    return;
+  self->acc_cap = MAX (2 * self->acc_cap, self->acc_len + n);
+  self->acc = g_renew (float, self->acc, self->acc_cap);
+  self->acc_covered = g_renew (guint8, self->acc_covered, self->acc_cap);
+}
+
+/* Appends n samples of `data` (interleaved, self->info's format; NULL:
+ * zeros) at self->expected, averaging the channels. */
+static void
+append (GstAudioExitClassify *self, const guint8 *data, gsize n,
+        gboolean covered)
+{
+  int ch = GST_AUDIO_INFO_CHANNELS (&self->info);
+  float *out;
+
+  reserve (self, n);
+  if (self->acc_len == 0)
+    self->acc_start = self->expected;
+  out = self->acc + self->acc_len;
+  if (!data) {
+    memset (out, 0, n * sizeof (float));
+  } else if (GST_AUDIO_INFO_FORMAT (&self->info) == GST_AUDIO_FORMAT_F32LE) {
+    const float *in = (const float *)data;
+    for (gsize i = 0; i < n; i++) {
+      float sum = 0.0f;
+      for (int c = 0; c < ch; c++)
+        sum += GFLOAT_FROM_LE (in[i * ch + c]);
+      out[i] = sum / ch;
+    }
+  } else {
+    const gint16 *in = (const gint16 *)data;
+    for (gsize i = 0; i < n; i++) {
+      gint32 sum = 0;
+      for (int c = 0; c < ch; c++)
+        sum += GINT16_FROM_LE (in[i * ch + c]);
+      out[i] = (float)sum / (32768.0f * ch);
+    }
+  }
+  memset (self->acc_covered + self->acc_len, covered ? 1 : 0, n);
+  self->acc_len += n;
+  self->expected += n;
+}
+
+/* Drops the samples before the next window's start. */
+static void
+trim (GstAudioExitClassify *self)
+{
+  gsize k;
+
+  if (self->acc_len > 0 && self->acc_start > self->next_start) {
+    /* cannot happen on a continuous grid; resynchronise rather than stall */
+    GST_WARNING_OBJECT (self, "window start behind the audio: resyncing");
+    self->next_start = self->acc_start;
+  }
+  if (self->acc_start >= self->next_start)
+    return;
+  k = (gsize)MIN ((gint64)self->acc_len, self->next_start - self->acc_start);
+  memmove (self->acc, self->acc + k, (self->acc_len - k) * sizeof (float));
+  memmove (self->acc_covered, self->acc_covered + k, self->acc_len - k);
+  self->acc_len -= k;
+  self->acc_start += k;
+}
+
+/* Classifies the window at acc[0] (callers check that acc starts at
+ * next_start; window samples, the tail zero-padded when fewer) and publishes
+ * the result on `buf` (NULL: message only). */
+static gboolean
+classify_window (GstAudioExitClassify *self, GstBuffer *buf)
+{
+  GstEarlyExitClassifier *base = GST_EARLY_EXIT_CLASSIFIER (self);
+  gint64 processable = ee_deadline_now ();
+  GstClockTime start = to_pts (self, self->next_start);
+  GstClockTime duration
+      = gst_util_uint64_scale_int_round (self->window, GST_SECOND, self->rate);
+  GstStructure *result;
+
+  if (gst_early_exit_classifier_take_turn (base)) {
+    GstClockTime budget
+        = gst_early_exit_classifier_budget (base, GST_CLOCK_TIME_NONE);
+    const GstSegment *seg = &GST_BASE_TRANSFORM (self)->segment;
+    gsize n = MIN (self->acc_len, self->window), covered = 0;
+    GError *err = NULL;
+
+    memcpy (self->samples, self->acc, n * sizeof (float));
+    memset (self->samples + n, 0, (self->window - n) * sizeof (float));
+    for (gsize i = 0; i < n; i++)
+      covered += self->acc_covered[i];
+    if (!ee_feature_extractor_compute (self->fx, self->samples, self->window,
+                                       base->input, &err)) {
+      GST_ELEMENT_ERROR (self, STREAM, FAILED,
+                         ("Could not compute the audio features."),
+                         ("%s", err->message));
+      g_clear_error (&err);
+      return FALSE;
+    }
+    result = gst_early_exit_classifier_classify (base, processable, budget);
+    if (!result)
+      return FALSE;
+    gst_structure_set (
+        result, "window-start", G_TYPE_UINT64,
+        gst_segment_to_running_time (seg, GST_FORMAT_TIME, start), "window-end",
+        G_TYPE_UINT64,
+        gst_segment_to_running_time (seg, GST_FORMAT_TIME, start + duration),
+        "audio-coverage", G_TYPE_DOUBLE, (gdouble)covered / self->window, NULL);
+  } else {
+    result = gst_early_exit_classifier_carry (base);
+  }
+  gst_early_exit_classifier_publish (base, buf, start, duration, result);
+  self->done_end = self->next_start + (gint64)self->window;
+  self->next_start += (gint64)self->hop;
+  trim (self);
+  return TRUE;
+}
+
+/* Places a buffer starting at PTS `pts` on the sample grid: jitter is
+ * ignored, a short gap filled with zeros, and after a long gap or a jump back
+ * the unfinished window is dropped and the grid restarts at `pts`. */
+static void
+place (GstAudioExitClassify *self, GstClockTime pts)
+{
+  gint64 idx, diff, threshold;
+
+  if (!self->started) {
+    self->started = TRUE;
+    self->base_pts = GST_CLOCK_TIME_IS_VALID (pts) ? pts : 0;
+    self->acc_len = 0;
+    self->acc_start = self->expected = self->next_start = self->done_end = 0;
+    return;
+  }
+  if (!GST_CLOCK_TIME_IS_VALID (pts))
+    return;
+  idx = to_index (self, pts);
+  diff = idx - self->expected;
+  threshold = (gint64)gst_util_uint64_scale_round (ALIGN_THRESHOLD, self->rate,
+                                                   GST_SECOND);
+  if (ABS (diff) <= threshold)
+    return;
+  if (diff > 0 && diff <= (gint64)self->window) {
+    GST_DEBUG_OBJECT (self,
+                      "audio gap of %" G_GINT64_FORMAT " samples: "
+                      "filled with zeros",
+                      diff);
+    append (self, NULL, (gsize)diff, FALSE);
+    return;
+  }
+  GST_DEBUG_OBJECT (self,
+                    "audio jumps by %" G_GINT64_FORMAT " samples: "
+                    "dropping the unfinished window, restarting there",
+                    diff);
+  self->acc_len = 0;
+  self->acc_start = self->expected = self->next_start = self->done_end = idx;
+}
+
+static GstFlowReturn
+gst_audio_exit_classify_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
+{
+  GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (trans);
+  GstMapInfo map;
+  gsize n;
+
+  if (!self->have_info) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+                       ("audio buffer before audio caps"));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  if (!gst_buffer_map (buf, &map, GST_MAP_READ)) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+                       ("Could not read an audio buffer."),
+                       ("gst_buffer_map failed"));
+    return GST_FLOW_ERROR;
+  }
+  n = map.size / GST_AUDIO_INFO_BPF (&self->info);
+  place (self, GST_BUFFER_PTS (buf));
+  append (self,
+          GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_GAP) ? NULL : map.data,
+          n, !GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_GAP));
+  gst_buffer_unmap (buf, &map);
+
+  trim (self);
+  while (self->acc_len >= self->window && self->acc_start == self->next_start)
+    if (!classify_window (self, buf))
+      return GST_FLOW_ERROR;
+  return GST_FLOW_OK;
+}
+
+static gboolean
+gst_audio_exit_classify_sink_event (GstBaseTransform *trans, GstEvent *event)
+{
+  GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (trans);
+
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_EOS:
+      /* the tail no classified window covered, zero-padded */
+      if (self->started && self->acc_len > 0
+          && self->acc_start == self->next_start
+          && self->acc_start + (gint64)self->acc_len > self->done_end) {
+        GST_DEBUG_OBJECT (self,
+                          "EOS: classifying the last %" G_GSIZE_FORMAT
+                          " samples, zero-padded to a window",
+                          self->acc_len);
+        classify_window (self, NULL);
+      }
+      reset_stream (self);
+      break;
+    case GST_EVENT_FLUSH_STOP:
+    case GST_EVENT_STREAM_START:
+      reset_stream (self);
+      break;
+    default:
+      break;
+  }
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
+}
