@@ -1,14 +1,17 @@
 /* gst-earlyexit: reading the results of the earlyexit elements from C.
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Every buffer leaving an earlyexit element (avcrowdcount, ...) carries a
- * custom meta, EARLYEXIT_RESULT_META_NAME, registered by the plugin with
- * gst_meta_register_custom() and no tags, so it survives videoconvert,
- * videoscale and other elements that copy untagged metas. The meta holds a
+ * Every video buffer leaving an earlyexit element (avcrowdcount,
+ * exitclassify) carries a custom meta, EARLYEXIT_RESULT_META_NAME, registered
+ * by the plugin with gst_meta_register_custom() and no tags, so it survives
+ * videoconvert, videoscale and other elements that copy untagged metas;
+ * audioexitclassify attaches one to the audio buffer that completes each
+ * window (one meta per window completed, oldest first:
+ * gst_buffer_iterate_earlyexit_results() gives them all). The meta holds a
  * GstStructure named EARLYEXIT_RESULT_NAME; the element message the element
- * posts on the bus for the same frame carries the same fields (plus timestamp,
- * stream-time, running-time and duration), so the typed getters below accept
- * either structure.
+ * posts on the bus for the same frame or window carries the same fields (plus
+ * timestamp, stream-time, running-time and duration), so the typed getters
+ * below accept either structure.
  *
  * Header only: it needs GStreamer >= 1.20 and no library of this project. The
  * meta is known once the plugin has been loaded (any earlyexit element made).
@@ -19,6 +22,16 @@
  *   g_print ("count %.1f from exit %s%s\n", earlyexit_result_get_count (r),
  *       earlyexit_result_get_exit (r),
  *       earlyexit_result_is_fresh (r) ? "" : " (carried over)");
+ * ]|
+ *
+ * A classifier's result (task "label"):
+ * |[<!-- language="C" -->
+ * for (guint i = 0; i < earlyexit_result_get_top_k_size (r); i++) {
+ *   gint id;
+ *   gdouble p;
+ *   const gchar *label = earlyexit_result_get_top_k (r, i, &id, &p);
+ *   g_print ("%u. %s (class %d) %.3f\n", i + 1, label, id, p);
+ * }
  * ]|
  */
 #ifndef EARLYEXIT_META_H
@@ -50,6 +63,24 @@ gst_buffer_get_earlyexit_result (GstBuffer *buffer)
   return meta ? gst_custom_meta_get_structure (meta) : NULL;
 }
 
+/* Every result of `buffer`, in the order they were attached (oldest window
+ * first; audioexitclassify attaches one per window the buffer completes, the
+ * other elements one per buffer). Start with *state = NULL; NULL at the end.
+ * gst_buffer_get_earlyexit_result() gives the first. */
+static inline const GstStructure *
+gst_buffer_iterate_earlyexit_results (GstBuffer *buffer, gpointer *state)
+{
+  const GstMetaInfo *info = gst_meta_get_info (EARLYEXIT_RESULT_META_NAME);
+  GstMeta *meta;
+
+  if (!info)
+    return NULL;
+  while ((meta = gst_buffer_iterate_meta (buffer, state)))
+    if (meta->info == info)
+      return gst_custom_meta_get_structure ((GstCustomMeta *)meta);
+  return NULL;
+}
+
 /* "count" (avcrowdcount) or "label" (classifiers); NULL when absent. */
 static inline const gchar *
 earlyexit_result_get_task (const GstStructure *r)
@@ -57,7 +88,7 @@ earlyexit_result_get_task (const GstStructure *r)
   return gst_structure_get_string (r, "task");
 }
 
-/* The estimated number of people; NAN when absent. */
+/* avcrowdcount: the estimated number of people; NAN when absent. */
 static inline gdouble
 earlyexit_result_get_count (const GstStructure *r)
 {
@@ -66,7 +97,8 @@ earlyexit_result_get_count (const GstStructure *r)
   return gst_structure_get_double (r, "count", &v) ? v : NAN;
 }
 
-/* Name of the exit that produced the result ("v1", "av1", "av2", "final"). */
+/* Name of the exit that produced the result (avcrowdcount: "v1", "av1",
+ * "av2", "final"; classifiers: the model's exit names, then "final"). */
 static inline const gchar *
 earlyexit_result_get_exit (const GstStructure *r)
 {
@@ -101,7 +133,8 @@ earlyexit_result_is_fresh (const GstStructure *r)
   return gst_structure_get_boolean (r, "fresh", &v) ? v : FALSE;
 }
 
-/* Fraction (0..1) of the audio window that had audio. */
+/* Fraction (0..1) of the audio window that had audio (avcrowdcount,
+ * audioexitclassify). */
 static inline gdouble
 earlyexit_result_get_audio_coverage (const GstStructure *r)
 {
@@ -119,7 +152,8 @@ earlyexit_result_get_audio_used (const GstStructure *r)
   return gst_structure_get_boolean (r, "audio-used", &v) ? v : FALSE;
 }
 
-/* Running time of the audio window's start (clamped at 0) and end. */
+/* Running time of the audio window's start (avcrowdcount: clamped at 0) and
+ * end (avcrowdcount, audioexitclassify). */
 static inline GstClockTime
 earlyexit_result_get_window_start (const GstStructure *r)
 {
@@ -138,7 +172,7 @@ earlyexit_result_get_window_end (const GstStructure *r)
                                                         : GST_CLOCK_TIME_NONE;
 }
 
-/* The time budget of the frame (ns). */
+/* The time budget of the frame or window (ns). */
 static inline guint64
 earlyexit_result_get_deadline (const GstStructure *r)
 {
@@ -147,7 +181,7 @@ earlyexit_result_get_deadline (const GstStructure *r)
   return gst_structure_get_uint64 (r, "deadline", &v) ? v : 0;
 }
 
-/* Time from the frame becoming processable to its result (ns). */
+/* Time from the frame (window) becoming processable to its result (ns). */
 static inline guint64
 earlyexit_result_get_inference_time (const GstStructure *r)
 {
@@ -172,6 +206,72 @@ earlyexit_result_get_unique_id (const GstStructure *r)
   guint v;
 
   return gst_structure_get_uint (r, "unique-id", &v) ? v : 0;
+}
+
+/* Classifiers (exitclassify, audioexitclassify) */
+
+/* The top class's name: the label from the model file (or the element's
+ * labels-file), else its number ("7"); NULL when absent. */
+static inline const gchar *
+earlyexit_result_get_label (const GstStructure *r)
+{
+  return gst_structure_get_string (r, "label");
+}
+
+/* The top class's index; -1 when absent. */
+static inline gint
+earlyexit_result_get_label_id (const GstStructure *r)
+{
+  gint v;
+
+  return gst_structure_get_int (r, "label-id", &v) ? v : -1;
+}
+
+/* The top class's softmax probability (0..1); NAN when absent. */
+static inline gdouble
+earlyexit_result_get_confidence (const GstStructure *r)
+{
+  gdouble v;
+
+  return gst_structure_get_double (r, "confidence", &v) ? v : NAN;
+}
+
+/* Number of entries of the top-k list (the element's top-k property, at most
+ * the number of classes); 0 when absent. */
+static inline guint
+earlyexit_result_get_top_k_size (const GstStructure *r)
+{
+  const GValue *labels = gst_structure_get_value (r, "top-labels");
+
+  return labels && GST_VALUE_HOLDS_ARRAY (labels)
+             ? gst_value_array_get_size (labels)
+             : 0;
+}
+
+/* Entry `i` of the top-k list, 0 being the most probable class: returns its
+ * label (owned by the structure) and sets *label_id and *confidence (each
+ * may be NULL). The list is three parallel arrays, `top-labels` (strings),
+ * `top-label-ids` (ints) and `top-confidences` (doubles). NULL (and -1, NAN)
+ * when `i` is out of range. */
+static inline const gchar *
+earlyexit_result_get_top_k (const GstStructure *r, guint i, gint *label_id,
+                            gdouble *confidence)
+{
+  const GValue *labels = gst_structure_get_value (r, "top-labels");
+  const GValue *ids = gst_structure_get_value (r, "top-label-ids");
+  const GValue *conf = gst_structure_get_value (r, "top-confidences");
+  gboolean ok = labels && ids && conf && GST_VALUE_HOLDS_ARRAY (labels)
+                && GST_VALUE_HOLDS_ARRAY (ids) && GST_VALUE_HOLDS_ARRAY (conf)
+                && i < gst_value_array_get_size (labels)
+                && i < gst_value_array_get_size (ids)
+                && i < gst_value_array_get_size (conf);
+
+  if (label_id)
+    *label_id = ok ? g_value_get_int (gst_value_array_get_value (ids, i)) : -1;
+  if (confidence)
+    *confidence
+        = ok ? g_value_get_double (gst_value_array_get_value (conf, i)) : NAN;
+  return ok ? g_value_get_string (gst_value_array_get_value (labels, i)) : NULL;
 }
 
 G_END_DECLS

@@ -161,6 +161,23 @@ candidates (EeDeadline *d, const EeDeadlineParams *p)
   return set;
 }
 
+/* Policies that watch the deadline. */
+static gboolean
+timed (const EeDeadlineParams *p)
+{
+  return p->policy == EE_DEADLINE_ANYTIME
+         || p->policy == EE_DEADLINE_CONFIDENCE;
+}
+
+/* CONFIDENCE: whether exit i's result lets the frame stop there. */
+static gboolean
+good_enough (const EeDeadlineParams *p, int i, const float *value,
+             int64_t n_out)
+{
+  return p->policy == EE_DEADLINE_CONFIDENCE && p->stop
+         && p->stop (p->stop_data, i, value, n_out);
+}
+
 static int
 highest (guint32 bits)
 {
@@ -183,9 +200,9 @@ fits (EeDeadline *d, const EeDeadlineParams *p, int i, guint32 need, double now,
   return FALSE;
 }
 
-/* ANYTIME: the last exit expected to finish by the deadline from `now`;
- * *probe: the exit taken as a try (-1: none); *stopped: the first candidate
- * left out (-1: none). */
+/* ANYTIME, CONFIDENCE: the last exit expected to finish by the deadline from
+ * `now`; *probe: the exit taken as a try (-1: none); *stopped: the first
+ * candidate left out (-1: none). */
 static int
 plan (EeDeadline *d, const EeDeadlineParams *p, double now, int *probe,
       int *stopped)
@@ -219,7 +236,7 @@ ee_deadline_target (EeDeadline *d, const EeDeadlineParams *p)
 {
   int probe, stopped;
 
-  if (p->policy != EE_DEADLINE_ANYTIME)
+  if (!timed (p))
     return highest (candidates (d, p));
   return plan (d, p, (double)ee_deadline_now (), &probe, &stopped);
 }
@@ -251,7 +268,7 @@ static void
 publish (const EeDeadlineParams *p, EeDeadlineResult *res)
 {
   res->exit = -1;
-  if (p->policy == EE_DEADLINE_ANYTIME) {
+  if (timed (p)) {
     for (int i = highest (res->ran); i >= 0; i--)
       if ((res->ran & (1u << i)) && res->finish[i] <= p->deadline) {
         res->exit = i;
@@ -303,7 +320,7 @@ run_eager (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
       continue;
     need = step (d, set, i, done);
     /* the first exit always runs; later ones only when they fit */
-    if (p->policy == EE_DEADLINE_ANYTIME && res->ran) {
+    if (timed (p) && res->ran) {
       if (!fits (d, p, i, need, (double)ee_deadline_now (), &try)) {
         stopped = i;
         break;
@@ -326,9 +343,15 @@ run_eager (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
     done |= need;
     res->finish[i] = ee_deadline_now ();
     res->ran |= 1u << i;
+    /* the last candidate ends the run anyway */
+    if ((set & ~((2u << i) - 1))
+        && good_enough (p, i, d->slot[i], ee_runner_result (d->r, i)->n_out)) {
+      res->stopped_early = TRUE;
+      break;
+    }
   }
   publish (p, res);
-  if (p->policy == EE_DEADLINE_ANYTIME)
+  if (timed (p))
     account (d, p, probe, stopped, res);
   if (res->exit >= 0) {
     res->value = d->slot[res->exit];
@@ -381,13 +404,12 @@ static gboolean
 run_async (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
            GError **error)
 {
-  guint32 set = candidates (d, p), mask = 0;
-  int probe = -1, stopped = -1, target;
+  guint32 set = candidates (d, p), mask = 0, judged = 0;
+  int probe = -1, stopped = -1, target, stop_at = -1;
   double time_ns[EE_RUNNER_MAX_SEGMENTS] = { 0 };
 
-  target = p->policy == EE_DEADLINE_ANYTIME
-               ? plan (d, p, (double)res->start, &probe, &stopped)
-               : highest (set);
+  target = timed (p) ? plan (d, p, (double)res->start, &probe, &stopped)
+                     : highest (set);
   if (p->policy == EE_DEADLINE_FIXED)
     mask = set;
   else
@@ -403,11 +425,31 @@ run_async (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
     for (int i = 0; i <= target; i++)
       if ((mask & (1u << i)) && !ee_runner_result (d->r, i)->done)
         all = FALSE;
-    if (all
-        || (p->policy == EE_DEADLINE_ANYTIME && newest >= 0
-            && ee_deadline_now () >= p->deadline))
+    /* CONFIDENCE: judge the exits as they finish (in stream order); the
+     * target ends the run anyway */
+    for (int i = 0; i < target && stop_at < 0; i++) {
+      const EeExitResult *r = ee_runner_result (d->r, i);
+      if (!(mask & (1u << i)) || (judged & (1u << i)))
+        continue;
+      if (!r->done)
+        break;
+      judged |= 1u << i;
+      if (good_enough (p, i, r->value, r->n_out))
+        stop_at = i;
+    }
+    if (all || stop_at >= 0
+        || (timed (p) && newest >= 0 && ee_deadline_now () >= p->deadline))
       break;
     g_usleep (POLL_INTERVAL_US);
+  }
+  if (stop_at >= 0) {
+    /* exits after the accepted one are not published, nor were they left
+     * out for lack of time */
+    res->stopped_early = TRUE;
+    target = stop_at;
+    stopped = -1;
+    if (probe > stop_at)
+      probe = -1;
   }
   for (int i = 0; i <= target; i++) {
     const EeExitResult *r = ee_runner_result (d->r, i);
@@ -419,7 +461,7 @@ run_async (EeDeadline *d, const EeDeadlineParams *p, EeDeadlineResult *res,
   }
   attribute (d, res->ran, time_ns, probe >= 0 ? probe : d->n_exits);
   publish (p, res);
-  if (p->policy == EE_DEADLINE_ANYTIME)
+  if (timed (p))
     account (d, p, probe, stopped, res);
   if (res->exit >= 0) {
     res->value = ee_runner_result (d->r, res->exit)->value;

@@ -13,6 +13,14 @@
  *   takes the newest one that has finished. Work still in flight then completes
  *   on the stream before the next frame's work.
  *
+ * Policy CONFIDENCE is ANYTIME with an early stop: after each exit finishes,
+ * the caller's stop function sees its result, and when it says so (a
+ * classifier confident enough) no later exit is started and that exit is
+ * published (if it finished by the deadline, else the newest one that did).
+ * On an asynchronous backend the exits are enqueued as for ANYTIME and the
+ * poll stops waiting at the first exit found good enough; what is still in
+ * flight completes on the stream before the next frame's work.
+ *
  * Whatever the policy, the first exit it may run always runs, so every frame
  * gets a result; when that first exit finishes after the deadline the result is
  * marked missed. Estimates: each segment's time is an exponential moving
@@ -45,18 +53,28 @@ typedef struct _EeDeadline EeDeadline;
 
 typedef enum
 {
-  EE_DEADLINE_ANYTIME, /* newest exit finished by the deadline */
-  EE_DEADLINE_FIXED,   /* always exit max_exit, deadline ignored */
-  EE_DEADLINE_FULL,    /* every exit up to max_exit, deadline ignored */
+  EE_DEADLINE_ANYTIME,    /* newest exit finished by the deadline */
+  EE_DEADLINE_FIXED,      /* always exit max_exit, deadline ignored */
+  EE_DEADLINE_FULL,       /* every exit up to max_exit, deadline ignored */
+  EE_DEADLINE_CONFIDENCE, /* ANYTIME, ending at an exit `stop` accepts */
 } EeDeadlinePolicy;
+
+/* Policy CONFIDENCE: TRUE when exit `exit_index`'s result (n_out floats,
+ * valid during the call) is good enough to stop at. Called on the thread
+ * running the frame, once per finished exit in anytime order, except the
+ * last exit the frame would run (which ends it anyway). */
+typedef gboolean (*EeDeadlineStopFunc) (gpointer user_data, int exit_index,
+                                        const float *value, int64_t n_out);
 
 typedef struct
 {
   EeDeadlinePolicy policy;
-  guint32 allowed; /* exits that may run (bit i = exit i) */
-  int min_exit;    /* exits before it are not run; -1: none */
-  int max_exit;    /* exits after it are not run; -1: none */
-  gint64 deadline; /* absolute, ee_deadline_now() time */
+  guint32 allowed;         /* exits that may run (bit i = exit i) */
+  int min_exit;            /* exits before it are not run; -1: none */
+  int max_exit;            /* exits after it are not run; -1: none */
+  gint64 deadline;         /* absolute, ee_deadline_now() time */
+  EeDeadlineStopFunc stop; /* CONFIDENCE only; NULL: never stop early */
+  gpointer stop_data;
 } EeDeadlineParams;
 
 typedef struct
@@ -69,6 +87,8 @@ typedef struct
   gint64 finish[EE_RUNNER_MAX_SEGMENTS]; /* per exit, when it finished */
   gint64 published;                      /* when the result was taken */
   gboolean missed;                       /* published after the deadline */
+  gboolean stopped_early; /* CONFIDENCE: `stop` accepted an exit before the
+                           * last one the frame would have run */
 } EeDeadlineResult;
 
 gint64 ee_deadline_now (void);
@@ -96,8 +116,8 @@ gint64 ee_deadline_exit_cost (EeDeadline *d, int exit_index);
 void ee_deadline_set_cost (EeDeadline *d, int segment, gint64 ns);
 
 /* The exit the policy would aim for with these parameters (without running):
- * for ANYTIME the last one whose cumulative estimate fits between now and
- * the deadline. */
+ * for ANYTIME and CONFIDENCE the last one whose cumulative estimate fits
+ * between now and the deadline. */
 int ee_deadline_target (EeDeadline *d, const EeDeadlineParams *p);
 
 /* Runs one frame (inputs uploaded before). FALSE on a backend error. */

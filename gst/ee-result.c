@@ -38,8 +38,16 @@ GstMessage *
 ee_result_message_new (GstElement *element, const GstSegment *segment,
                        GstBuffer *buffer, const GstStructure *result)
 {
+  return ee_result_message_new_full (element, segment, GST_BUFFER_PTS (buffer),
+                                     GST_BUFFER_DURATION (buffer), result);
+}
+
+GstMessage *
+ee_result_message_new_full (GstElement *element, const GstSegment *segment,
+                            GstClockTime pts, GstClockTime duration,
+                            const GstStructure *result)
+{
   GstElementFactory *factory = gst_element_get_factory (element);
-  GstClockTime pts = GST_BUFFER_PTS (buffer);
   GstStructure *s;
 
   s = gst_structure_new (
@@ -48,7 +56,7 @@ ee_result_message_new (GstElement *element, const GstSegment *segment,
       gst_segment_to_stream_time (segment, GST_FORMAT_TIME, pts),
       "running-time", G_TYPE_UINT64,
       gst_segment_to_running_time (segment, GST_FORMAT_TIME, pts), "duration",
-      G_TYPE_UINT64, GST_BUFFER_DURATION (buffer), NULL);
+      G_TYPE_UINT64, duration, NULL);
   gst_structure_foreach (result, copy_field, s);
   return gst_message_new_element (GST_OBJECT (element), s);
 }

@@ -21,5 +21,12 @@ GstMessage *ee_result_message_new (GstElement *element,
                                    const GstSegment *segment, GstBuffer *buffer,
                                    const GstStructure *result);
 
+/* The same for a span that is not one buffer (an audio window): timestamp
+ * `pts` and duration `duration` in `segment`. */
+GstMessage *ee_result_message_new_full (GstElement *element,
+                                        const GstSegment *segment,
+                                        GstClockTime pts, GstClockTime duration,
+                                        const GstStructure *result);
+
 G_END_DECLS
 #endif /* EE_RESULT_H */

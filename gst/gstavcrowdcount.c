@@ -20,7 +20,9 @@
  *
  * ## Synchronisation
  *
- * A frame at running time t uses the audio of [t - window/2, t + window/2]. It
+ * A frame at running time t uses the audio of [t - window/2, t + window/2]:
+ * the window * 16000 samples from the sample nearest to t - window/2 (at
+ * running time x the sample is x * 16000; a tie goes to the later one). It
  * is processed once audio has arrived up to the window's end, or the audio pad
  * is EOS, or (live pipelines) the aggregator timed out; parts of the window
  * without audio (not arrived, GAP events, discontinuities, before running time
@@ -76,6 +78,8 @@
  *   runtime does not expose it yet, so nothing is attached (a warning says
  *   so).
  * - `unique-id` (uint, default 0): copied into every result.
+ * - `diagnostics` (boolean, default FALSE): add `window-first-sample` and
+ *   `window-last-sample` to every fresh result.
  * - `stats` (GstStructure, read only): frames, network runs, exits taken per
  *   exit, deadline misses, QoS reactions, mean inference time and current
  *   estimate per exit (ns).
@@ -106,6 +110,12 @@
  *   processable to its result (preprocessing included).
  * - `deadline-missed` (boolean): the result came after the deadline.
  * - `unique-id` (uint): #GstAvCrowdCount:unique-id.
+ * - `window-first-sample`, `window-last-sample` (double, only with
+ *   #GstAvCrowdCount:diagnostics): the first and last audio samples of the
+ *   window as given to the feature extractor, 0 where the window had no
+ *   audio. With a test signal whose samples encode their position (sample
+ *   value = a function of the sample index) they show which audio the frame
+ *   was paired with, to the sample.
  *
  * The element message is named `avcrowdcount` and has, before the fields
  * above, `timestamp`, `stream-time`, `running-time` and `duration`
@@ -164,6 +174,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_av_crowd_count_debug);
 #define DEFAULT_POST_MESSAGES TRUE
 #define DEFAULT_DENSITY_MAP FALSE
 #define DEFAULT_UNIQUE_ID 0
+#define DEFAULT_DIAGNOSTICS FALSE
 
 #define VIDEO_CAPS                                                             \
   GST_VIDEO_CAPS_MAKE (                                                        \
@@ -197,6 +208,7 @@ enum
   PROP_POST_MESSAGES,
   PROP_DENSITY_MAP,
   PROP_UNIQUE_ID,
+  PROP_DIAGNOSTICS,
   PROP_STATS,
 };
 
@@ -479,6 +491,26 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
                              | GST_PARAM_MUTABLE_PLAYING));
 
   /**
+   * GstAvCrowdCount:diagnostics:
+   *
+   * Add `window-first-sample` and `window-last-sample` to every fresh
+   * result: the first and last audio samples of the window as handed to the
+   * feature extractor (0 where the window had no audio). Feeding audio whose
+   * samples encode their own position (a ramp) shows whether the element
+   * pairs each frame with exactly the audio around it.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_DIAGNOSTICS,
+      g_param_spec_boolean (
+          "diagnostics", "Diagnostics",
+          "Add window-first-sample and window-last-sample (the first and last "
+          "audio samples given to the features) to every fresh result, to "
+          "check audio/video synchronisation with a test signal",
+          DEFAULT_DIAGNOSTICS,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
    * GstAvCrowdCount:stats:
    *
    * Statistics since the last READY to PAUSED change, a structure
@@ -496,8 +528,10 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
       gobject_class, PROP_STATS,
       g_param_spec_boxed (
           "stats", "Statistics",
-          "Frames, exits taken per exit, deadline misses, mean inference "
-          "time per exit (in nanoseconds)",
+          "Statistics since the element started: frames, fresh-frames, "
+          "deadline-misses, qos-lowered, qos-max-exit and, per exit, "
+          "exit-names, exits-taken, exit-runs, mean-inference-time and "
+          "estimated-time (times in nanoseconds)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   GST_DEBUG_CATEGORY_INIT (gst_av_crowd_count_debug, "avcrowdcount", 0,
@@ -512,8 +546,16 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
   gst_element_class_set_static_metadata (
       element_class, "Audiovisual crowd counting",
       "Filter/Analyzer/Video/Audio",
-      "Counts people in video frames with a multi-exit audiovisual network, "
-      "publishing the newest exit finished by a per-frame deadline",
+      "Counts people in video frames with a multi-exit audiovisual network "
+      "(video, and audio as F32LE 16 kHz mono), publishing the newest exit "
+      "finished by a per-frame deadline. Every output buffer carries the meta "
+      "EarlyExitResultMeta, a structure earlyexit/result with task, count, "
+      "exit, exit-index, n-exits, fresh, audio-coverage, audio-used, "
+      "window-start, window-end, deadline, inference-time, deadline-missed "
+      "and unique-id (with diagnostics=true also window-first-sample and "
+      "window-last-sample); post-messages=true posts the same fields, after "
+      "timestamp, stream-time, running-time and duration, in an element "
+      "message named avcrowdcount",
       "gst-earlyexit");
 
   element_class->change_state
@@ -568,6 +610,7 @@ gst_av_crowd_count_init (GstAvCrowdCount *self)
   self->post_messages = DEFAULT_POST_MESSAGES;
   self->density_map = DEFAULT_DENSITY_MAP;
   self->unique_id = DEFAULT_UNIQUE_ID;
+  self->diagnostics = DEFAULT_DIAGNOSTICS;
 
   self->window = DEFAULT_WINDOW;
   self->frame_duration = GST_CLOCK_TIME_NONE;
@@ -665,6 +708,9 @@ gst_av_crowd_count_set_property (GObject *object, guint prop_id,
       break;
     case PROP_UNIQUE_ID:
       self->unique_id = g_value_get_uint (value);
+      break;
+    case PROP_DIAGNOSTICS:
+      self->diagnostics = g_value_get_boolean (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -765,6 +811,9 @@ gst_av_crowd_count_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_UNIQUE_ID:
       g_value_set_uint (value, self->unique_id);
+      break;
+    case PROP_DIAGNOSTICS:
+      g_value_set_boolean (value, self->diagnostics);
       break;
     case PROP_STATS:
       g_value_take_boxed (value, stats_new_locked (self));
@@ -1239,12 +1288,40 @@ proxy_caps_query (GstPad *peer_side, GstQuery *query,
   return TRUE;
 }
 
+/* Accept-caps as the base class answers it. Upstream only learns
+ * not-negotiated from a refusal, so the log says what the pad takes. */
+static gboolean
+accept_caps (GstAvCrowdCount *self, GstAggregatorPad *pad, GstQuery *query)
+{
+  GstCaps *caps, *allowed;
+  gboolean accepted;
+
+  if (!GST_AGGREGATOR_CLASS (parent_class)
+           ->sink_query (GST_AGGREGATOR (self), pad, query))
+    return FALSE;
+  gst_query_parse_accept_caps_result (query, &accepted);
+  if (accepted)
+    return TRUE;
+  gst_query_parse_accept_caps (query, &caps);
+  allowed = gst_pad_query_caps (GST_PAD (pad), NULL);
+  GST_WARNING_OBJECT (pad,
+                      "refusing caps %" GST_PTR_FORMAT
+                      ": this pad takes %" GST_PTR_FORMAT " (put %s in front)",
+                      caps, allowed,
+                      pad == self->audio_pad ? "audioconvert ! audioresample"
+                                             : "videoconvert");
+  gst_caps_unref (allowed);
+  return TRUE;
+}
+
 static gboolean
 gst_av_crowd_count_sink_query (GstAggregator *agg, GstAggregatorPad *pad,
                                GstQuery *query)
 {
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
 
+  if (GST_QUERY_TYPE (query) == GST_QUERY_ACCEPT_CAPS)
+    return accept_caps (self, pad, query);
   if (pad == self->video_pad) {
     switch (GST_QUERY_TYPE (query)) {
       case GST_QUERY_CAPS:
@@ -1506,6 +1583,7 @@ typedef struct
   guint interval;
   gboolean post_messages;
   guint unique_id;
+  gboolean diagnostics;
 } FrameSettings;
 
 static void
@@ -1522,6 +1600,7 @@ read_settings (GstAvCrowdCount *self, GstBuffer *buf, FrameSettings *fs)
   fs->interval = self->interval;
   fs->post_messages = self->post_messages;
   fs->unique_id = self->unique_id;
+  fs->diagnostics = self->diagnostics;
   GST_OBJECT_UNLOCK (self);
 }
 
@@ -1596,6 +1675,7 @@ process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
   EeDeadlineParams p = { 0 };
   EeDeadlineResult res;
   GError *err = NULL;
+  GstStructure *result;
   gint64 t = to_samples (running_time);
   gint64 wstart = t - (gint64)self->window_samples / 2;
   gsize covered, pad_front = (FEATURE_SAMPLES - self->window_samples) / 2;
@@ -1663,7 +1743,7 @@ process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
                   res.value[0], (double)covered / self->window_samples,
                   (res.published - processable) / 1000,
                   res.missed ? " (missed)" : "");
-  return gst_structure_new (
+  result = gst_structure_new (
       EARLYEXIT_RESULT_NAME, "task", G_TYPE_STRING, "count", "count",
       G_TYPE_DOUBLE, (gdouble)res.value[0], "exit", G_TYPE_STRING,
       self->exit_names[res.exit], "exit-index", G_TYPE_INT, res.exit, "n-exits",
@@ -1675,6 +1755,12 @@ process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
       fs->budget, "inference-time", G_TYPE_UINT64,
       (guint64)(res.published - processable), "deadline-missed", G_TYPE_BOOLEAN,
       res.missed, "unique-id", G_TYPE_UINT, fs->unique_id, NULL);
+  if (fs->diagnostics)
+    gst_structure_set (
+        result, "window-first-sample", G_TYPE_DOUBLE,
+        (gdouble)self->samples[pad_front], "window-last-sample", G_TYPE_DOUBLE,
+        (gdouble)self->samples[pad_front + self->window_samples - 1], NULL);
+  return result;
 
 failed:
   GST_ELEMENT_ERROR (

@@ -69,6 +69,7 @@ struct _GstAvCrowdCount
   gboolean post_messages;
   gboolean density_map;
   guint unique_id;
+  gboolean diagnostics;
 
   /* latched at READY->PAUSED, then fixed: read by the streaming thread
    * without locking */

@@ -3,15 +3,19 @@
 #include <gst/gst.h>
 
 #include "ee-result.h"
+#include "gstaudioexitclassify.h"
 #include "gstavcrowdcount.h"
 #include "gstearlyexitoverlay.h"
+#include "gstexitclassify.h"
 
 static gboolean
 plugin_init (GstPlugin *plugin)
 {
   ee_result_meta_register ();
   return GST_ELEMENT_REGISTER (avcrowdcount, plugin)
-         && GST_ELEMENT_REGISTER (earlyexitoverlay, plugin);
+         && GST_ELEMENT_REGISTER (earlyexitoverlay, plugin)
+         && GST_ELEMENT_REGISTER (exitclassify, plugin)
+         && GST_ELEMENT_REGISTER (audioexitclassify, plugin);
 }
 
 GST_PLUGIN_DEFINE (

@@ -56,6 +56,14 @@ make_element (const gchar *first, ...)
   return e;
 }
 
+/* Ramp audio (see ramp_value) an element has had: the samples at running
+ * time [start, end) / 16000 s, the one at i holding ramp_value (i + offset).
+ */
+typedef struct
+{
+  gint64 start, end, offset;
+} Ramp;
+
 typedef struct
 {
   GstElement *e;
@@ -63,6 +71,10 @@ typedef struct
   GstHarness *a; /* feeds `audio` */
   GstBus *bus;
   GstClockTime audio_end; /* where the audio pushed so far ends */
+  gboolean audio_eos;     /* EOS sent on `audio` */
+  guint video_in;         /* frames pushed */
+  Ramp ramp;              /* ramp audio pushed */
+  guint ramp_chunks;
 } Fx;
 
 static void
@@ -104,6 +116,7 @@ push_video (Fx *f, GstClockTime t)
 {
   fail_unless_equals_int (gst_harness_push (f->v, video_buffer (t)),
                           GST_FLOW_OK);
+  f->video_in++;
 }
 
 /* A 440 Hz tone over [t, t + dur). */
@@ -141,6 +154,13 @@ push_audio_until (Fx *f, GstClockTime until)
     GstClockTime dur = MIN (100 * MS, until - f->audio_end);
     push_audio (f, f->audio_end, dur);
   }
+}
+
+static void
+push_audio_eos (Fx *f)
+{
+  fail_unless (gst_harness_push_event (f->a, gst_event_new_eos ()));
+  f->audio_eos = TRUE;
 }
 
 static void
@@ -199,6 +219,24 @@ run_frame (Fx *f, GstClockTime t)
   push_video (f, t);
   push_audio_until (f, t + GST_SECOND / 2);
   return pull_result (f);
+}
+
+/* Ends both streams and checks that every frame pushed came out, once. */
+static void
+assert_all_frames_out (Fx *f)
+{
+  GstEvent *ev;
+  gboolean eos = FALSE;
+
+  if (!f->audio_eos)
+    push_audio_eos (f);
+  fail_unless (gst_harness_push_event (f->v, gst_event_new_eos ()));
+  while (!eos && (ev = gst_harness_pull_event (f->v))) {
+    eos = GST_EVENT_TYPE (ev) == GST_EVENT_EOS;
+    gst_event_unref (ev);
+  }
+  fail_unless (eos, "no EOS at the end");
+  fail_unless_equals_int (gst_harness_buffers_received (f->v), f->video_in);
 }
 
 static GstStructure *
@@ -285,7 +323,7 @@ GST_START_TEST (test_audio_missing)
   GstStructure *r;
 
   fx_start (&f, make_element (NULL));
-  fail_unless (gst_harness_push_event (f.a, gst_event_new_eos ()));
+  push_audio_eos (&f);
   for (int i = 0; i < 3; i++) {
     push_video (&f, i * FRAME);
     r = pull_result (&f);
@@ -364,7 +402,7 @@ GST_START_TEST (test_audio_eos_mid_window)
   push_audio_until (&f, 1200 * MS);
   assert_no_output (&f);
   /* the audio ends inside the window: the frame goes with what there is */
-  fail_unless (gst_harness_push_event (f.a, gst_event_new_eos ()));
+  push_audio_eos (&f);
   r = pull_result (&f);
   assert_coverage (r, 0.7);
   assert_exit (r, EXIT_FINAL);
@@ -494,6 +532,196 @@ GST_START_TEST (test_live_timeout)
 
 GST_END_TEST;
 
+/* ------------------------------------------------------------ exact sync */
+
+/* Audio that says where it is: sample i (at running time i / 16000 s) has the
+ * value (i + 1) / 65536, exact in a float below 2^24 samples, so a sample
+ * read back gives its index, and 0 means no audio. */
+static float
+ramp_value (gint64 index)
+{
+  return (float)(index + 1) / 65536.0f;
+}
+
+/* The sample nearest to running time t, a tie going to the later one. */
+static gint64
+sample_at (GstClockTime t)
+{
+  return (gint64)((t * RATE + GST_SECOND / 2) / GST_SECOND);
+}
+
+/* Pushes ramp audio from f->ramp.end up to at least sample `until`, but not
+ * past `stop`, in buffers of changing sizes (so that some end inside a
+ * window and some reach past it). */
+static void
+push_ramp (Fx *f, gint64 until, gint64 stop)
+{
+  static const gint64 sizes[] = { 1000, 1601, 333, 4000, 77, 2999 };
+
+  while (f->ramp.end < MIN (until, stop)) {
+    gint64 size = sizes[f->ramp_chunks++ % G_N_ELEMENTS (sizes)];
+    gint64 n = MIN (size, stop - f->ramp.end);
+    GstBuffer *buf = gst_buffer_new_allocate (NULL, n * sizeof (float), NULL);
+    GstMapInfo map;
+
+    gst_buffer_map (buf, &map, GST_MAP_WRITE);
+    for (gint64 i = 0; i < n; i++)
+      ((float *)map.data)[i] = ramp_value (f->ramp.end + i);
+    gst_buffer_unmap (buf, &map);
+    GST_BUFFER_PTS (buf)
+        = gst_util_uint64_scale_int (f->ramp.end, GST_SECOND, RATE);
+    GST_BUFFER_DURATION (buf)
+        = gst_util_uint64_scale_int (f->ramp.end + n, GST_SECOND, RATE)
+          - GST_BUFFER_PTS (buf);
+    fail_unless_equals_int (gst_harness_push (f->a, buf), GST_FLOW_OK);
+    f->ramp.end += n;
+  }
+}
+
+/* What the window reads at running-time sample i: 0 without audio. */
+static float
+expected_sample (const Ramp *ramp, gint64 i)
+{
+  return i >= ramp->start && i < ramp->end ? ramp_value (i + ramp->offset)
+                                           : 0.0f;
+}
+
+/* The running-time sample a window value came from; -1 for no audio. */
+static gint64
+sample_of (const Ramp *ramp, gdouble v)
+{
+  return v > 0 ? (gint64)(v * 65536.0) - 1 - ramp->offset : -1;
+}
+
+/* `r`, the result of the frame at running time t, was computed on exactly
+ * the `window` around t: its times, its first and last samples (as the
+ * features got them) and how many of its samples had audio. */
+static void
+check_window (const Ramp *ramp, const GstStructure *r, GstClockTime t,
+              GstClockTime window)
+{
+  gint64 n = sample_at (window);
+  gint64 first = sample_at (t) - n / 2, last = first + n - 1;
+  gint64 covered
+      = MAX (0, MIN (last + 1, ramp->end) - MAX (first, ramp->start));
+  gdouble v0 = -1, v1 = -1, coverage = earlyexit_result_get_audio_coverage (r);
+
+  fail_unless_equals_uint64 (earlyexit_result_get_window_start (r),
+                             t > window / 2 ? t - window / 2 : 0);
+  fail_unless_equals_uint64 (earlyexit_result_get_window_end (r),
+                             t + window / 2);
+  fail_unless (gst_structure_get_double (r, "window-first-sample", &v0)
+               && gst_structure_get_double (r, "window-last-sample", &v1));
+  /* a sample's value names its position: the message says which came */
+  fail_unless (v0 == expected_sample (ramp, first),
+               "frame %" GST_TIME_FORMAT ": first sample %" G_GINT64_FORMAT
+               ", expected %" G_GINT64_FORMAT " (-1: none)",
+               GST_TIME_ARGS (t), sample_of (ramp, v0),
+               sample_of (ramp, expected_sample (ramp, first)));
+  fail_unless (v1 == expected_sample (ramp, last),
+               "frame %" GST_TIME_FORMAT ": last sample %" G_GINT64_FORMAT
+               ", expected %" G_GINT64_FORMAT " (-1: none)",
+               GST_TIME_ARGS (t), sample_of (ramp, v1),
+               sample_of (ramp, expected_sample (ramp, last)));
+  fail_unless (fabs (coverage * n - covered) < 0.01,
+               "frame %" GST_TIME_FORMAT ": %.2f samples covered, expected "
+               "%" G_GINT64_FORMAT,
+               GST_TIME_ARGS (t), coverage * n, covered);
+}
+
+/* Feeds frames at `pts` (n of them, increasing) with ramp audio over samples
+ * [audio_first, audio_stop), EOS after it, and checks every frame's window. */
+static void
+check_sync (const gchar *video_caps, GstClockTime window,
+            const GstClockTime *pts, guint n, gint64 audio_first,
+            gint64 audio_stop)
+{
+  Fx f;
+
+  GstElement *e = make_element ("diagnostics", TRUE, "window", window,
+                                "max-exit", EXIT_AV1, NULL);
+
+  /* exit av1 reads the audio and is cheap */
+  gst_util_set_object_arg (G_OBJECT (e), "policy", "fixed");
+  fx_start (&f, e);
+  gst_harness_set_src_caps_str (f.v, video_caps);
+  f.ramp.start = f.ramp.end = audio_first;
+  for (guint i = 0; i < n; i++) {
+    GstStructure *r;
+
+    push_video (&f, pts[i]);
+    push_ramp (&f, sample_at (pts[i]) + sample_at (window) / 2, audio_stop);
+    if (f.ramp.end == audio_stop && !f.audio_eos)
+      push_audio_eos (&f);
+    r = pull_result (&f);
+    check_window (&f.ramp, r, pts[i], window);
+    assert_exit (r, EXIT_AV1);
+    gst_structure_free (r);
+  }
+  assert_all_frames_out (&f);
+  fx_stop (&f);
+}
+
+/* Frames [0, 2 s) at fps_n/fps_d, timestamped as videotestsrc does. */
+static guint
+frame_times (gint fps_n, gint fps_d, GstClockTime *pts, guint max)
+{
+  guint n = 0;
+
+  for (; n < max; n++) {
+    pts[n] = gst_util_uint64_scale (n, fps_d * GST_SECOND, fps_n);
+    if (pts[n] >= 2 * GST_SECOND)
+      break;
+  }
+  return n;
+}
+
+GST_START_TEST (test_sync_exact_window)
+{
+  GstClockTime pts[64];
+  guint n;
+
+  /* 2 s of audio and video: the first and the last frames' windows reach
+   * outside the audio */
+  n = frame_times (25, 1, pts, G_N_ELEMENTS (pts));
+  fail_unless_equals_int (n, 50);
+  check_sync (VIDEO_CAPS, GST_SECOND, pts, n, 0, 2 * RATE);
+  n = frame_times (30000, 1001, pts, G_N_ELEMENTS (pts));
+  fail_unless_equals_int (n, 60);
+  check_sync ("video/x-raw,format=RGB,width=32,height=24,"
+              "framerate=30000/1001",
+              GST_SECOND, pts, n, 0, 2 * RATE);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_sync_arbitrary_pts)
+{
+  /* between samples, on them, half a sample off (the tie), near the ends */
+  static const GstClockTime pts[] = {
+    0,          1,          31250,      62499,     123456789,
+    499968750,  500000000,  500031249,  987654321, 1499999999,
+    1500031250, 1777777777, 1999937500,
+  };
+
+  check_sync (VIDEO_CAPS, GST_SECOND, pts, G_N_ELEMENTS (pts), 0, 2 * RATE);
+  /* a shorter window is the same window, smaller */
+  check_sync (VIDEO_CAPS, 300 * MS, pts, G_N_ELEMENTS (pts), 0, 2 * RATE);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_sync_audio_starts_late)
+{
+  GstClockTime pts[64];
+  guint n = frame_times (25, 1, pts, G_N_ELEMENTS (pts));
+
+  /* the audio begins 0.3 s and one sample after the video */
+  check_sync (VIDEO_CAPS, GST_SECOND, pts, n, 4801, 2 * RATE);
+}
+
+GST_END_TEST;
+
 /* ------------------------------------------------------------ policies */
 
 /* The exit index of 3 frames with full audio under `policy`. */
@@ -520,6 +748,7 @@ check_policy (const gchar *policy, gint min_exit, gint max_exit,
     fail_unless_equals_uint64 (earlyexit_result_get_deadline (r), deadline);
     gst_structure_free (r);
   }
+  assert_all_frames_out (&f);
   fx_stop (&f);
 }
 
@@ -575,6 +804,7 @@ GST_START_TEST (test_deadline_shorter_than_any_exit)
   fail_unless_equals_uint64 (
       g_value_get_uint64 (gst_value_array_get_value (taken, EXIT_V1)), 3);
   gst_structure_free (s);
+  assert_all_frames_out (&f);
   fx_stop (&f);
 
   /* with min-exit the earliest result is that exit's */
@@ -736,10 +966,48 @@ accepts (GstElement *e, const gchar *pad_name, const gchar *caps_str)
   return ok;
 }
 
+/* The avcrowdcount warnings logged while collect_warnings is installed. */
+static GString *warnings;
+static GMutex warnings_lock;
+
+static void
+collect_warnings (GstDebugCategory *category, GstDebugLevel level,
+                  const gchar *file, const gchar *function, gint line,
+                  GObject *object, GstDebugMessage *message, gpointer user_data)
+{
+  if (level != GST_LEVEL_WARNING
+      || strcmp (gst_debug_category_get_name (category), "avcrowdcount") != 0)
+    return;
+  g_mutex_lock (&warnings_lock);
+  g_string_append_printf (warnings, "%s\n", gst_debug_message_get (message));
+  g_mutex_unlock (&warnings_lock);
+}
+
+/* Sends caps `caps_str` through harness h (refused) and returns what the
+ * element logged about it (owned). */
+static gchar *
+refusal_message (GstHarness *h, const gchar *caps_str)
+{
+  GstCaps *caps = gst_caps_from_string (caps_str);
+  gchar *log;
+
+  warnings = g_string_new (NULL);
+  gst_debug_set_threshold_for_name ("avcrowdcount", GST_LEVEL_WARNING);
+  gst_debug_add_log_function (collect_warnings, NULL, NULL);
+  /* sticky: stored upstream even when refused, so no result to check */
+  gst_harness_push_event (h, gst_event_new_caps (caps));
+  gst_debug_remove_log_function (collect_warnings);
+  gst_debug_unset_threshold_for_name ("avcrowdcount");
+  gst_caps_unref (caps);
+  log = g_string_free (warnings, FALSE);
+  warnings = NULL;
+  return log;
+}
+
 GST_START_TEST (test_wrong_caps_refused)
 {
   Fx f;
-  GstCaps *caps;
+  gchar *log;
 
   fx_start (&f, make_element (NULL));
   fail_unless (accepts (f.e, "audio", AUDIO_CAPS));
@@ -761,13 +1029,25 @@ GST_START_TEST (test_wrong_caps_refused)
                     "height=24,framerate=25/1"));
   fail_if (accepts (f.e, "video", "audio/x-raw"));
 
-  /* a stream with refused caps cannot push */
-  caps = gst_caps_from_string ("audio/x-raw,format=S16LE,rate=44100,"
-                               "channels=1,layout=interleaved");
-  gst_harness_push_event (f.a, gst_event_new_caps (caps));
-  gst_caps_unref (caps);
+  /* a stream with refused caps cannot push; the log says which caps would
+   * work and what to put in front */
+  log = refusal_message (f.a, "audio/x-raw,format=S16LE,rate=44100,"
+                              "channels=1,layout=interleaved");
+  fail_unless (strstr (log, "S16LE") && strstr (log, "format=(string)F32LE")
+                   && strstr (log, "rate=(int)16000")
+                   && strstr (log, "channels=(int)1")
+                   && strstr (log, "audioconvert ! audioresample"),
+               "refusal log: %s", log);
+  g_free (log);
   fail_unless_equals_int (gst_harness_push (f.a, audio_buffer (0, 100 * MS)),
                           GST_FLOW_NOT_NEGOTIATED);
+
+  log = refusal_message (f.v, "video/x-raw,format=GRAY8,width=32,height=24,"
+                              "framerate=25/1");
+  fail_unless (strstr (log, "GRAY8") && strstr (log, "video/x-raw")
+                   && strstr (log, "NV12") && strstr (log, "videoconvert"),
+               "refusal log: %s", log);
+  g_free (log);
   fx_stop (&f);
 }
 
@@ -1054,6 +1334,446 @@ GST_START_TEST (test_meta_and_messages)
 
 GST_END_TEST;
 
+/* ------------------------------------------------------------ pipelines */
+
+/* A pipeline from a printf-style launch line. */
+static GstElement *
+launch (const gchar *format, ...)
+{
+  va_list ap;
+  gchar *desc;
+  GError *err = NULL;
+  GstElement *pipe;
+
+  va_start (ap, format);
+  desc = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  pipe = gst_parse_launch (desc, &err);
+  fail_unless (pipe != NULL && err == NULL, "%s: %s", desc,
+               err ? err->message : "");
+  g_free (desc);
+  return pipe;
+}
+
+/* The next element message, EOS or error from `bus` (owned); fails on an
+ * error and after 30 s without any. */
+static GstMessage *
+next_message (GstBus *bus)
+{
+  GstMessage *msg = gst_bus_timed_pop_filtered (
+      bus, 30 * GST_SECOND,
+      GST_MESSAGE_ELEMENT | GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+
+  fail_unless (msg != NULL, "the pipeline stalled");
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
+    GError *err = NULL;
+    gchar *debug = NULL;
+
+    gst_message_parse_error (msg, &err, &debug);
+    fail ("pipeline error: %s (%s)", err->message, debug);
+  }
+  return msg;
+}
+
+static gboolean
+is_result_from (GstMessage *msg, GstElement *e)
+{
+  return GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ELEMENT
+         && GST_MESSAGE_SRC (msg) == GST_OBJECT (e);
+}
+
+static guint64
+stats_exit_u64 (const GstStructure *s, const gchar *field, int exit)
+{
+  const GValue *array = gst_structure_get_value (s, field);
+
+  fail_unless (array != NULL, "stats lack %s", field);
+  return g_value_get_uint64 (gst_value_array_get_value (array, exit));
+}
+
+#define CYCLES 20
+#define CYCLE_FRAMES 8
+
+GST_START_TEST (test_state_cycles)
+{
+  GstElement *pipe
+      = launch ("avcrowdcount name=c model-file=\"%s\" device=cpu "
+                "deadline=10000000000 ! fakesink sync=false "
+                "videotestsrc num-buffers=%d ! " VIDEO_CAPS " ! c.video "
+                "audiotestsrc samplesperbuffer=1600 ! " AUDIO_CAPS " ! c.audio",
+                model_path (), CYCLE_FRAMES);
+  GstElement *c = gst_bin_get_by_name (GST_BIN (pipe), "c");
+  GstBus *bus = gst_element_get_bus (pipe);
+
+  for (int cycle = 0; cycle < CYCLES; cycle++) {
+    /* even cycles play to the end, odd ones stop after the first frame */
+    gboolean to_eos = cycle % 2 == 0, done = FALSE;
+    guint frames = 0;
+
+    fail_if (gst_element_set_state (pipe, GST_STATE_PLAYING)
+             == GST_STATE_CHANGE_FAILURE);
+    while (!done) {
+      GstMessage *msg = next_message (bus);
+
+      if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_EOS) {
+        done = TRUE;
+      } else if (is_result_from (msg, c)) {
+        const GstStructure *r = gst_message_get_structure (msg);
+        GstClockTime rt = GST_CLOCK_TIME_NONE;
+
+        /* every cycle starts afresh: running time 0, half the window
+         * before the stream, no audio or result left from the last one */
+        if (frames == 0) {
+          fail_unless (gst_structure_get_clock_time (r, "running-time", &rt));
+          fail_unless_equals_uint64 (rt, 0);
+          fail_unless (earlyexit_result_is_fresh (r));
+          assert_coverage (r, 0.5);
+          assert_exit (r, EXIT_FINAL);
+        }
+        frames++;
+        done = !to_eos;
+      }
+      gst_message_unref (msg);
+    }
+    if (to_eos) {
+      GstStructure *s = get_stats (c);
+
+      fail_unless_equals_int (frames, CYCLE_FRAMES);
+      fail_unless_equals_uint64 (stats_u64 (s, "frames"), CYCLE_FRAMES);
+      gst_structure_free (s);
+    }
+    fail_unless_equals_int (gst_element_set_state (pipe, GST_STATE_NULL),
+                            GST_STATE_CHANGE_SUCCESS);
+    /* drop what the stopped cycle left on the bus */
+    gst_bus_set_flushing (bus, TRUE);
+    gst_bus_set_flushing (bus, FALSE);
+  }
+  gst_object_unref (bus);
+  gst_object_unref (c);
+  gst_object_unref (pipe);
+}
+
+GST_END_TEST;
+
+/* Copies the test model to a file of its own (owned path). */
+static gchar *
+copy_model (void)
+{
+  gchar *contents, *name, *path;
+  gsize size;
+
+  fail_unless (g_file_get_contents (model_path (), &contents, &size, NULL));
+  name = g_strdup_printf ("avcrowdcount-copy-%d.safetensors", getpid ());
+  path = write_temp (name, contents, size);
+  g_free (contents);
+  g_free (name);
+  return path;
+}
+
+GST_START_TEST (test_two_elements)
+{
+  gchar *second_model = copy_model ();
+  GstElement *pipe = launch (
+      "videotestsrc num-buffers=10 ! " VIDEO_CAPS " ! tee name=vt "
+      "audiotestsrc num-buffers=20 samplesperbuffer=1600 ! " AUDIO_CAPS
+      " ! tee name=at "
+      "avcrowdcount name=a model-file=\"%s\" device=cpu "
+      "deadline=10000000000 unique-id=1 policy=fixed max-exit=%d "
+      "! fakesink sync=false "
+      "avcrowdcount name=b model-file=\"%s\" device=cpu "
+      "deadline=10000000000 unique-id=2 interval=2 ! fakesink sync=false "
+      "vt. ! queue ! a.video at. ! queue ! a.audio "
+      "vt. ! queue ! b.video at. ! queue ! b.audio",
+      model_path (), EXIT_AV1, second_model);
+  GstElement *e[2] = { gst_bin_get_by_name (GST_BIN (pipe), "a"),
+                       gst_bin_get_by_name (GST_BIN (pipe), "b") };
+  GstBus *bus = gst_element_get_bus (pipe);
+  guint frames[2] = { 0, 0 };
+  gboolean done = FALSE;
+
+  fail_if (gst_element_set_state (pipe, GST_STATE_PLAYING)
+           == GST_STATE_CHANGE_FAILURE);
+  while (!done) {
+    GstMessage *msg = next_message (bus);
+
+    done = GST_MESSAGE_TYPE (msg) == GST_MESSAGE_EOS;
+    for (int i = 0; i < 2; i++) {
+      const GstStructure *r = gst_message_get_structure (msg);
+      guint id = 0;
+
+      if (!is_result_from (msg, e[i]))
+        continue;
+      /* each element has its own settings and its own model */
+      fail_unless (gst_structure_get_uint (r, "unique-id", &id));
+      fail_unless_equals_int (id, i + 1);
+      assert_exit (r, i == 0 ? EXIT_AV1 : EXIT_FINAL);
+      fail_unless (earlyexit_result_is_fresh (r)
+                   == (i == 0 || frames[i] % 2 == 0));
+      frames[i]++;
+    }
+    gst_message_unref (msg);
+  }
+  for (int i = 0; i < 2; i++) {
+    GstStructure *s = get_stats (e[i]);
+
+    fail_unless_equals_int (frames[i], 10);
+    fail_unless_equals_uint64 (stats_u64 (s, "frames"), 10);
+    fail_unless_equals_uint64 (stats_u64 (s, "fresh-frames"), i == 0 ? 10 : 5);
+    fail_unless_equals_uint64 (
+        stats_exit_u64 (s, "exits-taken", i == 0 ? EXIT_AV1 : EXIT_FINAL),
+        i == 0 ? 10 : 5);
+    gst_structure_free (s);
+  }
+  fail_unless_equals_int (gst_element_set_state (pipe, GST_STATE_NULL),
+                          GST_STATE_CHANGE_SUCCESS);
+  g_unlink (second_model);
+  g_free (second_model);
+  gst_object_unref (bus);
+  gst_object_unref (e[0]);
+  gst_object_unref (e[1]);
+  gst_object_unref (pipe);
+}
+
+GST_END_TEST;
+
+/* A WAV file (float, 16 kHz, mono) of n ramp samples: sample i holds
+ * ramp_value (i). Returns its path (owned). */
+static gchar *
+write_ramp_wav (guint32 n)
+{
+  GByteArray *wav = g_byte_array_new ();
+  gchar *name, *path;
+
+#define PUT32(v)                                                               \
+  G_STMT_START                                                                 \
+  {                                                                            \
+    guint32 le = GUINT32_TO_LE (v);                                            \
+    g_byte_array_append (wav, (const guint8 *)&le, 4);                         \
+  }                                                                            \
+  G_STMT_END
+#define PUT16(v)                                                               \
+  G_STMT_START                                                                 \
+  {                                                                            \
+    guint16 le = GUINT16_TO_LE (v);                                            \
+    g_byte_array_append (wav, (const guint8 *)&le, 2);                         \
+  }                                                                            \
+  G_STMT_END
+
+  g_byte_array_append (wav, (const guint8 *)"RIFF", 4);
+  PUT32 (36 + n * 4);
+  g_byte_array_append (wav, (const guint8 *)"WAVEfmt ", 8);
+  PUT32 (16);
+  PUT16 (3); /* IEEE float */
+  PUT16 (1);
+  PUT32 (RATE);
+  PUT32 (RATE * 4);
+  PUT16 (4);
+  PUT16 (32);
+  g_byte_array_append (wav, (const guint8 *)"data", 4);
+  PUT32 (n * 4);
+  for (guint32 i = 0; i < n; i++) {
+    union
+    {
+      float f;
+      guint32 u;
+    } v = { .f = ramp_value (i) };
+    PUT32 (v.u);
+  }
+#undef PUT32
+#undef PUT16
+
+  name = g_strdup_printf ("avcrowdcount-ramp-%d.wav", getpid ());
+  path = write_temp (name, wav->data, wav->len);
+  g_byte_array_unref (wav);
+  g_free (name);
+  return path;
+}
+
+static GstPadProbeReturn
+count_after_seek (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  if (GST_BUFFER_PTS (GST_PAD_PROBE_INFO_BUFFER (info)) >= 2 * GST_SECOND)
+    g_atomic_int_inc ((gint *)user_data);
+  return GST_PAD_PROBE_OK;
+}
+
+GST_START_TEST (test_flushing_seek)
+{
+  gchar *wav = write_ramp_wav (4 * RATE);
+  GstElement *pipe = launch (
+      "avcrowdcount name=c model-file=\"%s\" device=cpu "
+      "deadline=10000000000 diagnostics=true policy=fixed max-exit=%d "
+      "! fakesink name=s sync=true "
+      "videotestsrc ! " VIDEO_CAPS " ! c.video "
+      "filesrc location=\"%s\" ! wavparse ! c.audio",
+      model_path (), EXIT_AV1, wav);
+  GstElement *c = gst_bin_get_by_name (GST_BIN (pipe), "c");
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (pipe), "s");
+  GstPad *sinkpad = gst_element_get_static_pad (sink, "sink");
+  GstBus *bus = gst_element_get_bus (pipe);
+  /* after the seek, running time 0 is stream time 2 s (sample 32000) and
+   * the audio stops at 2.6 s */
+  Ramp ramp = { 0, 6 * RATE / 10, 2 * RATE };
+  gint after_seek_out = 0;
+  guint before = 0, after = 0;
+  gboolean done = FALSE;
+
+  gst_pad_add_probe (sinkpad, GST_PAD_PROBE_TYPE_BUFFER, count_after_seek,
+                     &after_seek_out, NULL);
+  fail_if (gst_element_set_state (pipe, GST_STATE_PLAYING)
+           == GST_STATE_CHANGE_FAILURE);
+  while (!done) {
+    GstMessage *msg = next_message (bus);
+    GstClockTime st = 0, rt = 0;
+    const GstStructure *r = gst_message_get_structure (msg);
+
+    done = GST_MESSAGE_TYPE (msg) == GST_MESSAGE_EOS;
+    if (is_result_from (msg, c)) {
+      fail_unless (gst_structure_get_clock_time (r, "stream-time", &st)
+                   && gst_structure_get_clock_time (r, "running-time", &rt));
+      if (st < 2 * GST_SECOND) {
+        /* what the running pipeline made before the seek */
+        fail_unless (after == 0, "a frame from before the seek came after");
+        if (++before == 5)
+          fail_unless (gst_element_seek (
+              pipe, 1.0, GST_FORMAT_TIME,
+              GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_ACCURATE, GST_SEEK_TYPE_SET,
+              2 * GST_SECOND, GST_SEEK_TYPE_SET, 2600 * MS));
+      } else {
+        /* the flush left no audio nor result behind: each window holds
+         * exactly the new audio around its frame */
+        fail_unless_equals_uint64 (rt, st - 2 * GST_SECOND);
+        fail_unless (earlyexit_result_is_fresh (r));
+        check_window (&ramp, r, rt, GST_SECOND);
+        after++;
+      }
+    }
+    gst_message_unref (msg);
+  }
+  fail_unless (before >= 5);
+  /* frames 2.00 s to 2.56 s, each once */
+  fail_unless_equals_int (after, 15);
+  fail_unless_equals_int (g_atomic_int_get (&after_seek_out), 15);
+
+  fail_unless_equals_int (gst_element_set_state (pipe, GST_STATE_NULL),
+                          GST_STATE_CHANGE_SUCCESS);
+  g_unlink (wav);
+  g_free (wav);
+  gst_object_unref (bus);
+  gst_object_unref (sinkpad);
+  gst_object_unref (sink);
+  gst_object_unref (c);
+  gst_object_unref (pipe);
+}
+
+GST_END_TEST;
+
+/* ------------------------------------------------------------ documentation */
+
+/* `word` occurs in `text` on its own (not inside a longer name). */
+static gboolean
+has_word (const gchar *text, const gchar *word)
+{
+  gsize len = strlen (word);
+
+  for (const gchar *p = strstr (text, word); p; p = strstr (p + 1, word)) {
+    gboolean open = p == text || !(g_ascii_isalnum (p[-1]) || p[-1] == '-');
+    gboolean close = !(g_ascii_isalnum (p[len]) || p[len] == '-');
+    if (open && close)
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* gst-inspect-1.0's page on avcrowdcount, the plugin found through
+ * GST_PLUGIN_PATH (owned). */
+static gchar *
+inspect_page (void)
+{
+  const gchar *argv[]
+      = { "gst-inspect-1.0", "--no-colors", "avcrowdcount", NULL };
+  gchar **env = g_get_environ ();
+  gchar *out = NULL, *err_out = NULL;
+  gint status;
+  GError *err = NULL;
+
+  fail_unless (g_getenv ("GST_PLUGIN_PATH_1_0") != NULL);
+  env = g_environ_setenv (env, "GST_PLUGIN_PATH",
+                          g_getenv ("GST_PLUGIN_PATH_1_0"), TRUE);
+  env = g_environ_unsetenv (env, "GST_PLUGIN_PATH_1_0");
+  fail_unless (g_spawn_sync (NULL, (gchar **)argv, env, G_SPAWN_SEARCH_PATH,
+                             NULL, NULL, &out, &err_out, &status, &err),
+               "gst-inspect-1.0: %s", err ? err->message : "");
+  fail_unless (g_spawn_check_wait_status (status, &err),
+               "gst-inspect-1.0 avcrowdcount: %s\n%s", err->message, err_out);
+  g_strfreev (env);
+  g_free (err_out);
+  return out;
+}
+
+GST_START_TEST (test_inspect_documents_everything)
+{
+  Fx f;
+  GstMessage *msg;
+  const GstStructure *s;
+  gchar *page, *desc, **lines;
+  GParamSpec **props;
+  guint n_props;
+
+  fx_start (&f, make_element ("diagnostics", TRUE, NULL));
+  gst_structure_free (run_frame (&f, 600 * MS));
+  page = inspect_page ();
+  /* the description names the meta, the message and every field they
+   * really carry */
+  lines = g_strsplit (page, "\n", -1);
+  desc = NULL;
+  for (gchar **l = lines; *l && !desc; l++)
+    if (g_str_has_prefix (*l, "  Description "))
+      desc = g_strdup (*l);
+  g_strfreev (lines);
+  fail_unless (desc != NULL, "no description:\n%s", page);
+  fail_unless (has_word (desc, EARLYEXIT_RESULT_META_NAME)
+                   && has_word (desc, EARLYEXIT_RESULT_NAME)
+                   && has_word (desc, "avcrowdcount"),
+               "%s", desc);
+
+  msg = gst_bus_pop_filtered (f.bus, GST_MESSAGE_ELEMENT);
+  fail_unless (msg != NULL);
+  s = gst_message_get_structure (msg);
+  for (gint i = 0; i < gst_structure_n_fields (s); i++)
+    fail_unless (has_word (desc, gst_structure_nth_field_name (s, i)),
+                 "the description does not mention field %s",
+                 gst_structure_nth_field_name (s, i));
+
+  /* every property, inherited ones too, with a blurb that says more than
+   * its name */
+  props = g_object_class_list_properties (G_OBJECT_GET_CLASS (f.e), &n_props);
+  for (guint i = 0; i < n_props; i++) {
+    const gchar *name = g_param_spec_get_name (props[i]);
+    const gchar *blurb = g_param_spec_get_blurb (props[i]);
+    gchar *line;
+
+    fail_unless (blurb && *blurb, "property %s has no blurb", name);
+    line = g_strdup_printf ("\n  %-20s: %s\n", name, blurb);
+    fail_unless (strstr (page, line) != NULL,
+                 "gst-inspect-1.0 does not show %s: %s", name, blurb);
+    g_free (line);
+    /* the element's own */
+    if (props[i]->owner_type != G_OBJECT_TYPE (f.e))
+      continue;
+    fail_unless (strlen (blurb) > 30
+                     && strcmp (blurb, g_param_spec_get_nick (props[i])) != 0,
+                 "property %s: blurb \"%s\" says too little", name, blurb);
+  }
+  g_free (props);
+  gst_message_unref (msg);
+  fx_stop (&f);
+  g_free (desc);
+  g_free (page);
+}
+
+GST_END_TEST;
+
 /* ------------------------------------------------------------ overlay */
 
 GST_START_TEST (test_overlay_draws_result)
@@ -1121,6 +1841,9 @@ avcrowdcount_suite (void)
   tcase_add_test (tc, test_video_eos);
   tcase_add_test (tc, test_flush_clears_state);
   tcase_add_test (tc, test_live_timeout);
+  tcase_add_test (tc, test_sync_exact_window);
+  tcase_add_test (tc, test_sync_arbitrary_pts);
+  tcase_add_test (tc, test_sync_audio_starts_late);
   tcase_add_test (tc, test_policy_anytime);
   tcase_add_test (tc, test_policy_fixed);
   tcase_add_test (tc, test_policy_full);
@@ -1134,6 +1857,10 @@ avcrowdcount_suite (void)
   tcase_add_test (tc, test_device_and_precision_errors);
   tcase_add_test (tc, test_device_cpu_and_auto);
   tcase_add_test (tc, test_meta_and_messages);
+  tcase_add_test (tc, test_state_cycles);
+  tcase_add_test (tc, test_two_elements);
+  tcase_add_test (tc, test_flushing_seek);
+  tcase_add_test (tc, test_inspect_documents_everything);
   tcase_add_test (tc, test_overlay_draws_result);
   return s;
 }

@@ -393,33 +393,35 @@ GST_START_TEST (test_deadline_budget_between_exits)
   GError *err = NULL;
   EeRunner *r;
   guint32 first;
+  const gint64 budget = 10 * GST_SECOND;
 
   model_open (&t);
   r = ee_model_runner (t.m);
   d = ee_deadline_new (r, TRUE);
   fail_unless (ee_deadline_warm_up (d, 2, model_upload, &t, &err));
-  /* pretend everything after exit 0's segments takes 10 s */
+  /* pretend everything after exit 0's segments takes 10 budgets (a budget
+   * the whole model fits in, under valgrind too) */
   first = ee_runner_segment (r, ee_runner_exit_segment (r, 0))->needs
           | (1u << ee_runner_exit_segment (r, 0));
   for (int s = 0; s < ee_runner_n_segments (r); s++)
-    ee_deadline_set_cost (d, s, (first >> s) & 1 ? 1000 : 10 * GST_SECOND);
-  p = params (EE_DEADLINE_ANYTIME, GST_SECOND);
+    ee_deadline_set_cost (d, s, (first >> s) & 1 ? 1000 : 10 * budget);
+  p = params (EE_DEADLINE_ANYTIME, budget);
   fail_unless_equals_int (ee_deadline_target (d, &p), 0);
-  fail_unless (ee_deadline_exit_cost (d, 1) > GST_SECOND);
+  fail_unless (ee_deadline_exit_cost (d, 1) > budget);
 
   /* what cannot finish is not started; after 25 such frames the next exit
    * is tried, which measures it afresh; as it was overestimated, the exit
    * after it is tried on the next frame, and so on */
   for (int k = 0; k < 28; k++) {
     guint32 expect = k < 25 ? 0x1 : (0x2u << (k - 24)) - 1;
-    p = params (EE_DEADLINE_ANYTIME, GST_SECOND);
+    p = params (EE_DEADLINE_ANYTIME, budget);
     fail_unless (run (d, &t, &p, &res));
     fail_unless (res.ran == expect, "frame %d: ran 0x%x, expected 0x%x", k,
                  res.ran, expect);
     fail_unless_equals_int (res.exit, 31 - __builtin_clz (expect));
     fail_if (res.missed);
   }
-  fail_unless (ee_deadline_exit_cost (d, 3) < GST_SECOND);
+  fail_unless (ee_deadline_exit_cost (d, 3) < budget);
   ee_deadline_free (d);
   model_close (&t);
 }
@@ -476,6 +478,81 @@ GST_START_TEST (test_deadline_async_matches_eager)
 
 GST_END_TEST;
 
+/* Stops at exit *(int *) user_data; counts the calls per exit. */
+static int stop_calls[8];
+
+static gboolean
+stop_at (gpointer user_data, int exit_index, const float *value, int64_t n_out)
+{
+  fail_unless (value != NULL && n_out == 1);
+  stop_calls[exit_index]++;
+  return exit_index == *(int *)user_data;
+}
+
+GST_START_TEST (test_deadline_confidence)
+{
+  TestModel t;
+  EeDeadline *d[2];
+  EeDeadlineParams p;
+  EeDeadlineResult res;
+  GError *err = NULL;
+  int stop;
+
+  model_open (&t);
+  /* eager, and the asynchronous path on the CPU backend */
+  for (int k = 0; k < 2; k++) {
+    d[k] = ee_deadline_new (ee_model_runner (t.m), k == 0);
+    fail_unless (ee_deadline_warm_up (d[k], 1, model_upload, &t, &err));
+
+    /* the first exit the stop function accepts ends the frame */
+    stop = 1;
+    memset (stop_calls, 0, sizeof stop_calls);
+    p = params (EE_DEADLINE_CONFIDENCE, 10 * GST_SECOND);
+    p.stop = stop_at;
+    p.stop_data = &stop;
+    fail_unless_equals_int (ee_deadline_target (d[k], &p), 3);
+    fail_unless (run (d[k], &t, &p, &res));
+    fail_unless_equals_int (res.exit, 1);
+    fail_unless_equals_int (res.ran, 0x3);
+    fail_unless (res.stopped_early);
+    fail_unless (stop_calls[0] == 1 && stop_calls[1] == 1);
+
+    /* never accepted: as anytime; the last exit is not asked */
+    stop = -1;
+    memset (stop_calls, 0, sizeof stop_calls);
+    fail_unless (run (d[k], &t, &p, &res));
+    fail_unless_equals_int (res.exit, 3);
+    fail_unless_equals_int (res.ran, 0xf);
+    fail_if (res.stopped_early);
+    fail_unless_equals_int (stop_calls[3], 0);
+
+    /* accepting the last exit is no early stop */
+    stop = 2;
+    p.max_exit = 2;
+    fail_unless (run (d[k], &t, &p, &res));
+    fail_unless_equals_int (res.exit, 2);
+    fail_if (res.stopped_early);
+
+    /* the deadline still rules: past it, only the first exit */
+    stop = 3;
+    p = params (EE_DEADLINE_CONFIDENCE, -GST_SECOND);
+    p.stop = stop_at;
+    p.stop_data = &stop;
+    fail_unless (run (d[k], &t, &p, &res));
+    fail_unless_equals_int (res.exit, 0);
+    fail_unless (res.missed);
+
+    /* no stop function: anytime */
+    p = params (EE_DEADLINE_CONFIDENCE, 10 * GST_SECOND);
+    fail_unless (run (d[k], &t, &p, &res));
+    fail_unless_equals_int (res.exit, 3);
+    ee_deadline_free (d[k]);
+  }
+  model_close (&t);
+}
+
+GST_END_TEST;
+
 static Suite *
 helpers_suite (void)
 {
@@ -493,6 +570,7 @@ helpers_suite (void)
   tcase_add_test (tc, test_deadline_policies);
   tcase_add_test (tc, test_deadline_budget_between_exits);
   tcase_add_test (tc, test_deadline_async_matches_eager);
+  tcase_add_test (tc, test_deadline_confidence);
   return s;
 }
 
