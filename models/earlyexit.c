@@ -6,7 +6,8 @@
  *   earlyexit evaluate MODEL --data DIR [--deadline MS|uniform:LO:HI]
  *       [--policy anytime,confidence,fixed,full] [--json]
  *
- * Each subcommand lives in its own ee-cmd-*.c file and parses its own options. */
+ * Each subcommand lives in its own ee-cmd-*.c file and parses its own options.
+ */
 #include <stdio.h>
 #include <string.h>
 
@@ -20,14 +21,15 @@ typedef struct
 } Command;
 
 static const Command commands[] = {
-  {"features", ee_cmd_features,
-      "compute audio features of a WAV file into a .npy tensor"},
-  {"info", ee_cmd_info,
-      "describe a model file: architecture, input size, exits, parameters, FLOPs"},
-  {"run", ee_cmd_run,
-      "run one image (+ audio) through a model and print every exit's result"},
-  {"evaluate", ee_cmd_evaluate,
-      "a classifier's accuracy, FLOPs and time under deadlines, per policy"},
+  { "features", ee_cmd_features,
+    "compute audio features of a WAV file into a .npy tensor" },
+  { "info", ee_cmd_info,
+    "describe a model file: architecture, input size, exits, parameters, "
+    "FLOPs" },
+  { "run", ee_cmd_run,
+    "run one image (+ audio) through a model and print every exit's result" },
+  { "evaluate", ee_cmd_evaluate,
+    "a classifier's accuracy, FLOPs and time under deadlines, per policy" },
 };
 
 static void
@@ -36,7 +38,8 @@ usage (FILE *out)
   fprintf (out, "usage: earlyexit COMMAND [OPTIONS]\n\ncommands:\n");
   for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
     fprintf (out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-  fprintf (out, "\n'earlyexit COMMAND --help' describes a command's options.\n");
+  fprintf (out,
+           "\n'earlyexit COMMAND --help' describes a command's options.\n");
 }
 
 int

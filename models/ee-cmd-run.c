@@ -5,14 +5,14 @@
  * when the file has no labels), label_id, and confidence (its softmax
  * probability); --json gives them, and every logit, in place of "value".
  *
- * --image: PNG/JPEG (resized bilinearly to the model input and normalised as the
- *          model file says) or a .npy float tensor (1,3,H,W) already preprocessed.
- * --audio: a 16 kHz WAV (its first second; shorter is zero-padded with a warning)
- *          or a .npy log-mel (1,1,96,64). Without --audio, exits that need audio
- *          are skipped and reported so. An audio classifier (SC, GTZAN) takes
- *          only --audio: a WAV at the model's rate (its first window: 1 s SC,
- *          3 s GTZAN) whose features become the network input; --image .npy
- *          gives that input directly.
+ * --image: PNG/JPEG (resized bilinearly to the model input and normalised as
+ * the model file says) or a .npy float tensor (1,3,H,W) already preprocessed.
+ * --audio: a 16 kHz WAV (its first second; shorter is zero-padded with a
+ * warning) or a .npy log-mel (1,1,96,64). Without --audio, exits that need
+ * audio are skipped and reported so. An audio classifier (SC, GTZAN) takes only
+ * --audio: a WAV at the model's rate (its first window: 1 s SC, 3 s GTZAN)
+ * whose features become the network input; --image .npy gives that input
+ * directly.
  * --precision: fp32 (default) or bf16 (convolutions and large inner products in
  *          bf16; refused on CPUs without AVX-512). */
 #include <stdio.h>
@@ -51,9 +51,10 @@ parse_exits (EeRunner *r, const char *list, guint32 *mask, GError **error)
       GString *known = g_string_new (NULL);
       for (int k = 0; k < ee_runner_n_exits (r); k++)
         g_string_append_printf (known, "%s%s", k ? "," : "",
-            ee_runner_result (r, k)->name);
+                                ee_runner_result (r, k)->name);
       g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-          "--exits: no exit named \"%s\" (this model has %s)", *n, known->str);
+                   "--exits: no exit named \"%s\" (this model has %s)", *n,
+                   known->str);
       g_string_free (known, TRUE);
       g_strfreev (names);
       return FALSE;
@@ -92,7 +93,7 @@ print_classifications (EeModel *m, guint32 requested)
   EeRunner *r = ee_model_runner (m);
 
   printf ("%-8s %-24s %8s %10s %10s\n", "exit", "label", "label_id",
-      "confidence", "time_ms");
+          "confidence", "time_ms");
   for (int i = 0; i < ee_runner_n_exits (r); i++) {
     const EeExitResult *res = ee_runner_result (r, i);
     EeClassification c;
@@ -103,13 +104,13 @@ print_classifications (EeModel *m, guint32 requested)
     ee_model_classify (m, res->value, res->n_out, &c);
     g_snprintf (id, sizeof id, "%d", c.label_id);
     printf ("%-8s %-24s %8d %10.4f %10.2f\n", res->name, c.label ? c.label : id,
-        c.label_id, c.confidence, res->time_ms);
+            c.label_id, c.confidence, res->time_ms);
   }
 }
 
 static void
 print_results (EeModel *m, guint32 requested, guint32 skipped, double coverage,
-    gboolean json)
+               gboolean json)
 {
   EeRunner *r = ee_model_runner (m);
 
@@ -181,23 +182,24 @@ int
 ee_cmd_run (int argc, char **argv)
 {
   Options o = { 0 };
-  GOptionEntry entries[] = {
-    {"image", 0, 0, G_OPTION_ARG_FILENAME, &o.image,
-        "PNG/JPEG image, or .npy (1,3,H,W) preprocessed", "IMG"},
-    {"audio", 0, 0, G_OPTION_ARG_FILENAME, &o.audio,
-        "16 kHz WAV, or .npy (1,1,96,64) log-mel; an audio classifier's "
-        "input: WAV at its rate", "WAV"},
-    {"exits", 0, 0, G_OPTION_ARG_STRING, &o.exits,
-        "Comma-separated exits to run (default: all)", "LIST"},
-    {"json", 0, 0, G_OPTION_ARG_NONE, &o.json, "Print one JSON object", NULL},
-    {"threads", 0, 0, G_OPTION_ARG_INT, &o.threads,
-        "CPU threads (default: all cores)", "N"},
-    {"precision", 0, 0, G_OPTION_ARG_STRING, &o.precision,
-        "fp32 (default) or bf16", "P"},
-    {NULL}
-  };
-  GOptionContext *ctx =
-      g_option_context_new ("MODEL - run one frame through a model");
+  GOptionEntry entries[]
+      = { { "image", 0, 0, G_OPTION_ARG_FILENAME, &o.image,
+            "PNG/JPEG image, or .npy (1,3,H,W) preprocessed", "IMG" },
+          { "audio", 0, 0, G_OPTION_ARG_FILENAME, &o.audio,
+            "16 kHz WAV, or .npy (1,1,96,64) log-mel; an audio classifier's "
+            "input: WAV at its rate",
+            "WAV" },
+          { "exits", 0, 0, G_OPTION_ARG_STRING, &o.exits,
+            "Comma-separated exits to run (default: all)", "LIST" },
+          { "json", 0, 0, G_OPTION_ARG_NONE, &o.json, "Print one JSON object",
+            NULL },
+          { "threads", 0, 0, G_OPTION_ARG_INT, &o.threads,
+            "CPU threads (default: all cores)", "N" },
+          { "precision", 0, 0, G_OPTION_ARG_STRING, &o.precision,
+            "fp32 (default) or bf16", "P" },
+          { NULL } };
+  GOptionContext *ctx
+      = g_option_context_new ("MODEL - run one frame through a model");
   GError *error = NULL;
   EeBackend *be = NULL;
   EeModel *m = NULL;
@@ -213,39 +215,42 @@ ee_cmd_run (int argc, char **argv)
     goto out;
   if (argc != 2 || (!o.image && !o.audio)) {
     g_printerr ("usage: earlyexit run MODEL --image IMG [--audio WAV] "
-        "[--exits LIST] [--json] [--precision fp32|bf16]\n");
+                "[--exits LIST] [--json] [--precision fp32|bf16]\n");
     status = 2;
     goto out;
   }
   if (o.precision && !ee_precision_from_string (o.precision, &precision)) {
     g_set_error (&error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "--precision: \"%s\" is not fp32 or bf16", o.precision);
+                 "--precision: \"%s\" is not fp32 or bf16", o.precision);
     goto out;
   }
-  if (!(be = ee_backend_cpu_new_full (o.threads, precision, &error)) ||
-      !(m = ee_model_load (argv[1], be, TRUE, &error)) ||
-      !parse_exits (ee_model_runner (m), o.exits, &mask, &error))
+  if (!(be = ee_backend_cpu_new_full (o.threads, precision, &error))
+      || !(m = ee_model_load (argv[1], be, TRUE, &error))
+      || !parse_exits (ee_model_runner (m), o.exits, &mask, &error))
     goto out;
   if (ee_model_audio_features (m, &features)) {
     /* an audio classifier: the clip's features are the network input */
-    if (!(image = o.image ? ee_input_image (m, o.image, &error) :
-            ee_input_audio (o.audio, &features, &coverage, &error)))
+    if (!(image = o.image
+                      ? ee_input_image (m, o.image, &error)
+                      : ee_input_audio (o.audio, &features, &coverage, &error)))
       goto out;
   } else if (!o.image) {
     g_set_error (&error, EE_ERROR, EE_ERROR_ARGUMENT,
-        "%s takes an image: give --image", argv[1]);
+                 "%s takes an image: give --image", argv[1]);
     goto out;
-  } else if (!(image = ee_input_image (m, o.image, &error)) || (o.audio &&
-          !(audio = ee_input_audio (o.audio, NULL, &coverage, &error)))) {
+  } else if (!(image = ee_input_image (m, o.image, &error))
+             || (o.audio
+                 && !(audio
+                      = ee_input_audio (o.audio, NULL, &coverage, &error)))) {
     goto out;
   }
   if (!audio) {
     skipped = mask & ee_model_audio_exits (m);
     mask &= ~ee_model_audio_exits (m);
   }
-  if (!ee_model_set_image (m, image, &error) ||
-      (audio && !ee_model_set_audio (m, audio, &error)) ||
-      !ee_model_run_sync (m, mask, &error))
+  if (!ee_model_set_image (m, image, &error)
+      || (audio && !ee_model_set_audio (m, audio, &error))
+      || !ee_model_run_sync (m, mask, &error))
     goto out;
   print_results (m, mask, skipped, coverage, o.json);
   status = 0;

@@ -480,7 +480,7 @@ ee_graph_plan (EeGraph *g, GError **error)
      * again (or continued exit by exit) without uploading it again */
     b.start = v->kind == VALUE_INPUT ? -1 : v->first_op;
     b.end = v->is_output || v->kind == VALUE_INPUT ? n_ops
-        : MAX (v->last_op, b.start);
+                                                   : MAX (v->last_op, b.start);
     g_array_append_val (blocks, b);
     g->unshared_bytes += b.size;
   }
