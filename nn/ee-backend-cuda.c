@@ -106,27 +106,17 @@ void
 cuda_arg_error (const EeOp *op, GError **error, const char *format, ...)
 {
   va_list ap;
-  char *msg;
 
   va_start (ap, format);
-  msg = g_strdup_vprintf (format, ap);
+  ee_op_arg_errorv (error, "cuda", op->desc.kind, format, ap);
   va_end (ap);
-  g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT, "cuda backend: %s: %s",
-               ee_op_kind_name (op->desc.kind), msg);
-  g_free (msg);
 }
 
 gboolean
 cuda_need_ndim (const EeOp *op, const EeTensorDesc *t, int lo, int hi,
                 const char *what, GError **error)
 {
-  char buf[64];
-
-  if (t->ndim >= lo && t->ndim <= hi)
-    return TRUE;
-  cuda_arg_error (op, error, "input of shape %s has %d dims, expected %s",
-                  ee_tensor_desc_shape_str (t, buf, sizeof buf), t->ndim, what);
-  return FALSE;
+  return ee_op_check_ndim (error, "cuda", op->desc.kind, t, lo, hi, what);
 }
 
 /* ---- memory ---- */

@@ -94,3 +94,41 @@ ee_op_flops (const EeOpDesc *desc, const EeTensorDesc *const *in, int n_in,
   }
   return 0.0;
 }
+
+void
+ee_op_arg_errorv (GError **error, const char *backend, EeOpKind kind,
+                  const char *format, va_list ap)
+{
+  char *msg = g_strdup_vprintf (format, ap);
+
+  g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT, "%s backend: %s: %s",
+               backend, ee_op_kind_name (kind), msg);
+  g_free (msg);
+}
+
+static void arg_error (GError **error, const char *backend, EeOpKind kind,
+                       const char *format, ...) G_GNUC_PRINTF (4, 5);
+
+static void
+arg_error (GError **error, const char *backend, EeOpKind kind,
+           const char *format, ...)
+{
+  va_list ap;
+
+  va_start (ap, format);
+  ee_op_arg_errorv (error, backend, kind, format, ap);
+  va_end (ap);
+}
+
+gboolean
+ee_op_check_ndim (GError **error, const char *backend, EeOpKind kind,
+                  const EeTensorDesc *t, int lo, int hi, const char *what)
+{
+  char buf[64];
+
+  if (t->ndim >= lo && t->ndim <= hi)
+    return TRUE;
+  arg_error (error, backend, kind, "input of shape %s has %d dims, expected %s",
+             ee_tensor_desc_shape_str (t, buf, sizeof buf), t->ndim, what);
+  return FALSE;
+}

@@ -17,6 +17,8 @@
 #ifndef EE_BACKEND_H
 #define EE_BACKEND_H
 
+#include <stdarg.h>
+
 #include "ee-tensor.h"
 
 G_BEGIN_DECLS
@@ -220,6 +222,14 @@ ee_backend_free (EeBackend *be)
 EeOpDesc ee_op_desc_init (EeOpKind kind);
 const char *ee_op_kind_name (EeOpKind kind);
 /* Multiply-adds x 2 (FLOPs) of one execution; 0 for data movement. */
+/* For backends: sets an EE_ERROR_ARGUMENT error "<backend> backend: <op>:
+ * <message>", and checks an input's rank against [lo, hi] with such an error
+ * ("expected `what`") naming the shape. */
+void ee_op_arg_errorv (GError **error, const char *backend, EeOpKind kind,
+                       const char *format, va_list ap) G_GNUC_PRINTF (4, 0);
+gboolean ee_op_check_ndim (GError **error, const char *backend, EeOpKind kind,
+                           const EeTensorDesc *t, int lo, int hi,
+                           const char *what);
 double ee_op_flops (const EeOpDesc *desc, const EeTensorDesc *const *in,
                     int n_in, const EeTensorDesc *out);
 
