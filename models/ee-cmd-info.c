@@ -33,6 +33,8 @@ print_text (EeModel *m)
   printf ("arch:   %s (%s)\n", ee_model_arch (m),
           ee_model_task (m) == EE_TASK_COUNT ? "crowd counting"
                                              : "classification");
+  if (ee_model_source (m))
+    printf ("source: %s\n", ee_model_source (m));
   if (ee_model_audio_features (m, &features))
     printf ("input:  %dx%d %s audio features, x = (feature - mean) / std, "
             "mean [%g %g %g], std [%g %g %g]\n",
@@ -82,6 +84,10 @@ print_json (EeModel *m)
   json_builder_add_string_value (b, ee_model_path (m));
   json_builder_set_member_name (b, "arch");
   json_builder_add_string_value (b, ee_model_arch (m));
+  if (ee_model_source (m)) {
+    json_builder_set_member_name (b, "source");
+    json_builder_add_string_value (b, ee_model_source (m));
+  }
   json_builder_set_member_name (b, "task");
   json_builder_add_string_value (
       b, ee_model_task (m) == EE_TASK_COUNT ? "count" : "classify");

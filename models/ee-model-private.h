@@ -16,6 +16,7 @@ struct _EeModel
   char *path;
   char *arch;
   char *config_json;
+  char *source; /* metadata "source" (free text), or NULL */
   EeTask task;
   int width, height;
   EePreprocess pre;

@@ -391,6 +391,7 @@ ee_model_load (const char *path, EeBackend *be, gboolean plan, GError **error)
     goto fail;
   }
   m->config_json = g_strdup (config);
+  m->source = g_strdup (ee_safetensors_metadata (m->st, "source"));
   arch = ee_json_string (json_node_get_object (root), "config", "arch", NULL,
                          &local);
   if (!arch)
@@ -457,6 +458,7 @@ ee_model_free (EeModel *m)
   g_free (m->path);
   g_free (m->arch);
   g_free (m->config_json);
+  g_free (m->source);
   g_strfreev (m->labels);
   g_free (m);
 }
@@ -496,6 +498,12 @@ const char *
 ee_model_config_json (const EeModel *m)
 {
   return m->config_json;
+}
+
+const char *
+ee_model_source (const EeModel *m)
+{
+  return m->source;
 }
 
 EeRunner *

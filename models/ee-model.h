@@ -42,6 +42,9 @@ void ee_model_input_size (const EeModel *m, int *width, int *height);
 const EePreprocess *ee_model_preprocess (const EeModel *m);
 /* The model's configuration (the `config` metadata), owned by the model. */
 const char *ee_model_config_json (const EeModel *m);
+/* Where the weights came from (the free-text `source` metadata, e.g. what a
+ * model was trained on), or NULL when the file has none. */
+const char *ee_model_source (const EeModel *m);
 
 /* Classification: the name of class `class_id` from the file's "labels", or
  * NULL when the file has none (or the id is out of range). */

@@ -98,12 +98,16 @@ int
 main (int argc, char **argv)
 {
   gchar *deadline = NULL, *policy = NULL, *device = NULL;
-  gint interval = 1;
+  gint interval = 1, max_exit = -2;
   GOptionEntry entries[] = {
     { "deadline", 0, 0, G_OPTION_ARG_STRING, &deadline,
       "Per-frame budget in ns (0 = one frame)", "NS" },
     { "policy", 0, 0, G_OPTION_ARG_STRING, &policy, "anytime, fixed or full",
       "POLICY" },
+    { "max-exit", 0, 0, G_OPTION_ARG_INT, &max_exit,
+      "Last exit that may run (policy fixed: the exit that runs; -1 = the "
+      "final one)",
+      "N" },
     { "interval", 0, 0, G_OPTION_ARG_INT, &interval,
       "Run the network on every Nth frame", "N" },
     { "device", 0, 0, G_OPTION_ARG_STRING, &device, "auto, cpu, cuda[:N]",
@@ -138,6 +142,8 @@ main (int argc, char **argv)
     g_string_append_printf (props, " policy=%s", policy);
   if (device)
     g_string_append_printf (props, " device=%s", device);
+  if (max_exit != -2)
+    g_string_append_printf (props, " max-exit=%d", max_exit);
   g_string_append_printf (props, " interval=%d", interval);
   desc = pipeline_description (argv[1], argc > 2 ? argv[2] : NULL, props->str);
   pipeline = gst_parse_launch (desc, &err);
