@@ -28,11 +28,11 @@ level), with a random microphone gain. More people: louder, steadier babble,
 as in DISCO, where audio carries information about the count.
 
     python3 models/synth/scenes.py scene --seed 7 --out scene.png
-    python3 models/synth/scenes.py clip --kind test --seed 9000 --out DIR
+    python3 models/synth/scenes.py clip --kind test --seed 2000000 --out DIR
     python3 models/synth/scenes.py clip --kind demo --seed 1 --out DIR
 
 `clip` writes DIR/frames.rgb (raw RGB, 256x144), DIR/audio.f32 (raw float32,
-16 kHz mono), DIR/truth.json and, with --mkv, DIR/clip.mkv (Motion JPEG +
+16 kHz mono), DIR/truth.json and, with --mkv, DIR/clip.mkv (raw RGB video +
 FLAC, made with gst-launch-1.0), which is what the tests and the demo play.
 """
 import argparse
@@ -49,6 +49,10 @@ RATE = 16000
 MAX_PEOPLE = 250
 KERNEL_SIZE, KERNEL_SIGMA = 15, 4.0
 LIGHTS = ("normal", "low")
+# Seeds: training scenes 0.., validation VAL_SEED0.., the held-out test set
+# (models/synth/report.py, tests/gst/test_trained_model.py) TEST_SEED0..
+VAL_SEED0 = 1_000_000
+TEST_SEED0 = 2_000_000
 
 
 # ----------------------------------------------------------------- geometry
@@ -376,16 +380,22 @@ def make_scene(seed, light=None, count=None):
 
 # ----------------------------------------------------------------- clips
 
-def test_clip(seed, n_scenes, fps=1):
-    """Independent scenes one second apart, half normal and half low light
-    (alternating). Frame k is at k s; scene k's audio fills [k - 0.5, k + 0.5),
-    so the element's 1 s window centred on frame k is exactly scene k's audio.
-    Frame 0 (a warm-up scene) has only half its window and is not scored."""
+def test_scene(seed0, i):
+    """Scene i of the held-out test set that starts at seed seed0: normal light
+    for even i, low light for odd i."""
+    return make_scene(seed0 + i, light=LIGHTS[i % 2])
+
+
+def test_clip(seed0, n_scenes, fps=1):
+    """The test scenes seed0.. (test_scene) one second apart, after a warm-up
+    scene (seed seed0 - 1) at 0 s, which has only half its window and is not
+    scored. Frame k is at k s; its scene's audio fills [k - 0.5, k + 0.5), so
+    the element's 1 s window centred on frame k is exactly that audio."""
     frames, truth = [], []
-    audio = np.zeros(int((n_scenes + 0.5) * RATE), np.float32)
-    for k in range(n_scenes):
-        light = LIGHTS[k % 2]
-        s = make_scene(seed * 1000 + k, light=light)
+    audio = np.zeros(int((n_scenes + 1.5) * RATE), np.float32)
+    for k in range(n_scenes + 1):
+        s = make_scene(seed0 - 1) if k == 0 else test_scene(seed0, k - 1)
+        light = s["conditions"]["light"]
         frames.append(s["image"])
         a0 = int((k - 0.5) * RATE)
         seg = s["audio"][max(0, -a0):]
@@ -447,23 +457,25 @@ def write_clip(out, frames, audio, truth, fps, info, mkv=False):
         for fr in frames:
             f.write(np.ascontiguousarray(fr).tobytes())
     audio.astype("<f4").tofile(os.path.join(out, "audio.f32"))
+    if mkv:
+        encode_mkv(out, fps)
+    # last: a folder with truth.json is complete
     with open(os.path.join(out, "truth.json"), "w") as f:
         json.dump({"width": WIDTH, "height": HEIGHT, "fps": fps, "rate": RATE,
                    "frames": truth, **info}, f, indent=1)
-    if mkv:
-        encode_mkv(out, fps)
 
 
 def encode_mkv(out, fps):
-    """DIR/clip.mkv from the raw files: Motion JPEG (quality 95) + FLAC."""
+    """DIR/clip.mkv from the raw files: uncompressed RGB (decoded frames are
+    the generated ones, bit for bit: chroma subsampling would smear the
+    farthest heads, 1 or 2 px wide) + 24-bit FLAC."""
     cmd = ["gst-launch-1.0", "-q", "-e",
            "filesrc", f"location={os.path.join(out, 'frames.rgb')}", "!",
            "rawvideoparse", "format=rgb", f"width={WIDTH}", f"height={HEIGHT}",
-           f"framerate={fps}/1", "!", "videoconvert", "!", "jpegenc", "quality=95", "!",
-           "queue", "!", "mux.",
+           f"framerate={fps}/1", "!", "queue", "!", "mux.",
            "filesrc", f"location={os.path.join(out, 'audio.f32')}", "!",
            "rawaudioparse", "format=pcm", "pcm-format=f32le", f"sample-rate={RATE}",
-           "num-channels=1", "!", "audioconvert", "!", "flacenc", "!", "queue", "!", "mux.",
+           "num-channels=1", "!", "audioconvert", "!", "audio/x-raw,format=S24LE", "!", "flacenc", "!", "queue", "!", "mux.",
            "matroskamux", "name=mux", "!", "filesink",
            f"location={os.path.join(out, 'clip.mkv')}"]
     subprocess.run(cmd, check=True)
@@ -479,15 +491,15 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="PNG path; .wav and .json beside it")
     p = sub.add_parser("clip", help="a clip (raw files, truth.json, optional MKV)")
     p.add_argument("--kind", choices=["test", "demo"], required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--scenes", type=int, default=25, help="test clips: scenes (frames)")
+    p.add_argument("--seed", type=int, required=True,
+                   help=f"test clips: the first scene's seed (the report's: {TEST_SEED0})")
+    p.add_argument("--scenes", type=int, default=25, help="test clips: scenes after the warm-up")
     p.add_argument("--seconds", type=int, default=16, help="demo clips: length")
     p.add_argument("--mkv", action="store_true")
     p.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if args.cmd == "scene":
-        import torch  # noqa: F401  (only to keep one dependency set)
-        from PIL import Image  # noqa: E402
+        from PIL import Image  # python3-pil, which python3-torchvision pulls in
         s = make_scene(args.seed, args.light, args.count)
         Image.fromarray(s["image"]).save(args.out)
         base = os.path.splitext(args.out)[0]
