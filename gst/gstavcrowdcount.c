@@ -979,6 +979,9 @@ load_model (GstAvCrowdCount *self, const gchar *path)
         (NULL));
     return FALSE;
   }
+  GST_INFO_OBJECT (self, "model \"%s\": %s", path,
+                   ee_model_source (self->model) ? ee_model_source (self->model)
+                                                 : "(no source metadata)");
   runner = ee_model_runner (self->model);
   n_exits = ee_runner_n_exits (runner);
   if (n_exits < 1 || n_exits > GST_AVCROWDCOUNT_MAX_EXITS) {
