@@ -3,7 +3,7 @@
 # the count drawn on every frame (earlyexitoverlay) and the audio kept.
 #
 #   pipelines/file-pipeline.sh MODEL INPUT OUTPUT.mkv [avcrowdcount properties...]
-#   e.g. pipelines/file-pipeline.sh build/pipelines/demo-model.safetensors clip.mp4 \
+#   e.g. pipelines/file-pipeline.sh models/default/crowd-synth-slvit.safetensors clip.mp4 \
 #          counted.mkv deadline=40000000 policy=anytime
 #
 # GST_PLUGIN_PATH must reach the plugin (the build's gst/ folder when running
