@@ -30,6 +30,7 @@
 
 #include "gstearlyexitclassifier.h"
 #include "ee-backend-select.h"
+#include "ee-gstmodel.h"
 #include "ee-result.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_early_exit_classifier_debug);
@@ -871,59 +872,12 @@ load_model (GstEarlyExitClassifier *self, const gchar *path,
   int n_exits;
   gchar **names;
 
-  if (!path || !*path) {
-    GST_ELEMENT_ERROR (
-        self, RESOURCE, NOT_FOUND,
-        ("No model file set. Set the model-file property to a classification "
-         "model file."),
-        ("write one with models/convert/classifier.py (see --help)"));
+  self->model = ee_gst_model_load (
+      GST_ELEMENT (self), self->backend, path, EE_TASK_CLASSIFY,
+      GST_EARLY_EXIT_CLASSIFIER_MAX_EXITS, &names, &n_exits);
+  if (!self->model)
     return FALSE;
-  }
-  if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
-    GST_ELEMENT_ERROR (
-        self, RESOURCE, NOT_FOUND,
-        ("Model file \"%s\" does not exist. Check the model-file property.",
-         path),
-        (NULL));
-    return FALSE;
-  }
-
-  self->model = ee_model_load (path, self->backend, TRUE, &err);
-  if (!self->model) {
-    if (g_error_matches (err, EE_ERROR, EE_ERROR_FILE))
-      GST_ELEMENT_ERROR (
-          self, RESOURCE, OPEN_READ,
-          ("Could not read model file \"%s\": %s", path, err->message), (NULL));
-    else
-      GST_ELEMENT_ERROR (
-          self, RESOURCE, FAILED,
-          ("Model file \"%s\" cannot be used: %s", path, err->message),
-          ("regenerate it with models/convert/classifier.py"));
-    g_clear_error (&err);
-    return FALSE;
-  }
-  if (ee_model_task (self->model) != EE_TASK_CLASSIFY) {
-    GST_ELEMENT_ERROR (
-        self, RESOURCE, FAILED,
-        ("Model file \"%s\" is a crowd-counting model (%s), not a "
-         "classification model. Use a model file written by "
-         "models/convert/classifier.py (or the avcrowdcount element).",
-         path, ee_model_arch (self->model)),
-        (NULL));
-    return FALSE;
-  }
   runner = ee_model_runner (self->model);
-  n_exits = ee_runner_n_exits (runner);
-  if (n_exits < 1 || n_exits > GST_EARLY_EXIT_CLASSIFIER_MAX_EXITS) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-                       ("Model file \"%s\" has %d exits; expected 1 to %d.",
-                        path, n_exits, GST_EARLY_EXIT_CLASSIFIER_MAX_EXITS),
-                       (NULL));
-    return FALSE;
-  }
-  names = g_new0 (gchar *, n_exits + 1);
-  for (int i = 0; i < n_exits; i++)
-    names[i] = g_strdup (ee_runner_result (runner, i)->name);
   /* the stats getter reads them from other threads */
   GST_OBJECT_LOCK (self);
   self->n_exits = n_exits;

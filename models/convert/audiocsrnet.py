@@ -612,6 +612,8 @@ def parser():
     g = ap.add_argument_group("output")
     g.add_argument("--out", help="model file to write (.safetensors)")
     g.add_argument("--dtype", choices=["f32", "f16"], default="f32")
+    g.add_argument("--source", help="the file's `source` metadata (default: says which "
+                   "weights were converted)")
     g.add_argument("--print-tensors", action="store_true",
                    help="print the tensor table and per-exit parameter counts")
     g = ap.add_argument_group("input and preprocessing")
@@ -722,7 +724,7 @@ def main(argv=None):
                                        "--random-exits, or --exit-list none")
         else:
             raise ConvertError("give --checkpoint or --random")
-        write_model(args.out, cfg, tensors, args.dtype, source)
+        write_model(args.out, cfg, tensors, args.dtype, args.source or source)
         print(f"wrote {args.out}: {len(tensors)} tensors, exits "
               f"{exit_param_counts(cfg) or 'none'}")
         return 0

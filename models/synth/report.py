@@ -49,7 +49,7 @@ def test_set(n):
         images.append(s["image"])
         logmel.append(features_ref.vggish(s["audio"])[0, 0])
         counts.append(s["count"])
-        light.append(scenes.LIGHTS[i % 2])
+        light.append(s["conditions"]["light"])
     return images, logmel, np.array(counts, float), np.array(light)
 
 

@@ -304,7 +304,10 @@ def _envelopes(tk, times):
     return syl * turn * tk["active"][:, None]
 
 
-def render_audio(rng, tk, t0, n_samples, present=None, level=None, background=None):
+BABBLE_LEVEL = 0.02  # babble amplitude of one talker 40 px tall, talking
+
+
+def render_audio(rng, tk, t0, n_samples, present=None, background=None):
     """n_samples of babble + background starting at time t0 (s).
     present: optional (n_talkers, n_env) mask at 100 Hz over the same span."""
     n_env = int(math.ceil(n_samples / 160)) + 1
@@ -316,8 +319,7 @@ def render_audio(rng, tk, t0, n_samples, present=None, level=None, background=No
     power = (g2 * env ** 2).sum(0)  # babble power at 100 Hz
     ts = np.arange(n_samples) / RATE
     power_s = np.interp(ts, np.arange(n_env) / 100.0, power)
-    level = level if level is not None else 0.02
-    babble = _shaped_noise(rng, n_samples, _speech_shape) * np.sqrt(power_s) * level
+    babble = _shaped_noise(rng, n_samples, _speech_shape) * np.sqrt(power_s) * BABBLE_LEVEL
     # harmonic voices for the four loudest talkers
     loud = np.argsort(-(g2[:, 0] * env.mean(1)))[:4]
     for i in loud:
@@ -327,7 +329,7 @@ def render_audio(rng, tk, t0, n_samples, present=None, level=None, background=No
         f0 = tk["f0"][i] * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * (ts + t0) + tk["phase"][i]))
         ph = 2 * np.pi * np.cumsum(f0) / RATE
         v = sum(np.sin(k * ph) / k for k in range(1, 9))
-        babble += v * e * tk["gain"][i] * level * 0.6
+        babble += v * e * tk["gain"][i] * BABBLE_LEVEL * 0.6
     bg = background or {}
     rumble = _shaped_noise(rng, n_samples, lambda n: 1 / np.maximum(np.fft.rfftfreq(n, 1 / RATE), 20))
     out = babble + rumble * bg.get("rumble", 0.01)
@@ -375,7 +377,7 @@ def make_scene(seed, light=None, count=None):
     tk = talkers_for(rng, hts, rng.uniform(0.25, 0.6))
     audio = render_audio(rng, tk, rng.uniform(0, 100), RATE, background=sample_background(rng))
     return {"image": image, "audio": audio, "heads": heads, "count": len(heads),
-            "density": density_map(heads), "conditions": cond, "people_drawn": n}
+            "density": density_map(heads), "conditions": cond}
 
 
 # ----------------------------------------------------------------- clips

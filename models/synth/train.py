@@ -48,7 +48,6 @@ import exits_ref  # noqa: E402
 import features_ref  # noqa: E402
 import scenes  # noqa: E402
 
-VAL_SEED0 = scenes.VAL_SEED0
 WIDTH_DIV = 4
 COUNT_SCALE = 1.0  # the map D is people per 8x8 cell
 EXIT_SCALE = 25.0  # exits learn count / 25; folded into head.2 at export
@@ -355,7 +354,7 @@ def main(argv=None):
 
     print("1. data", flush=True)
     train = load_data(args.work, "train", list(range(args.train)), args.threads)
-    val = load_data(args.work, "val", list(range(VAL_SEED0, VAL_SEED0 + args.val)),
+    val = load_data(args.work, "val", list(range(scenes.VAL_SEED0, scenes.VAL_SEED0 + args.val)),
                     args.threads)
     print(f"  train {len(train['count'])} (mean count {train['count'].mean():.1f}), "
           f"val {len(val['count'])}", flush=True)
@@ -391,27 +390,22 @@ def main(argv=None):
                                       for n, v in predict_exits(exits, kcfg, val_taps).items()}
 
         out = os.path.join(args.out_dir, f"crowd-synth-{kind}.safetensors")
-        rc = conv.main(["--checkpoint", ckpt, "--exits", ep, "--dtype", "f16", "--out", out]
-                       + converter_args(kind))
+        # the file's source text says what the model was trained on
+        source = (f"trained by models/synth/train.py (seed {args.seed}) on "
+                  f"{args.train} synthetic scenes of models/synth/scenes.py "
+                  f"(256x144, 0-{scenes.MAX_PEOPLE} people, 40% low light, "
+                  f"occlusions; crowd babble audio, {args.audio_dropout:.0%} muted); "
+                  f"widths / {WIDTH_DIV}")
+        rc = conv.main(["--checkpoint", ckpt, "--exits", ep, "--dtype", "f16", "--out", out,
+                        "--source", source] + converter_args(kind))
         if rc:
             return rc
-        # the converter's source text says where the weights came from
-        _set_source(out, f"trained by models/synth/train.py (seed {args.seed}) on "
-                    f"{args.train} synthetic scenes of models/synth/scenes.py "
-                    f"(256x144, 0-{scenes.MAX_PEOPLE} people, 40% low light, "
-                    f"occlusions; crowd babble audio, {args.audio_dropout:.0%} muted); "
-                    f"widths / {WIDTH_DIV}")
     summary["minutes"] = (time.time() - t_start) / 60
     with open(os.path.join(args.work, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(f"done in {summary['minutes']:.1f} min: {json.dumps(summary)}", flush=True)
     return 0
 
-
-def _set_source(path, text):
-    """Rewrites the file's `source` text (f16 -> f32 -> f16 is exact)."""
-    cfg, tensors = conv.load_model(path)
-    conv.write_model(path, cfg, tensors, "f16", text)
 
 
 if __name__ == "__main__":
