@@ -582,7 +582,7 @@ static gboolean
 classify_window (GstAudioExitClassify *self, GstBuffer *buf)
 {
   GstEarlyExitClassifier *base = GST_EARLY_EXIT_CLASSIFIER (self);
-  gint64 processable = ee_deadline_now ();
+  gint64 processable = ee_now ();
   GstClockTime start = to_pts (self, self->next_start);
   GstClockTime duration
       = gst_util_uint64_scale_int_round (self->window, GST_SECOND, self->rate);
@@ -594,6 +594,7 @@ classify_window (GstAudioExitClassify *self, GstBuffer *buf)
     const GstSegment *seg = &GST_BASE_TRANSFORM (self)->segment;
     gsize n = MIN (self->acc_len, self->window), covered = 0;
     GError *err = NULL;
+    gboolean fresh = FALSE;
 
     memcpy (self->samples, self->acc, n * sizeof (float));
     memset (self->samples + n, 0, (self->window - n) * sizeof (float));
@@ -607,10 +608,13 @@ classify_window (GstAudioExitClassify *self, GstBuffer *buf)
       g_clear_error (&err);
       return FALSE;
     }
-    result = gst_early_exit_classifier_classify (base, processable, budget);
+    result = gst_early_exit_classifier_classify (base, processable, budget,
+                                                 start, duration);
     if (!result)
       return FALSE;
-    gst_structure_set (
+    /* a carried result keeps the window it was computed on */
+    if (gst_structure_get_boolean (result, "fresh", &fresh) && fresh)
+      gst_structure_set (
         result, "window-start", G_TYPE_UINT64,
         gst_segment_to_running_time (seg, GST_FORMAT_TIME, start), "window-end",
         G_TYPE_UINT64,

@@ -142,7 +142,6 @@
 
 #include "gstavcrowdcount.h"
 #include "ee-backend-select.h"
-#include "ee-gstmodel.h"
 #include "ee-result.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_av_crowd_count_debug);
@@ -155,26 +154,10 @@ GST_DEBUG_CATEGORY_STATIC (gst_av_crowd_count_debug);
 /* Audio buffer timestamps within this of the expected position continue the
  * previous buffer (as GstAudioStreamAlign's default threshold). */
 #define ALIGN_THRESHOLD (40 * GST_MSECOND)
-/* Budget when deadline=0 and no frame duration is known. */
-#define FALLBACK_FRAME_DURATION (GST_SECOND / 25)
-/* On-time QoS reports before trying one exit higher again. */
-#define QOS_RECOVER_REPORTS 25
-/* Warm-up runs of the whole model at start-up. */
-#define WARM_UP_RUNS 2
 
-#define DEFAULT_MODEL_FILE NULL
-#define DEFAULT_DEVICE "auto"
-#define DEFAULT_PRECISION GST_AVCROWDCOUNT_PRECISION_FP32
 #define DEFAULT_WINDOW GST_SECOND
 #define MIN_WINDOW (100 * GST_MSECOND)
-#define DEFAULT_DEADLINE 0
-#define DEFAULT_POLICY GST_AVCROWDCOUNT_POLICY_ANYTIME
-#define DEFAULT_MIN_EXIT -1
-#define DEFAULT_MAX_EXIT -1
-#define DEFAULT_INTERVAL 1
-#define DEFAULT_POST_MESSAGES TRUE
 #define DEFAULT_DENSITY_MAP FALSE
-#define DEFAULT_UNIQUE_ID 0
 #define DEFAULT_DIAGNOSTICS FALSE
 
 #define VIDEO_CAPS                                                             \
@@ -196,62 +179,20 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
 
 enum
 {
-  PROP_0,
-  PROP_MODEL_FILE,
-  PROP_DEVICE,
-  PROP_PRECISION,
-  PROP_WINDOW,
-  PROP_DEADLINE,
-  PROP_POLICY,
-  PROP_MIN_EXIT,
-  PROP_MAX_EXIT,
-  PROP_INTERVAL,
-  PROP_POST_MESSAGES,
+  PROP_WINDOW = EE_ELEMENT_PROP_LAST,
   PROP_DENSITY_MAP,
-  PROP_UNIQUE_ID,
   PROP_DIAGNOSTICS,
-  PROP_STATS,
 };
 
-#define GST_TYPE_AVCROWDCOUNT_POLICY (gst_av_crowd_count_policy_get_type ())
-static GType
-gst_av_crowd_count_policy_get_type (void)
-{
-  static GType type = 0;
-  static const GEnumValue values[] = {
-    { GST_AVCROWDCOUNT_POLICY_ANYTIME, "Newest exit finished by the deadline",
-      "anytime" },
-    { GST_AVCROWDCOUNT_POLICY_FIXED, "Always exit max-exit", "fixed" },
-    { GST_AVCROWDCOUNT_POLICY_FULL,
-      "Every exit up to max-exit, deadline ignored", "full" },
-    { 0, NULL, NULL },
-  };
-
-  if (g_once_init_enter (&type))
-    g_once_init_leave (
-        &type, g_enum_register_static ("GstAvCrowdCountPolicy", values));
-  return type;
-}
-
-#define GST_TYPE_AVCROWDCOUNT_PRECISION                                        \
-  (gst_av_crowd_count_precision_get_type ())
-static GType
-gst_av_crowd_count_precision_get_type (void)
-{
-  static GType type = 0;
-  static const GEnumValue values[] = {
-    { GST_AVCROWDCOUNT_PRECISION_FP32, "32-bit float", "fp32" },
-    { GST_AVCROWDCOUNT_PRECISION_TF32, "fp32 with TF32 tensor cores", "tf32" },
-    { GST_AVCROWDCOUNT_PRECISION_FP16, "16-bit float", "fp16" },
-    { GST_AVCROWDCOUNT_PRECISION_BF16, "bfloat16", "bf16" },
-    { 0, NULL, NULL },
-  };
-
-  if (g_once_init_enter (&type))
-    g_once_init_leave (
-        &type, g_enum_register_static ("GstAvCrowdCountPrecision", values));
-  return type;
-}
+static const EeElementInfo element_info = {
+  .task = EE_TASK_COUNT,
+  .model_blurb = "Path of the AudioCSRNet model file (.safetensors), loaded "
+                 "when the element goes from READY to PAUSED",
+  .item = "frame",
+  .stats_name = "avcrowdcount-stats",
+  .counted = "frames",
+  .confidence = FALSE,
+};
 
 #define gst_av_crowd_count_parent_class parent_class
 G_DEFINE_TYPE (GstAvCrowdCount, gst_av_crowd_count, GST_TYPE_AGGREGATOR);
@@ -298,55 +239,10 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
   gobject_class->get_property = gst_av_crowd_count_get_property;
   gobject_class->finalize = gst_av_crowd_count_finalize;
 
-  /**
-   * GstAvCrowdCount:model-file:
-   *
-   * The AudioCSRNet model file (.safetensors, docs/model-format.md), read at
-   * the READY to PAUSED change.
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_MODEL_FILE,
-      g_param_spec_string (
-          "model-file", "Model File",
-          "Path of the AudioCSRNet model file (.safetensors), loaded when the "
-          "element goes from READY to PAUSED",
-          DEFAULT_MODEL_FILE,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_READY));
-
-  /**
-   * GstAvCrowdCount:device:
-   *
-   * Where inference runs: "auto", "cpu", "cuda" or "cuda:N". This build
-   * has the CPU backend only: "auto" picks it, "cuda" is an error.
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_DEVICE,
-      g_param_spec_string (
-          "device", "Device",
-          "Where inference runs: auto, cpu, cuda or cuda:N (auto picks the "
-          "best backend built in)",
-          DEFAULT_DEVICE,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_READY));
-
-  /**
-   * GstAvCrowdCount:precision:
-   *
-   * Arithmetic precision of the network: fp32 on every backend; bf16 on the
-   * CPU (oneDNN) and CUDA backends; tf32 and fp16 on CUDA only. Asking a
-   * backend for one it lacks is an error (device=auto falls back to the CPU
-   * in fp32).
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_PRECISION,
-      g_param_spec_enum (
-          "precision", "Precision",
-          "Arithmetic precision of the network (fp32 everywhere, bf16 on CPU "
-          "and CUDA, tf32 and fp16 on CUDA)",
-          GST_TYPE_AVCROWDCOUNT_PRECISION, DEFAULT_PRECISION,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_READY));
+  /* model-file, device, precision, model-instance-id, threads, deadline,
+   * policy, min-exit, max-exit, interval, post-messages, unique-id, stats:
+   * gst/ee-element.h; documented in the SECTION block above */
+  ee_element_class_install (gobject_class, &element_info);
 
   /**
    * GstAvCrowdCount:window:
@@ -367,102 +263,6 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
               | GST_PARAM_MUTABLE_READY));
 
   /**
-   * GstAvCrowdCount:deadline:
-   *
-   * Time budget per frame in nanoseconds, from the moment the frame can be
-   * processed to its result; 0 means one frame duration.
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_DEADLINE,
-      g_param_spec_uint64 (
-          "deadline", "Deadline",
-          "Time budget per frame from the frame being processable to its "
-          "result (in nanoseconds; 0 = one frame duration)",
-          0, G_MAXUINT64, DEFAULT_DEADLINE,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
-
-  /**
-   * GstAvCrowdCount:policy:
-   *
-   * Which exit gives the result: anytime (the newest finished by the
-   * deadline), fixed (always max-exit) or full (every exit, deadline
-   * ignored).
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_POLICY,
-      g_param_spec_enum (
-          "policy", "Policy",
-          "Which exit gives the result: anytime (newest finished by the "
-          "deadline), fixed (always max-exit), full (all exits, deadline "
-          "ignored)",
-          GST_TYPE_AVCROWDCOUNT_POLICY, DEFAULT_POLICY,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
-
-  /**
-   * GstAvCrowdCount:min-exit:
-   *
-   * Earliest exit (index in anytime order) that may give a result; earlier
-   * exits are not run. It always runs, even past the deadline. -1: none.
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_MIN_EXIT,
-      g_param_spec_int (
-          "min-exit", "Minimum Exit",
-          "Earliest exit (index, 0 = first) allowed to give a result; it "
-          "always runs, even past the deadline (-1 = no minimum)",
-          -1, GST_AVCROWDCOUNT_MAX_EXITS - 1, DEFAULT_MIN_EXIT,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
-
-  /**
-   * GstAvCrowdCount:max-exit:
-   *
-   * Last exit (index in anytime order) that may run; with policy=fixed the
-   * exit always taken. -1: the model's last exit.
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_MAX_EXIT,
-      g_param_spec_int (
-          "max-exit", "Maximum Exit",
-          "Last exit (index, 0 = first) allowed to run, the exit taken with "
-          "policy=fixed (-1 = the last exit)",
-          -1, GST_AVCROWDCOUNT_MAX_EXITS - 1, DEFAULT_MAX_EXIT,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
-
-  /**
-   * GstAvCrowdCount:interval:
-   *
-   * Run the network on every Nth frame; the frames in between carry the last
-   * result with `fresh` FALSE and do not wait for audio.
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_INTERVAL,
-      g_param_spec_uint (
-          "interval", "Interval",
-          "Run the network on every Nth frame; the others carry the last "
-          "result marked not fresh",
-          1, G_MAXUINT, DEFAULT_INTERVAL,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
-
-  /**
-   * GstAvCrowdCount:post-messages:
-   *
-   * Post an element message with the result of every frame.
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_POST_MESSAGES,
-      g_param_spec_boolean (
-          "post-messages", "Post Messages",
-          "Post an element message with the result of every frame",
-          DEFAULT_POST_MESSAGES,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
-
-  /**
    * GstAvCrowdCount:density-map:
    *
    * Attach the density map to the result. The model runtime does not expose
@@ -477,19 +277,6 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
           DEFAULT_DENSITY_MAP,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING));
-
-  /**
-   * GstAvCrowdCount:unique-id:
-   *
-   * Copied into every result, to tell several elements' results apart.
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_UNIQUE_ID,
-      g_param_spec_uint ("unique-id", "Unique ID",
-                         "Copied into every result to tell elements apart", 0,
-                         G_MAXUINT, DEFAULT_UNIQUE_ID,
-                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-                             | GST_PARAM_MUTABLE_PLAYING));
 
   /**
    * GstAvCrowdCount:diagnostics:
@@ -510,30 +297,6 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
           DEFAULT_DIAGNOSTICS,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING));
-
-  /**
-   * GstAvCrowdCount:stats:
-   *
-   * Statistics since the last READY to PAUSED change, a structure
-   * `avcrowdcount-stats` with: `frames` (guint64, output frames),
-   * `fresh-frames` (guint64, frames the network ran on), `deadline-misses`
-   * (guint64), `qos-lowered` (guint64, times QoS lowered the aim),
-   * `qos-max-exit` (int, the current QoS cap, -1 none), and per exit, in
-   * anytime order, arrays `exit-names` (strings), `exits-taken` (guint64,
-   * results given by the exit), `exit-runs` (guint64, frames the exit
-   * finished on), `mean-inference-time` (guint64 ns from the frame being
-   * processable to the exit's result, over its runs) and `estimated-time`
-   * (guint64 ns, the scheduler's current estimate of the exit from scratch).
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_STATS,
-      g_param_spec_boxed (
-          "stats", "Statistics",
-          "Statistics since the element started: frames, fresh-frames, "
-          "deadline-misses, qos-lowered, qos-max-exit and, per exit, "
-          "exit-names, exits-taken, exit-runs, mean-inference-time and "
-          "estimated-time (times in nanoseconds)",
-          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   GST_DEBUG_CATEGORY_INIT (gst_av_crowd_count_debug, "avcrowdcount", 0,
                            "Audiovisual crowd counting with early exits");
@@ -576,8 +339,6 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
   /* the output caps are the video caps, set from sink_event */
   agg_class->negotiate = NULL;
 
-  gst_type_mark_as_plugin_api (GST_TYPE_AVCROWDCOUNT_POLICY, 0);
-  gst_type_mark_as_plugin_api (GST_TYPE_AVCROWDCOUNT_PRECISION, 0);
 }
 
 static GstAggregatorPad *
@@ -599,24 +360,13 @@ gst_av_crowd_count_init (GstAvCrowdCount *self)
   self->video_pad = add_sink_pad (self, &video_template);
   self->audio_pad = add_sink_pad (self, &audio_template);
 
-  self->prop_model_file = g_strdup (DEFAULT_MODEL_FILE);
-  self->prop_device = g_strdup (DEFAULT_DEVICE);
-  self->prop_precision = DEFAULT_PRECISION;
+  ee_element_init (&self->ee, GST_ELEMENT (self), &element_info);
   self->prop_window = DEFAULT_WINDOW;
-  self->deadline = DEFAULT_DEADLINE;
-  self->policy = DEFAULT_POLICY;
-  self->min_exit = DEFAULT_MIN_EXIT;
-  self->max_exit = DEFAULT_MAX_EXIT;
-  self->interval = DEFAULT_INTERVAL;
-  self->post_messages = DEFAULT_POST_MESSAGES;
   self->density_map = DEFAULT_DENSITY_MAP;
-  self->unique_id = DEFAULT_UNIQUE_ID;
   self->diagnostics = DEFAULT_DIAGNOSTICS;
 
   self->window = DEFAULT_WINDOW;
   self->frame_duration = GST_CLOCK_TIME_NONE;
-  self->qos_max_exit = -1;
-  self->qos_lowered_at = GST_CLOCK_TIME_NONE;
   self->latency = GST_CLOCK_TIME_NONE;
 }
 
@@ -625,32 +375,21 @@ gst_av_crowd_count_finalize (GObject *object)
 {
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (object);
 
-  g_free (self->prop_model_file);
-  g_free (self->prop_device);
+  ee_element_finalize (&self->ee);
   G_OBJECT_CLASS (parent_class)->finalize (object);
-}
-
-/* The budget of one frame; called with the object lock. */
-static GstClockTime
-frame_budget_locked (GstAvCrowdCount *self, GstClockTime buffer_duration)
-{
-  if (self->deadline > 0)
-    return self->deadline;
-  if (GST_CLOCK_TIME_IS_VALID (buffer_duration) && buffer_duration > 0)
-    return buffer_duration;
-  if (GST_CLOCK_TIME_IS_VALID (self->frame_duration))
-    return self->frame_duration;
-  return FALLBACK_FRAME_DURATION;
 }
 
 /* Reports half window + budget as our latency when it changed. */
 static void
 update_latency (GstAvCrowdCount *self)
 {
-  GstClockTime latency;
+  GstClockTime latency, window;
 
   GST_OBJECT_LOCK (self);
-  latency = self->window / 2 + frame_budget_locked (self, GST_CLOCK_TIME_NONE);
+  window = self->window;
+  GST_OBJECT_UNLOCK (self);
+  latency = window / 2 + ee_element_budget (&self->ee, GST_CLOCK_TIME_NONE);
+  GST_OBJECT_LOCK (self);
   if (latency == self->latency) {
     GST_OBJECT_UNLOCK (self);
     return;
@@ -667,48 +406,21 @@ gst_av_crowd_count_set_property (GObject *object, guint prop_id,
                                  const GValue *value, GParamSpec *pspec)
 {
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (object);
-  gboolean latency_changed = FALSE;
+  gboolean budget_changed;
 
+  if (ee_element_set_property (&self->ee, prop_id, value, &budget_changed)) {
+    /* the latency is ours to report only while running */
+    if (budget_changed && ee_element_running (&self->ee))
+      update_latency (self);
+    return;
+  }
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
-    case PROP_MODEL_FILE:
-      g_free (self->prop_model_file);
-      self->prop_model_file = g_value_dup_string (value);
-      break;
-    case PROP_DEVICE:
-      g_free (self->prop_device);
-      self->prop_device = g_value_dup_string (value);
-      break;
-    case PROP_PRECISION:
-      self->prop_precision = g_value_get_enum (value);
-      break;
     case PROP_WINDOW:
       self->prop_window = g_value_get_uint64 (value);
       break;
-    case PROP_DEADLINE:
-      self->deadline = g_value_get_uint64 (value);
-      latency_changed = TRUE;
-      break;
-    case PROP_POLICY:
-      self->policy = g_value_get_enum (value);
-      break;
-    case PROP_MIN_EXIT:
-      self->min_exit = g_value_get_int (value);
-      break;
-    case PROP_MAX_EXIT:
-      self->max_exit = g_value_get_int (value);
-      break;
-    case PROP_INTERVAL:
-      self->interval = g_value_get_uint (value);
-      break;
-    case PROP_POST_MESSAGES:
-      self->post_messages = g_value_get_boolean (value);
-      break;
     case PROP_DENSITY_MAP:
       self->density_map = g_value_get_boolean (value);
-      break;
-    case PROP_UNIQUE_ID:
-      self->unique_id = g_value_get_uint (value);
       break;
     case PROP_DIAGNOSTICS:
       self->diagnostics = g_value_get_boolean (value);
@@ -717,56 +429,7 @@ gst_av_crowd_count_set_property (GObject *object, guint prop_id,
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
-  /* the latency is ours to report only while running (a model is loaded) */
-  latency_changed = latency_changed && self->model != NULL;
   GST_OBJECT_UNLOCK (self);
-
-  /* gst_aggregator_set_latency takes the element's locks */
-  if (latency_changed)
-    update_latency (self);
-}
-
-/* Called with the object lock. */
-static GstStructure *
-stats_new_locked (GstAvCrowdCount *self)
-{
-  GValue names = G_VALUE_INIT, taken = G_VALUE_INIT, runs = G_VALUE_INIT;
-  GValue mean = G_VALUE_INIT, est = G_VALUE_INIT, v = G_VALUE_INIT;
-  GstStructure *s;
-
-  gst_value_array_init (&names, self->n_exits);
-  gst_value_array_init (&taken, self->n_exits);
-  gst_value_array_init (&runs, self->n_exits);
-  gst_value_array_init (&mean, self->n_exits);
-  gst_value_array_init (&est, self->n_exits);
-  for (int i = 0; i < self->n_exits; i++) {
-    g_value_init (&v, G_TYPE_STRING);
-    g_value_set_string (&v, self->exit_names[i]);
-    gst_value_array_append_value (&names, &v);
-    g_value_unset (&v);
-    g_value_init (&v, G_TYPE_UINT64);
-    g_value_set_uint64 (&v, self->stat_taken[i]);
-    gst_value_array_append_value (&taken, &v);
-    g_value_set_uint64 (&v, self->stat_runs[i]);
-    gst_value_array_append_value (&runs, &v);
-    g_value_set_uint64 (
-        &v, self->stat_runs[i] ? self->stat_time[i] / self->stat_runs[i] : 0);
-    gst_value_array_append_value (&mean, &v);
-    g_value_set_uint64 (&v, self->stat_estimate[i]);
-    gst_value_array_append_value (&est, &v);
-    g_value_unset (&v);
-  }
-  s = gst_structure_new (
-      "avcrowdcount-stats", "frames", G_TYPE_UINT64, self->stat_frames,
-      "fresh-frames", G_TYPE_UINT64, self->stat_fresh, "deadline-misses",
-      G_TYPE_UINT64, self->stat_misses, "qos-lowered", G_TYPE_UINT64,
-      self->stat_qos, "qos-max-exit", G_TYPE_INT, self->qos_max_exit, NULL);
-  gst_structure_take_value (s, "exit-names", &names);
-  gst_structure_take_value (s, "exits-taken", &taken);
-  gst_structure_take_value (s, "exit-runs", &runs);
-  gst_structure_take_value (s, "mean-inference-time", &mean);
-  gst_structure_take_value (s, "estimated-time", &est);
-  return s;
 }
 
 static void
@@ -775,49 +438,18 @@ gst_av_crowd_count_get_property (GObject *object, guint prop_id, GValue *value,
 {
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (object);
 
+  if (ee_element_get_property (&self->ee, prop_id, value))
+    return;
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
-    case PROP_MODEL_FILE:
-      g_value_set_string (value, self->prop_model_file);
-      break;
-    case PROP_DEVICE:
-      g_value_set_string (value, self->prop_device);
-      break;
-    case PROP_PRECISION:
-      g_value_set_enum (value, self->prop_precision);
-      break;
     case PROP_WINDOW:
       g_value_set_uint64 (value, self->prop_window);
-      break;
-    case PROP_DEADLINE:
-      g_value_set_uint64 (value, self->deadline);
-      break;
-    case PROP_POLICY:
-      g_value_set_enum (value, self->policy);
-      break;
-    case PROP_MIN_EXIT:
-      g_value_set_int (value, self->min_exit);
-      break;
-    case PROP_MAX_EXIT:
-      g_value_set_int (value, self->max_exit);
-      break;
-    case PROP_INTERVAL:
-      g_value_set_uint (value, self->interval);
-      break;
-    case PROP_POST_MESSAGES:
-      g_value_set_boolean (value, self->post_messages);
       break;
     case PROP_DENSITY_MAP:
       g_value_set_boolean (value, self->density_map);
       break;
-    case PROP_UNIQUE_ID:
-      g_value_set_uint (value, self->unique_id);
-      break;
     case PROP_DIAGNOSTICS:
       g_value_set_boolean (value, self->diagnostics);
-      break;
-    case PROP_STATS:
-      g_value_take_boxed (value, stats_new_locked (self));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -831,128 +463,34 @@ gst_av_crowd_count_get_property (GObject *object, guint prop_id, GValue *value,
 static void
 unload_model (GstAvCrowdCount *self)
 {
-  ee_deadline_free (self->sched);
-  ee_model_free (self->model);
   if (self->backend) {
     if (self->image)
       ee_backend_host_free (self->backend, self->image);
     if (self->logmel)
       ee_backend_host_free (self->backend, self->logmel);
   }
-  ee_backend_free (self->backend);
+  ee_element_stop (&self->ee);
   ee_feature_extractor_free (self->fx);
-  g_strfreev (self->exit_names);
   g_free (self->samples);
   ee_audio_ring_free (self->ring);
-  GST_OBJECT_LOCK (self);
-  self->sched = NULL;
-  self->model = NULL;
   self->backend = NULL;
   self->fx = NULL;
-  self->exit_names = NULL;
-  self->n_exits = 0;
   self->image = self->samples = self->logmel = NULL;
   self->ring = NULL;
-  GST_OBJECT_UNLOCK (self);
 }
 
-/* device: "auto", "cpu", "cuda", "cuda:N" (nn/ee-backend-select.h: auto
- * takes CUDA device 0 when the CUDA module loads and a device works, else
- * the CPU in fp32). */
+/* The inputs: host buffers (page-locked on CUDA, so copies run
+ * asynchronously) that the engine reads when a frame starts. */
 static gboolean
-open_backend (GstAvCrowdCount *self, const gchar *device,
-              GstAvCrowdCountPrecision precision)
-{
-  GError *err = NULL;
-  EePrecision ep;
-  GEnumValue *nick;
-
-  switch (precision) {
-    case GST_AVCROWDCOUNT_PRECISION_TF32:
-      ep = EE_PRECISION_TF32;
-      break;
-    case GST_AVCROWDCOUNT_PRECISION_FP16:
-      ep = EE_PRECISION_FP16;
-      break;
-    case GST_AVCROWDCOUNT_PRECISION_BF16:
-      ep = EE_PRECISION_BF16;
-      break;
-    default:
-      ep = EE_PRECISION_FP32;
-      break;
-  }
-  if (!device || !*device)
-    device = "auto";
-
-  self->backend = ee_backend_new_full (device, 0, ep, &err);
-  if (self->backend) {
-    GST_INFO_OBJECT (self, "device=%s: running on the %s backend", device,
-                     self->backend->vt->name);
-    return TRUE;
-  }
-
-  nick = g_enum_get_value (g_type_class_peek (GST_TYPE_AVCROWDCOUNT_PRECISION),
-                           precision);
-  if (g_error_matches (err, EE_ERROR, EE_ERROR_ARGUMENT))
-    GST_ELEMENT_ERROR (
-        self, RESOURCE, SETTINGS,
-        ("Unknown device \"%s\". Use auto, cpu, cuda or cuda:N.", device),
-        ("%s", err->message));
-  else if (g_str_has_prefix (device, "cuda"))
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-                       ("The CUDA backend is not available (device=%s): %s. "
-                        "Use device=cpu or device=auto.",
-                        device, err->message),
-                       (NULL));
-  else if (g_error_matches (err, EE_ERROR, EE_ERROR_UNSUPPORTED))
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-                       ("Precision %s is not available on the CPU backend. "
-                        "Use precision=fp32 (or bf16).",
-                        nick ? nick->value_nick : "?"),
-                       ("%s", err->message));
-  else
-    GST_ELEMENT_ERROR (
-        self, LIBRARY, INIT,
-        ("Could not start the inference backend (device=%s).", device),
-        ("%s", err->message));
-  g_clear_error (&err);
-  return FALSE;
-}
-
-/* Warm-up inputs: a blank image and the features of silence. */
-static gboolean
-upload_blank (gpointer user_data, GError **error)
-{
-  GstAvCrowdCount *self = user_data;
-
-  return ee_model_set_image (self->model, self->image, error)
-         && (!self->audio_exits
-             || ee_model_set_audio (self->model, self->logmel, error));
-}
-
-static gboolean
-load_model (GstAvCrowdCount *self, const gchar *path)
+prepare_inputs (GstAvCrowdCount *self)
 {
   GError *err = NULL;
   EeFeatureParams fp = ee_feature_default_params (EE_FEATURES_VGGISH);
+  EeModel *model = self->ee.model;
   int64_t shape[4];
-  EeRunner *runner;
-  int n_exits;
-  gchar **names;
+  gsize image_bytes, logmel_bytes;
 
-  self->model = ee_gst_model_load (GST_ELEMENT (self), self->backend, path,
-                                   EE_TASK_COUNT, GST_AVCROWDCOUNT_MAX_EXITS,
-                                   &names, &n_exits);
-  if (!self->model)
-    return FALSE;
-  runner = ee_model_runner (self->model);
-  /* the stats getter reads them from other threads */
-  GST_OBJECT_LOCK (self);
-  self->n_exits = n_exits;
-  self->exit_names = names;
-  GST_OBJECT_UNLOCK (self);
-  self->audio_exits = ee_model_audio_exits (self->model);
-
+  self->audio_exits = ee_model_audio_exits (model);
   self->fx = ee_feature_extractor_new (&fp, &err);
   if (!self->fx) {
     GST_ELEMENT_ERROR (self, LIBRARY, INIT,
@@ -962,17 +500,15 @@ load_model (GstAvCrowdCount *self, const gchar *path)
     return FALSE;
   }
   ee_feature_extractor_shape (self->fx, shape);
-  ee_model_input_size (self->model, &self->in_width, &self->in_height);
-  /* uploaded buffers: page-locked on CUDA, so copies run asynchronously */
-  self->image = ee_backend_host_alloc (
-      self->backend, sizeof (float) * 3 * self->in_width * self->in_height,
-      &err);
+  ee_model_input_size (model, &self->in_width, &self->in_height);
+  image_bytes = sizeof (float) * 3 * self->in_width * self->in_height;
+  logmel_bytes = sizeof (float) * shape[0] * shape[1] * shape[2] * shape[3];
+  self->backend = ee_engine_backend (self->ee.engine);
+  self->image = ee_backend_host_alloc (self->backend, image_bytes, &err);
   self->samples = g_new0 (float, FEATURE_SAMPLES);
-  self->logmel
-      = self->image ? ee_backend_host_alloc (
-            self->backend,
-            sizeof (float) * shape[0] * shape[1] * shape[2] * shape[3], &err)
-                    : NULL;
+  self->logmel = self->image ? ee_backend_host_alloc (self->backend,
+                                                      logmel_bytes, &err)
+                             : NULL;
   if (!self->logmel) {
     GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
                        ("Not enough memory for the model inputs."),
@@ -980,65 +516,36 @@ load_model (GstAvCrowdCount *self, const gchar *path)
     g_clear_error (&err);
     return FALSE;
   }
-  memset (self->image, 0,
-          sizeof (float) * 3 * self->in_width * self->in_height);
-  memset (self->logmel, 0,
-          sizeof (float) * shape[0] * shape[1] * shape[2] * shape[3]);
-
-  /* measure every segment on blank inputs before the first frame */
-  self->sched = ee_deadline_new (runner, !ee_backend_is_cuda (self->backend));
-  if (!ee_feature_extractor_compute (self->fx, self->samples, FEATURE_SAMPLES,
-                                     self->logmel, &err)
-      || !ee_deadline_warm_up (self->sched, WARM_UP_RUNS, upload_blank, self,
-                               &err)) {
-    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-                       ("Could not run model \"%s\".", path),
-                       ("%s", err->message));
-    g_clear_error (&err);
-    return FALSE;
-  }
-  for (int i = 0; i < self->n_exits; i++) {
-    self->stat_estimate[i] = ee_deadline_exit_cost (self->sched, i);
-    GST_INFO_OBJECT (
-        self, "exit %d %s: estimated %" GST_TIME_FORMAT " from scratch%s", i,
-        self->exit_names[i], GST_TIME_ARGS (self->stat_estimate[i]),
-        (self->audio_exits >> i) & 1 ? " (reads audio)" : "");
-  }
+  memset (self->image, 0, image_bytes);
+  memset (self->logmel, 0, logmel_bytes);
+  ee_stream_set_input (self->ee.stream, ee_model_image_input (model),
+                       self->image);
+  for (int i = 0; i < self->ee.n_exits; i++)
+    GST_INFO_OBJECT (self, "exit %d %s%s", i, self->ee.exit_names[i],
+                     (self->audio_exits >> i) & 1 ? " (reads audio)" : "");
   return TRUE;
 }
 
-/* Latches the READY-only properties and loads the model; FALSE after posting
- * an error. */
+/* Latches the READY-only properties and opens the engine; FALSE after
+ * posting an error. */
 static gboolean
 start_model (GstAvCrowdCount *self)
 {
-  gchar *path, *device;
-  GstAvCrowdCountPrecision precision;
   gboolean density_map, ok;
 
   GST_OBJECT_LOCK (self);
-  path = g_strdup (self->prop_model_file);
-  device = g_strdup (self->prop_device);
-  precision = self->prop_precision;
   self->window = self->prop_window;
   density_map = self->density_map;
-  self->stat_frames = self->stat_fresh = self->stat_misses = 0;
-  self->stat_qos = 0;
-  memset (self->stat_taken, 0, sizeof self->stat_taken);
-  memset (self->stat_runs, 0, sizeof self->stat_runs);
-  memset (self->stat_time, 0, sizeof self->stat_time);
-  memset (self->stat_estimate, 0, sizeof self->stat_estimate);
   GST_OBJECT_UNLOCK (self);
 
   self->window_samples
       = gst_util_uint64_scale_round (self->window, AUDIO_RATE, GST_SECOND);
   self->ring = ee_audio_ring_new (self->window_samples + 2 * AUDIO_RATE);
-  ok = open_backend (self, device, precision) && load_model (self, path);
+  ok = ee_element_start (&self->ee, GST_AVCROWDCOUNT_MAX_EXITS)
+       && prepare_inputs (self);
   if (ok && density_map)
     GST_WARNING_OBJECT (self, "density-map=true: the model runtime does not "
                               "expose density maps yet, so none is attached");
-  g_free (path);
-  g_free (device);
   if (!ok)
     unload_model (self);
   return ok;
@@ -1089,14 +596,7 @@ reset_stream (GstAvCrowdCount *self)
     ee_audio_ring_reset (self->ring);
   self->audio_discont = TRUE;
   gst_clear_buffer (&self->stored_audio);
-  self->frame_index = 0;
-  gst_clear_structure (&self->last_result);
-  GST_OBJECT_LOCK (self);
-  self->qos_max_exit = -1;
-  self->qos_late = FALSE;
-  self->qos_on_time = 0;
-  self->qos_lowered_at = GST_CLOCK_TIME_NONE;
-  GST_OBJECT_UNLOCK (self);
+  ee_element_reset (&self->ee);
 }
 
 static gboolean
@@ -1142,7 +642,7 @@ set_video_caps (GstAvCrowdCount *self, GstCaps *caps)
   }
   g_clear_pointer (&self->prep, ee_video_prep_free);
   self->prep = ee_video_prep_new (&info, self->in_width, self->in_height,
-                                  ee_model_preprocess (self->model));
+                                  ee_model_preprocess (self->ee.model));
   if (!self->prep) {
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
                        ("unsupported video caps %" GST_PTR_FORMAT, caps));
@@ -1155,6 +655,7 @@ set_video_caps (GstAvCrowdCount *self, GstCaps *caps)
             ? gst_util_uint64_scale_int (GST_SECOND, info.fps_d, info.fps_n)
             : GST_CLOCK_TIME_NONE;
   GST_OBJECT_UNLOCK (self);
+  ee_element_set_period (&self->ee, self->frame_duration);
   GST_DEBUG_OBJECT (self, "video %dx%d %s -> network %dx%d",
                     GST_VIDEO_INFO_WIDTH (&info), GST_VIDEO_INFO_HEIGHT (&info),
                     GST_VIDEO_INFO_NAME (&info), self->in_width,
@@ -1320,32 +821,7 @@ gst_av_crowd_count_src_event (GstAggregator *agg, GstEvent *event)
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
 
   if (GST_EVENT_TYPE (event) == GST_EVENT_QOS) {
-    GstQOSType type;
-    gdouble proportion;
-    GstClockTimeDiff diff;
-    GstClockTime timestamp;
-
-    gst_event_parse_qos (event, &type, &proportion, &diff, &timestamp);
-    GST_OBJECT_LOCK (self);
-    if (diff > 0) {
-      /* reports on frames made before the last lowering say nothing new */
-      if (!GST_CLOCK_TIME_IS_VALID (self->qos_lowered_at)
-          || !GST_CLOCK_TIME_IS_VALID (timestamp)
-          || timestamp > self->qos_lowered_at) {
-        self->qos_late = TRUE;
-        self->qos_jitter = diff;
-        self->qos_proportion = proportion;
-      }
-    } else if (self->qos_max_exit >= 0
-               && ++self->qos_on_time >= QOS_RECOVER_REPORTS) {
-      self->qos_on_time = 0;
-      self->qos_max_exit++;
-      if (self->qos_max_exit >= self->n_exits - 1)
-        self->qos_max_exit = -1;
-      GST_INFO_OBJECT (self, "downstream on time again: QoS cap now %d",
-                       self->qos_max_exit);
-    }
-    GST_OBJECT_UNLOCK (self);
+    ee_element_qos (&self->ee, event);
     /* handled here by degrading, not forwarded: upstream would react by
      * dropping frames */
     gst_event_unref (event);
@@ -1398,21 +874,17 @@ gst_av_crowd_count_get_next_time (GstAggregator *agg)
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
   GstBuffer *buf = gst_aggregator_pad_peek_buffer (self->video_pad);
   GstClockTime t, budget;
-  guint interval;
 
   if (!buf)
     return gst_aggregator_pad_is_eos (self->video_pad) ? 0
                                                        : GST_CLOCK_TIME_NONE;
   t = gst_segment_to_running_time (&self->video_pad->segment, GST_FORMAT_TIME,
                                    GST_BUFFER_PTS (buf));
-  GST_OBJECT_LOCK (self);
-  budget = frame_budget_locked (self, GST_BUFFER_DURATION (buf));
-  interval = self->interval;
-  GST_OBJECT_UNLOCK (self);
+  budget = ee_element_budget (&self->ee, GST_BUFFER_DURATION (buf));
   gst_buffer_unref (buf);
   if (!GST_CLOCK_TIME_IS_VALID (t))
     return 0;
-  if (self->last_result && self->frame_index % interval != 0)
+  if (!ee_element_next_turn (&self->ee))
     return 0;
   if (self->ring && !ee_audio_ring_is_empty (self->ring)
       && ee_audio_ring_end (self->ring)
@@ -1529,115 +1001,22 @@ collect_audio (GstAvCrowdCount *self, gint64 window_end, gboolean all)
          && ee_audio_ring_end (self->ring) >= window_end;
 }
 
-/* The frame settings read once per frame. */
-typedef struct
-{
-  GstClockTime budget;
-  EeDeadlinePolicy policy;
-  gint min_exit, max_exit;
-  guint interval;
-  gboolean post_messages;
-  guint unique_id;
-  gboolean diagnostics;
-} FrameSettings;
-
-static void
-read_settings (GstAvCrowdCount *self, GstBuffer *buf, FrameSettings *fs)
-{
-  GST_OBJECT_LOCK (self);
-  fs->budget = frame_budget_locked (self, GST_BUFFER_DURATION (buf));
-  fs->policy = self->policy == GST_AVCROWDCOUNT_POLICY_FIXED ? EE_DEADLINE_FIXED
-               : self->policy == GST_AVCROWDCOUNT_POLICY_FULL
-                   ? EE_DEADLINE_FULL
-                   : EE_DEADLINE_ANYTIME;
-  fs->min_exit = self->min_exit;
-  fs->max_exit = self->max_exit;
-  fs->interval = self->interval;
-  fs->post_messages = self->post_messages;
-  fs->unique_id = self->unique_id;
-  fs->diagnostics = self->diagnostics;
-  GST_OBJECT_UNLOCK (self);
-}
-
-/* Lowers the aimed-for exit after a late report (anytime only) and posts a
- * QoS message; updates p->max_exit with the QoS cap. */
-static void
-apply_qos (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
-           EeDeadlineParams *p)
-{
-  gboolean late;
-  gint cap, aim, floor_exit;
-  GstClockTimeDiff jitter;
-  gdouble proportion;
-  guint64 processed;
-  GstMessage *msg;
-
-  GST_OBJECT_LOCK (self);
-  late = self->qos_late;
-  self->qos_late = FALSE;
-  cap = self->qos_max_exit;
-  jitter = self->qos_jitter;
-  proportion = self->qos_proportion;
-  processed = self->stat_frames;
-  GST_OBJECT_UNLOCK (self);
-
-  if (p->policy != EE_DEADLINE_ANYTIME)
-    return;
-  if (cap >= 0 && (p->max_exit < 0 || cap < p->max_exit))
-    p->max_exit = cap;
-  if (!late)
-    return;
-
-  aim = ee_deadline_target (self->sched, p);
-  floor_exit = MAX (p->min_exit, 0);
-  if (aim <= floor_exit) {
-    GST_DEBUG_OBJECT (self,
-                      "downstream is late but exit %d is the lowest "
-                      "allowed",
-                      aim);
-    return;
-  }
-  p->max_exit = aim - 1;
-  GST_OBJECT_LOCK (self);
-  self->qos_max_exit = p->max_exit;
-  self->qos_lowered_at = running_time;
-  self->qos_on_time = 0;
-  self->stat_qos++;
-  GST_OBJECT_UNLOCK (self);
-  GST_INFO_OBJECT (self,
-                   "downstream is late by %" GST_STIME_FORMAT
-                   ": aiming at exit %d instead of %d",
-                   GST_STIME_ARGS (jitter), p->max_exit, aim);
-
-  msg = gst_message_new_qos (
-      GST_OBJECT (self), FALSE, running_time,
-      gst_segment_to_stream_time (&self->video_pad->segment, GST_FORMAT_TIME,
-                                  GST_BUFFER_PTS (buf)),
-      GST_BUFFER_PTS (buf), GST_BUFFER_DURATION (buf));
-  gst_message_set_qos_values (
-      msg, jitter, proportion,
-      (gint)(1000000.0 * (p->max_exit + 1) / self->n_exits));
-  gst_message_set_qos_stats (msg, GST_FORMAT_BUFFERS, processed, 0);
-  gst_element_post_message (GST_ELEMENT (self), msg);
-}
-
-/* Runs the network on one frame; returns the result structure (owned). */
+/* Runs the network on one frame; returns the result structure (owned), or
+ * NULL after posting an error. */
 static GstStructure *
 process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
-               gint64 processable, const FrameSettings *fs)
+               gint64 processable, GstClockTime budget)
 {
   GstVideoFrame frame;
-  EeDeadlineParams p = { 0 };
-  EeDeadlineResult res;
-  GError *err = NULL;
+  EeFrameResult res;
   GstStructure *result;
   gint64 t = to_samples (running_time);
   gint64 wstart = t - (gint64)self->window_samples / 2;
   gsize covered, pad_front = (FEATURE_SAMPLES - self->window_samples) / 2;
-  gboolean audio_used;
-  guint32 all
-      = (self->n_exits >= 32) ? G_MAXUINT32 : ((1u << self->n_exits) - 1);
-  GstClockTime wend_time;
+  gboolean audio_used, diagnostics;
+  int n_exits = self->ee.n_exits;
+  guint32 allowed, all = (n_exits >= 32) ? G_MAXUINT32 : ((1u << n_exits) - 1);
+  GError *err = NULL;
 
   if (!gst_video_frame_map (&frame, &self->vinfo, buf, GST_MAP_READ)) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL),
@@ -1650,80 +1029,60 @@ process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
   covered = ee_audio_ring_read (self->ring, wstart, self->window_samples,
                                 self->samples + pad_front);
   audio_used = covered > 0;
-  p.allowed = audio_used ? all : all & ~self->audio_exits;
-  if (!p.allowed) {
+  allowed = audio_used ? all : all & ~self->audio_exits;
+  if (!allowed) {
     GST_DEBUG_OBJECT (self, "no visual exit: running on silence");
-    p.allowed = all;
+    allowed = all;
   }
-  if (!ee_model_set_image (self->model, self->image, &err)
-      || ((p.allowed & self->audio_exits)
-          && (!ee_feature_extractor_compute (
-                  self->fx, self->samples, FEATURE_SAMPLES, self->logmel, &err)
-              || !ee_model_set_audio (self->model, self->logmel, &err))))
-    goto failed;
+  if ((allowed & self->audio_exits)
+      && !ee_feature_extractor_compute (self->fx, self->samples,
+                                        FEATURE_SAMPLES, self->logmel, &err)) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+                       ("Could not compute the audio features."),
+                       ("%s", err->message));
+    g_clear_error (&err);
+    return NULL;
+  }
+  ee_stream_set_input (self->ee.stream, ee_model_audio_input (self->ee.model),
+                       (allowed & self->audio_exits) ? self->logmel : NULL);
 
-  p.policy = fs->policy;
-  p.min_exit = fs->min_exit;
-  p.max_exit = fs->max_exit;
-  p.deadline = processable + (gint64)fs->budget;
-  apply_qos (self, buf, running_time, &p);
-  if (!ee_deadline_run (self->sched, &p, &res, &err))
-    goto failed;
-  if (res.exit < 0 || res.n_out < 1) {
-    g_set_error (&err, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "no exit could run (min-exit %d, max-exit %d)", p.min_exit,
-                 p.max_exit);
-    goto failed;
-  }
+  if (!ee_element_run (&self->ee, allowed, processable, budget,
+                       &self->video_pad->segment, GST_BUFFER_PTS (buf),
+                       GST_BUFFER_DURATION (buf), NULL, NULL, &res))
+    return NULL;
   ee_audio_ring_discard_before (self->ring, wstart);
-
-  GST_OBJECT_LOCK (self);
-  self->stat_fresh++;
-  self->stat_taken[res.exit]++;
-  self->stat_misses += res.missed;
-  for (int i = 0; i < self->n_exits; i++) {
-    if (res.ran & (1u << i)) {
-      self->stat_runs[i]++;
-      self->stat_time[i] += res.finish[i] - processable;
-    }
-    self->stat_estimate[i] = ee_deadline_exit_cost (self->sched, i);
+  if (res.carried) {
+    GST_LOG_OBJECT (self, "frame %" GST_TIME_FORMAT ": no exit fits, "
+                    "carrying the last result", GST_TIME_ARGS (running_time));
+    return ee_element_carry (&self->ee, &res, processable, budget);
   }
-  GST_OBJECT_UNLOCK (self);
 
-  wend_time = running_time + self->window / 2;
   GST_LOG_OBJECT (self,
                   "frame %" GST_TIME_FORMAT ": exit %s count %.2f, "
                   "coverage %.2f, %" G_GINT64_FORMAT " us%s",
-                  GST_TIME_ARGS (running_time), self->exit_names[res.exit],
+                  GST_TIME_ARGS (running_time), self->ee.exit_names[res.exit],
                   res.value[0], (double)covered / self->window_samples,
                   (res.published - processable) / 1000,
                   res.missed ? " (missed)" : "");
-  result = gst_structure_new (
-      EARLYEXIT_RESULT_NAME, "task", G_TYPE_STRING, "count", "count",
-      G_TYPE_DOUBLE, (gdouble)res.value[0], "exit", G_TYPE_STRING,
-      self->exit_names[res.exit], "exit-index", G_TYPE_INT, res.exit, "n-exits",
-      G_TYPE_INT, self->n_exits, "fresh", G_TYPE_BOOLEAN, TRUE,
-      "audio-coverage", G_TYPE_DOUBLE, (gdouble)covered / self->window_samples,
-      "audio-used", G_TYPE_BOOLEAN, audio_used, "window-start", G_TYPE_UINT64,
+  result = ee_element_result_new ("count");
+  gst_structure_set (result, "count", G_TYPE_DOUBLE, (gdouble)res.value[0],
+                     NULL);
+  ee_element_result_finish (&self->ee, result, &res, processable, budget);
+  gst_structure_set (
+      result, "audio-coverage",
+      G_TYPE_DOUBLE, (gdouble)covered / self->window_samples, "audio-used",
+      G_TYPE_BOOLEAN, audio_used, "window-start", G_TYPE_UINT64,
       running_time > self->window / 2 ? running_time - self->window / 2 : 0,
-      "window-end", G_TYPE_UINT64, wend_time, "deadline", G_TYPE_UINT64,
-      fs->budget, "inference-time", G_TYPE_UINT64,
-      (guint64)(res.published - processable), "deadline-missed", G_TYPE_BOOLEAN,
-      res.missed, "unique-id", G_TYPE_UINT, fs->unique_id, NULL);
-  if (fs->diagnostics)
+      "window-end", G_TYPE_UINT64, running_time + self->window / 2, NULL);
+  GST_OBJECT_LOCK (self);
+  diagnostics = self->diagnostics;
+  GST_OBJECT_UNLOCK (self);
+  if (diagnostics)
     gst_structure_set (
         result, "window-first-sample", G_TYPE_DOUBLE,
         (gdouble)self->samples[pad_front], "window-last-sample", G_TYPE_DOUBLE,
         (gdouble)self->samples[pad_front + self->window_samples - 1], NULL);
   return result;
-
-failed:
-  GST_ELEMENT_ERROR (
-      self, STREAM, FAILED,
-      ("Inference failed on model \"%s\".", ee_model_path (self->model)),
-      ("%s", err->message));
-  g_clear_error (&err);
-  return NULL;
 }
 
 static GstFlowReturn
@@ -1732,9 +1091,8 @@ gst_av_crowd_count_aggregate (GstAggregator *agg, gboolean timeout)
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
   GstAggregatorPad *vpad = self->video_pad;
   GstBuffer *buf;
-  GstClockTime pts, running_time;
+  GstClockTime pts, running_time, budget;
   GstStructure *result;
-  FrameSettings fs;
   gboolean fresh;
   gint64 processable;
 
@@ -1775,8 +1133,8 @@ gst_av_crowd_count_aggregate (GstAggregator *agg, gboolean timeout)
     return GST_FLOW_NOT_NEGOTIATED;
   }
 
-  read_settings (self, buf, &fs);
-  fresh = !self->last_result || self->frame_index % fs.interval == 0;
+  budget = ee_element_budget (&self->ee, GST_BUFFER_DURATION (buf));
+  fresh = ee_element_next_turn (&self->ee);
 
   /* a frame to run on waits for the audio after it, unless the audio has
    * ended or a live pipeline gave up waiting */
@@ -1790,36 +1148,20 @@ gst_av_crowd_count_aggregate (GstAggregator *agg, gboolean timeout)
       return GST_FLOW_OK;
     }
   }
-  processable = ee_deadline_now ();
+  processable = ee_now ();
   gst_aggregator_pad_drop_buffer (vpad);
+  ee_element_take_turn (&self->ee);
 
-  if (fresh) {
-    result = process_frame (self, buf, running_time, processable, &fs);
-    if (!result) {
-      gst_buffer_unref (buf);
-      return GST_FLOW_ERROR;
-    }
-    gst_clear_structure (&self->last_result);
-    self->last_result = gst_structure_copy (result);
-  } else {
-    result = gst_structure_copy (self->last_result);
-    gst_structure_set (result, "fresh", G_TYPE_BOOLEAN, FALSE, "unique-id",
-                       G_TYPE_UINT, fs.unique_id, NULL);
+  result = fresh ? process_frame (self, buf, running_time, processable, budget)
+                 : ee_element_carry (&self->ee, NULL, 0, 0);
+  if (!result) {
+    gst_buffer_unref (buf);
+    return GST_FLOW_ERROR;
   }
-  self->frame_index++;
 
   buf = gst_buffer_make_writable (buf);
-  ee_result_meta_attach (buf, result);
-  if (fs.post_messages)
-    gst_element_post_message (GST_ELEMENT (self),
-                              ee_result_message_new (GST_ELEMENT (self),
-                                                     &vpad->segment, buf,
-                                                     result));
-  gst_structure_free (result);
-
-  GST_OBJECT_LOCK (self);
-  self->stat_frames++;
-  GST_OBJECT_UNLOCK (self);
+  ee_element_publish (&self->ee, buf, &vpad->segment, GST_BUFFER_PTS (buf),
+                      GST_BUFFER_DURATION (buf), result);
 
   gst_aggregator_selected_samples (agg, GST_BUFFER_PTS (buf),
                                    GST_BUFFER_DTS (buf),

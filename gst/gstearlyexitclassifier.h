@@ -6,8 +6,7 @@
 #include <gst/gst.h>
 #include <gst/base/gstbasetransform.h>
 
-#include "ee-deadline.h"
-#include "ee-model.h"
+#include "ee-element.h"
 
 G_BEGIN_DECLS
 
@@ -27,92 +26,31 @@ G_BEGIN_DECLS
 typedef struct _GstEarlyExitClassifier GstEarlyExitClassifier;
 typedef struct _GstEarlyExitClassifierClass GstEarlyExitClassifierClass;
 
-/**
- * GstEarlyExitClassifierPolicy:
- * @GST_EARLY_EXIT_CLASSIFIER_POLICY_ANYTIME: the newest exit finished by the
- *   deadline
- * @GST_EARLY_EXIT_CLASSIFIER_POLICY_CONFIDENCE: as anytime, but stop at the
- *   first exit whose top softmax probability reaches confidence-threshold
- * @GST_EARLY_EXIT_CLASSIFIER_POLICY_FIXED: always exit max-exit (the last exit
- *   when -1)
- * @GST_EARLY_EXIT_CLASSIFIER_POLICY_FULL: every exit up to max-exit, deadline
- *   ignored
- */
-typedef enum
-{
-  GST_EARLY_EXIT_CLASSIFIER_POLICY_ANYTIME,
-  GST_EARLY_EXIT_CLASSIFIER_POLICY_CONFIDENCE,
-  GST_EARLY_EXIT_CLASSIFIER_POLICY_FIXED,
-  GST_EARLY_EXIT_CLASSIFIER_POLICY_FULL,
-} GstEarlyExitClassifierPolicy;
-
-/**
- * GstEarlyExitClassifierPrecision:
- * @GST_EARLY_EXIT_CLASSIFIER_PRECISION_FP32: 32-bit float storage and
- *   arithmetic
- * @GST_EARLY_EXIT_CLASSIFIER_PRECISION_TF32: fp32 storage, TF32 tensor cores
- *   (CUDA)
- * @GST_EARLY_EXIT_CLASSIFIER_PRECISION_FP16: 16-bit float storage (CUDA)
- * @GST_EARLY_EXIT_CLASSIFIER_PRECISION_BF16: bfloat16 storage (CPU and CUDA)
- */
-typedef enum
-{
-  GST_EARLY_EXIT_CLASSIFIER_PRECISION_FP32,
-  GST_EARLY_EXIT_CLASSIFIER_PRECISION_TF32,
-  GST_EARLY_EXIT_CLASSIFIER_PRECISION_FP16,
-  GST_EARLY_EXIT_CLASSIFIER_PRECISION_BF16,
-} GstEarlyExitClassifierPrecision;
-
-#define GST_EARLY_EXIT_CLASSIFIER_MAX_EXITS EE_RUNNER_MAX_SEGMENTS
+#define GST_EARLY_EXIT_CLASSIFIER_MAX_EXITS EE_ELEMENT_MAX_EXITS
 
 struct _GstEarlyExitClassifier
 {
   GstBaseTransform parent;
 
+  /* the common properties, the engine and its stream, stats, QoS */
+  EeElement ee;
+
   /* properties, protected by the object lock; prop_* are READY-only and
    * latched at start (READY->PAUSED) */
-  gchar *prop_model_file;
   gchar *prop_labels_file;
-  gchar *prop_device;
-  GstEarlyExitClassifierPrecision prop_precision;
-  GstClockTime deadline;
-  GstEarlyExitClassifierPolicy policy;
-  gint min_exit, max_exit;
-  gdouble confidence_threshold;
   guint top_k;
-  guint interval;
-  gboolean post_messages;
-  guint unique_id;
 
   /* latched at start, then fixed until stop: read by the streaming thread
-   * without locking (exit_names also by the stats getter, set under the
-   * object lock) */
-  EeBackend *backend;
-  EeModel *model;
-  EeDeadline *sched;
-  int n_exits;
-  gchar **exit_names;
+   * without locking */
+  EeModel *model; /* ee.model */
   int n_classes;
   gchar **labels;     /* n_classes names (labels-file, else the model's) */
   float *input;       /* the network input (1, 3, H, W), host memory */
   gsize input_floats; /* 3 * H * W */
   int in_width, in_height;
 
-  /* streaming state: the streaming thread only */
-  guint64 index;             /* frames or windows since start or flush */
-  GstStructure *last_result; /* the last fresh result */
-
-  /* the natural period (frame duration, hop) and the latency answered; object
-   * lock */
-  GstClockTime period;
+  /* the latency answered (the budget of one period); object lock */
   GstClockTime latency;
-
-  /* statistics, protected by the object lock */
-  guint64 stat_items, stat_fresh, stat_misses, stat_confident;
-  guint64 stat_taken[GST_EARLY_EXIT_CLASSIFIER_MAX_EXITS];
-  guint64 stat_runs[GST_EARLY_EXIT_CLASSIFIER_MAX_EXITS];
-  guint64 stat_time[GST_EARLY_EXIT_CLASSIFIER_MAX_EXITS];     /* ns, summed */
-  guint64 stat_estimate[GST_EARLY_EXIT_CLASSIFIER_MAX_EXITS]; /* ns */
 };
 
 /**
@@ -154,11 +92,15 @@ void gst_early_exit_classifier_set_period (GstEarlyExitClassifier *self,
 gboolean gst_early_exit_classifier_take_turn (GstEarlyExitClassifier *self);
 
 /* Runs the network on self->input, filled by the caller, with `budget` ns
- * from `processable` (ee_deadline_now() time); returns the result (owned)
- * with the classification fields, or NULL after posting an error. */
+ * from `processable` (ee_now() time), for the span [pts, pts + duration);
+ * returns the result (owned) with the classification fields (the last
+ * result, not fresh, when the engine could not fit a run), or NULL after
+ * posting an error. */
 GstStructure *gst_early_exit_classifier_classify (GstEarlyExitClassifier *self,
                                                   gint64 processable,
-                                                  GstClockTime budget);
+                                                  GstClockTime budget,
+                                                  GstClockTime pts,
+                                                  GstClockTime duration);
 
 /* The last fresh result marked not fresh (owned); NULL before the first. */
 GstStructure *gst_early_exit_classifier_carry (GstEarlyExitClassifier *self);

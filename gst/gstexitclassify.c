@@ -292,7 +292,7 @@ gst_exit_classify_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
 {
   GstExitClassify *self = GST_EXIT_CLASSIFY (trans);
   GstEarlyExitClassifier *base = GST_EARLY_EXIT_CLASSIFIER (trans);
-  gint64 processable = ee_deadline_now ();
+  gint64 processable = ee_now ();
   GstStructure *result;
 
   if (!self->prep) {
@@ -314,7 +314,9 @@ gst_exit_classify_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
     }
     ee_video_prep_process (self->prep, &frame, base->input);
     gst_video_frame_unmap (&frame);
-    result = gst_early_exit_classifier_classify (base, processable, budget);
+    result = gst_early_exit_classifier_classify (
+        base, processable, budget, GST_BUFFER_PTS (buf),
+        GST_BUFFER_DURATION (buf));
     if (!result)
       return GST_FLOW_ERROR;
   } else {

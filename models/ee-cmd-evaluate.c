@@ -292,7 +292,7 @@ measure (EeModel *m, const float *input, int fixed, Run *run, GError **error)
       || !run_once (m, input, (1u << run->n) - 1, error))
     return FALSE;
   for (int i = 0; i < run->n; i++) {
-    const EeExitResult *res = ee_runner_result (r, i);
+    const EeExitResult *res = ee_model_result (m, i);
     EeClassification c;
     ee_model_classify (m, res->value, res->n_out, &c);
     run->top[i] = c.label_id;
@@ -301,10 +301,10 @@ measure (EeModel *m, const float *input, int fixed, Run *run, GError **error)
   }
   if (!run_once (m, input, 1u << last, error))
     return FALSE;
-  run->t_full = ee_runner_result (r, last)->time_ms;
+  run->t_full = ee_model_result (m, last)->time_ms;
   if (!run_once (m, input, 1u << fixed, error))
     return FALSE;
-  run->t_fixed = ee_runner_result (r, fixed)->time_ms;
+  run->t_fixed = ee_model_result (m, fixed)->time_ms;
   return TRUE;
 }
 
@@ -404,13 +404,13 @@ print_report (EeModel *m, const char *dir, int n, const Deadline *d,
     json_builder_set_member_name (b, "threshold");
     json_builder_add_double_value (b, threshold);
     json_builder_set_member_name (b, "fixed_exit");
-    json_builder_add_string_value (b, ee_runner_result (r, fixed)->name);
+    json_builder_add_string_value (b, ee_runner_exit_name (r, fixed));
     json_builder_set_member_name (b, "exits");
     json_builder_begin_array (b);
     for (int i = 0; i < n_exits; i++) {
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "name");
-      json_builder_add_string_value (b, ee_runner_result (r, i)->name);
+      json_builder_add_string_value (b, ee_runner_exit_name (r, i));
       json_builder_set_member_name (b, "accuracy");
       json_builder_add_double_value (b, (double)exit_correct[i] / n);
       json_builder_set_member_name (b, "flops_to_exit");
@@ -456,7 +456,7 @@ print_report (EeModel *m, const char *dir, int n, const Deadline *d,
   printf ("\n  %-10s %9s %12s %14s\n", "exit", "accuracy", "GFLOP alone",
           "anytime t (ms)");
   for (int i = 0; i < n_exits; i++)
-    printf ("  %-10s %9.4f %12.3f %14.2f\n", ee_runner_result (r, i)->name,
+    printf ("  %-10s %9.4f %12.3f %14.2f\n", ee_runner_exit_name (r, i),
             (double)exit_correct[i] / n, c->alone[i] / 1e9, exit_time[i] / n);
   printf ("\n  %-22s %9s %9s %11s %13s\n", "policy", "accuracy", "answered",
           "mean GFLOP", "mean time ms");
@@ -468,7 +468,7 @@ print_report (EeModel *m, const char *dir, int n, const Deadline *d,
       g_snprintf (name, sizeof name, "confidence >= %g", threshold);
     else if (p == POLICY_FIXED)
       g_snprintf (name, sizeof name, "fixed %s",
-                  ee_runner_result (r, fixed)->name);
+                  ee_runner_exit_name (r, fixed));
     else
       g_strlcpy (name, policy_names[p], sizeof name);
     printf ("  %-22s %9.4f %9.4f %11.3f %13.2f\n", name,
@@ -545,7 +545,7 @@ ee_cmd_evaluate (int argc, char **argv)
   }
   r = ee_model_runner (m);
   n_exits = ee_runner_n_exits (r);
-  n_classes = (int)ee_runner_result (r, 0)->n_out;
+  n_classes = (int)ee_runner_segment (r, ee_runner_exit_segment (r, 0))->n_out;
   if (fixed_s && (fixed = ee_runner_find_exit (r, fixed_s)) < 0) {
     g_set_error (&error, EE_ERROR, EE_ERROR_ARGUMENT,
                  "--exit: the model has no exit \"%s\"", fixed_s);

@@ -51,7 +51,7 @@ parse_exits (EeRunner *r, const char *list, guint32 *mask, GError **error)
       GString *known = g_string_new (NULL);
       for (int k = 0; k < ee_runner_n_exits (r); k++)
         g_string_append_printf (known, "%s%s", k ? "," : "",
-                                ee_runner_result (r, k)->name);
+                                ee_runner_exit_name (r, k));
       g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
                    "--exits: no exit named \"%s\" (this model has %s)", *n,
                    known->str);
@@ -95,7 +95,7 @@ print_classifications (EeModel *m, guint32 requested)
   printf ("%-8s %-24s %8s %10s %10s\n", "exit", "label", "label_id",
           "confidence", "time_ms");
   for (int i = 0; i < ee_runner_n_exits (r); i++) {
-    const EeExitResult *res = ee_runner_result (r, i);
+    const EeExitResult *res = ee_model_result (m, i);
     EeClassification c;
     char id[16];
 
@@ -127,7 +127,7 @@ print_results (EeModel *m, guint32 requested, guint32 skipped, double coverage,
     json_builder_set_member_name (b, "exits");
     json_builder_begin_array (b);
     for (int i = 0; i < ee_runner_n_exits (r); i++) {
-      const EeExitResult *res = ee_runner_result (r, i);
+      const EeExitResult *res = ee_model_result (m, i);
       if (!((requested >> i) & 1) || !res->done)
         continue;
       json_builder_begin_object (b);
@@ -149,7 +149,7 @@ print_results (EeModel *m, guint32 requested, guint32 skipped, double coverage,
       json_builder_begin_array (b);
       for (int i = 0; i < ee_runner_n_exits (r); i++)
         if ((skipped >> i) & 1)
-          json_builder_add_string_value (b, ee_runner_result (r, i)->name);
+          json_builder_add_string_value (b, ee_runner_exit_name (r, i));
       json_builder_end_array (b);
     }
     json_builder_end_object (b);
@@ -170,7 +170,7 @@ print_results (EeModel *m, guint32 requested, guint32 skipped, double coverage,
   printf ("audio coverage %.3f\n", coverage);
   printf ("%-8s %14s %10s\n", "exit", "value", "time_ms");
   for (int i = 0; i < ee_runner_n_exits (r); i++) {
-    const EeExitResult *res = ee_runner_result (r, i);
+    const EeExitResult *res = ee_model_result (m, i);
     if ((skipped >> i) & 1)
       printf ("%-8s %14s %10s\n", res->name, "(no audio)", "-");
     else if (((requested >> i) & 1) && res->done)

@@ -449,6 +449,7 @@ ee_model_free (EeModel *m)
 {
   if (!m)
     return;
+  ee_cursor_free (m->cursor);
   ee_runner_free (m->runner);
   if (m->scratch)
     g_ptr_array_unref (m->scratch);
@@ -552,11 +553,45 @@ ee_model_audio_exits (const EeModel *m)
   return m->audio_exits;
 }
 
+EeRunner *
+ee_model_engine_load (EeBackend *be, const char *path, gpointer user_data,
+                      gpointer *owner, GDestroyNotify *owner_free,
+                      GError **error)
+{
+  EeModel *m = ee_model_load (path, be, TRUE, error);
+
+  if (!m)
+    return NULL;
+  *owner = m;
+  *owner_free = (GDestroyNotify)ee_model_free;
+  return m->runner;
+}
+
+int
+ee_model_image_input (const EeModel *m)
+{
+  return m->image_input;
+}
+
+int
+ee_model_audio_input (const EeModel *m)
+{
+  return m->audio_input;
+}
+
+static EeCursor *
+model_cursor (EeModel *m, GError **error)
+{
+  if (!m->cursor)
+    m->cursor = ee_cursor_new (m->runner, error);
+  return m->cursor;
+}
+
 gboolean
 ee_model_set_image (EeModel *m, const float *image, GError **error)
 {
-  return ee_graph_upload (ee_runner_graph (m->runner), m->image_input, image,
-                          error);
+  return model_cursor (m, error)
+         && ee_cursor_upload (m->cursor, m->image_input, image, error);
 }
 
 gboolean
@@ -567,13 +602,25 @@ ee_model_set_audio (EeModel *m, const float *logmel, GError **error)
                  "%s: this model has no audio input", m->path);
     return FALSE;
   }
-  return ee_graph_upload (ee_runner_graph (m->runner), m->audio_input, logmel,
-                          error);
+  return model_cursor (m, error)
+         && ee_cursor_upload (m->cursor, m->audio_input, logmel, error);
 }
 
 gboolean
 ee_model_run_sync (EeModel *m, guint32 exit_mask, GError **error)
 {
-  return ee_runner_enqueue (m->runner, exit_mask, -1, error)
-         && ee_runner_wait (m->runner, error);
+  if (!model_cursor (m, error))
+    return FALSE;
+  ee_cursor_begin (m->cursor, exit_mask);
+  for (int i = 0; i < ee_runner_n_exits (m->runner); i++)
+    if ((exit_mask & (1u << i)) && ee_cursor_can_run (m->cursor, i)
+        && !ee_cursor_enqueue (m->cursor, i, error))
+      return FALSE;
+  return ee_cursor_wait (m->cursor, error);
+}
+
+const EeExitResult *
+ee_model_result (EeModel *m, int exit_index)
+{
+  return m->cursor ? ee_cursor_result (m->cursor, exit_index) : NULL;
 }

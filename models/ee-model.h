@@ -2,12 +2,15 @@
  *
  * ee_model_load() reads the model file (docs/model-format.md), checks every
  * tensor against the architecture, builds the op graph on the given backend in
- * anytime order and cuts it into segments (nn/ee-runner.h). One EeModel is one
- * stream of inference: an element instance owns one. */
+ * anytime order and cuts it into segments (nn/ee-runner.h). The weights live
+ * in the graph's prepared ops; frames run through cursors (nn/ee-runner.h),
+ * each with its own activation memory, so one EeModel serves any number of
+ * streams through an engine (nn/ee-engine.h). */
 #ifndef EE_MODEL_H
 #define EE_MODEL_H
 
 #include "ee-features.h"
+#include "ee-engine.h"
 #include "ee-runner.h"
 
 G_BEGIN_DECLS
@@ -68,9 +71,20 @@ void ee_model_classify (const EeModel *m, const float *logits, int64_t n,
 gboolean ee_model_audio_features (const EeModel *m, EeFeatureParams *params);
 
 EeRunner *ee_model_runner (EeModel *m);
+
+/* The engine's loader (EeEngineLoadFunc) for model files: ee_model_load,
+ * the model becoming the engine's owner (ee_engine_owner returns it). */
+EeRunner *ee_model_engine_load (EeBackend *be, const char *path,
+                                gpointer user_data, gpointer *owner,
+                                GDestroyNotify *owner_free, GError **error);
 /* Exits (bit i = exit i) that read the audio input; with no audio, run the
  * others. */
 guint32 ee_model_audio_exits (const EeModel *m);
+
+/* Graph value ids of the inputs (for nn/ee-runner.h cursors and the
+ * engine): the image, and the audio log-mel (-1 when the model has none). */
+int ee_model_image_input (const EeModel *m);
+int ee_model_audio_input (const EeModel *m);
 
 /* Inputs, preprocessed, float32: image (1,3,H,W) (or the audio features of
  * an audio classifier); audio log-mel (1,1,96,64).
@@ -79,9 +93,11 @@ guint32 ee_model_audio_exits (const EeModel *m);
  * again, or continued exit by exit, without setting them again. */
 gboolean ee_model_set_image (EeModel *m, const float *image, GError **error);
 gboolean ee_model_set_audio (EeModel *m, const float *logmel, GError **error);
-/* Runs the requested exits to completion (a convenience for tools and tests).
- */
+/* Runs the requested exits to completion (a convenience for tools and tests)
+ * on the model's own cursor. */
 gboolean ee_model_run_sync (EeModel *m, guint32 exit_mask, GError **error);
+/* Exit `exit_index`'s result of the last ee_model_run_sync (NULL before). */
+const EeExitResult *ee_model_result (EeModel *m, int exit_index);
 
 G_END_DECLS
 #endif /* EE_MODEL_H */

@@ -150,7 +150,7 @@ cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
               const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
 {
   const EeTensorDesc *x = in[0];
-  int64_t o = d->out_features, oh, ow, num[2];
+  int64_t o = d->out_features;
   dnnl_data_type_t dt = be->bf16 ? dnnl_bf16 : dnnl_f32;
   dnnl_memory_desc_t x_md, src_any, w_any, w_user, b_md, dst_any;
   dnnl_dims_t strides, dilates, pad, shape;
@@ -158,48 +158,12 @@ cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   dnnl_primitive_desc_t pd = NULL;
   gboolean ok;
 
-  if (!cpu_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
-    return FALSE;
-  if (!d->weight || o < 1 || d->kernel_size[0] < 1 || d->kernel_size[1] < 1) {
-    cpu_arg_error (
-        op, error,
-        "got weight %s, out_features %" G_GINT64_FORMAT
-        ", kernel %dx%d; expected a weight, out_features >= 1, kernel >= 1",
-        d->weight ? "set" : "NULL", o, d->kernel_size[0], d->kernel_size[1]);
-    return FALSE;
-  }
   for (int i = 0; i < 2; i++) {
-    if (d->stride[i] < 1 || d->dilation[i] < 1 || d->pad[i] < 0) {
-      cpu_arg_error (op, error,
-                     "got stride %dx%d, dilation %dx%d, pad %dx%d; "
-                     "expected stride >= 1, dilation >= 1, pad >= 0",
-                     d->stride[0], d->stride[1], d->dilation[0], d->dilation[1],
-                     d->pad[0], d->pad[1]);
-      return FALSE;
-    }
-    num[i] = x->shape[2 + i] + 2 * d->pad[i]
-             - (int64_t)d->dilation[i] * (d->kernel_size[i] - 1) - 1;
     strides[i] = d->stride[i];
     dilates[i] = d->dilation[i] - 1; /* oneDNN counts the gaps */
     pad[i] = d->pad[i];
   }
-  if (num[0] < 0 || num[1] < 0) {
-    cpu_arg_error (
-        op, error,
-        "input %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
-        " is smaller than the dilated kernel with padding (%" G_GINT64_FORMAT
-        "x%" G_GINT64_FORMAT " needed)",
-        x->shape[2], x->shape[3], x->shape[2] - num[0], x->shape[3] - num[1]);
-    return FALSE;
-  }
-  oh = num[0] / d->stride[0] + 1;
-  ow = num[1] / d->stride[1] + 1;
-
-  shape[0] = x->shape[0];
-  shape[1] = x->shape[1];
-  shape[2] = x->shape[2];
-  shape[3] = x->shape[3];
-  cpu_md_any (4, shape, dt, &src_any);
+  cpu_md_any (4, x->shape, dt, &src_any);
   shape[0] = o;
   shape[1] = x->shape[1];
   shape[2] = d->kernel_size[0];
@@ -208,11 +172,7 @@ cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   cpu_md_dense (4, shape, dnnl_f32, &w_user);
   /* The bias stays fp32: it is added to the fp32 accumulator. */
   cpu_md_dense (1, &o, dnnl_f32, &b_md);
-  shape[0] = x->shape[0];
-  shape[1] = o;
-  shape[2] = oh;
-  shape[3] = ow;
-  cpu_md_any (4, shape, dt, &dst_any);
+  cpu_md_any (4, op->head.out_shape, dt, &dst_any);
 
   /* Direct rather than auto: auto may pick Winograd, which loses precision
    * the tests and the float reference path do not allow. */
@@ -241,66 +201,29 @@ cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   return ok;
 }
 
-/* PyTorch's pooling output size; *pad_r is the right padding oneDNN needs
- * to produce it (more than `pad` when ceil mode adds a window). */
-static int64_t
-pool_out_size (int64_t in, int k, int s, int pad, gboolean ceil_mode,
-               int64_t *pad_r)
-{
-  int64_t num = in + 2 * pad - k;
-  int64_t o = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
-
-  /* the last window must start inside the input or the left padding */
-  if (ceil_mode && (o - 1) * s >= in + pad)
-    o--;
-  *pad_r = MAX ((int64_t)pad, (o - 1) * s + k - in - pad);
-  return o;
-}
-
 gboolean
 cpu_pool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
               const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
 {
   const EeTensorDesc *x = in[0];
   gboolean avg = d->kind == EE_OP_AVGPOOL;
-  dnnl_dims_t strides, kernel, pad_l, pad_r, oshape;
+  const int64_t *oshape = op->head.out_shape;
+  dnnl_dims_t strides, kernel, pad_l, pad_r;
   dnnl_memory_desc_t x_md, dst_any;
   dnnl_pooling_desc_t pdesc;
   dnnl_primitive_desc_t pd;
   dnnl_alg_kind_t alg;
   gboolean ok;
 
-  if (!cpu_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
-    return FALSE;
   for (int i = 0; i < 2; i++) {
-    if (d->kernel[i] < 1 || d->stride[i] < 1 || d->pad[i] < 0
-        || 2 * d->pad[i] > d->kernel[i]) {
-      cpu_arg_error (op, error,
-                     "got kernel %dx%d, stride %dx%d, pad %dx%d; "
-                     "expected kernel >= 1, stride >= 1, 0 <= pad <= kernel/2",
-                     d->kernel[0], d->kernel[1], d->stride[0], d->stride[1],
-                     d->pad[0], d->pad[1]);
-      return FALSE;
-    }
-    if (x->shape[2 + i] + 2 * d->pad[i] < d->kernel[i]) {
-      cpu_arg_error (op, error,
-                     "input %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
-                     " with padding %dx%d is smaller than the kernel %dx%d",
-                     x->shape[2], x->shape[3], d->pad[0], d->pad[1],
-                     d->kernel[0], d->kernel[1]);
-      return FALSE;
-    }
     strides[i] = d->stride[i];
     kernel[i] = d->kernel[i];
     pad_l[i] = d->pad[i];
-    oshape[2 + i] = pool_out_size (x->shape[2 + i], d->kernel[i], d->stride[i],
-                                   d->pad[i], d->ceil_mode, &pad_r[i]);
+    pad_r[i] = ee_op_pool_pad_end (d, i, x->shape[2 + i], oshape[2 + i]);
   }
-  oshape[0] = x->shape[0];
-  oshape[1] = x->shape[1];
   if (avg && d->count_include_pad
       && (pad_r[0] > d->pad[0] || pad_r[1] > d->pad[1]))
-    return cpu_avgpool_loop_new (be, op, in, oshape, out, error);
+    return cpu_avgpool_loop_new (be, op, in, out, error);
 
   alg = !avg                   ? dnnl_pooling_max
         : d->count_include_pad ? dnnl_pooling_avg_include_padding
@@ -336,15 +259,6 @@ cpu_batchnorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   dnnl_primitive_desc_t pd;
   gboolean ok;
 
-  if (!cpu_need_ndim (op, x, 2, 4, "2 to 4 (N,C,...)", error))
-    return FALSE;
-  if (!d->mean || !d->var || !(d->eps >= 0.0f)) {
-    cpu_arg_error (op, error,
-                   "got mean %s, var %s, eps %g; expected both "
-                   "statistics and eps >= 0",
-                   d->mean ? "set" : "NULL", d->var ? "set" : "NULL", d->eps);
-    return FALSE;
-  }
   if (d->act == EE_ACT_RELU)
     flags |= dnnl_fuse_norm_relu;
   if (!input_md (be, op, 0, x, cpu_dt (x->dtype), &x_md, error)
@@ -377,20 +291,12 @@ cpu_linear_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 {
   const EeTensorDesc *x = in[0];
   int64_t k = x->shape[x->ndim - 1], m = d->out_features, rows = 1;
-  int64_t shape[EE_MAX_DIMS];
+  int64_t shape[2];
   dnnl_memory_desc_t src_md, w_any, w_user, b_md, dst_md;
   dnnl_inner_product_desc_t ipd;
   dnnl_primitive_desc_t pd;
   gboolean ok;
 
-  if (!d->weight || m < 1) {
-    cpu_arg_error (op, error,
-                   "got weight %s, out_features %" G_GINT64_FORMAT
-                   "; expected a weight (out_features, %" G_GINT64_FORMAT
-                   ") and out_features >= 1",
-                   d->weight ? "set" : "NULL", m, k);
-    return FALSE;
-  }
   for (int i = 0; i < x->ndim - 1; i++)
     rows *= x->shape[i];
   /* Leading dims fold into rows of one inner product. */
@@ -421,12 +327,10 @@ cpu_linear_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
            || bind_vector (be, op, DNNL_ARG_BIAS, m, d->bias, 0.0f, error))
        && bind_dst (be, op, &dst_md, error);
   dnnl_primitive_desc_destroy (pd);
-  if (!ok)
-    return FALSE;
-  memcpy (shape, x->shape, sizeof shape);
-  shape[x->ndim - 1] = m;
-  *out = ee_tensor_desc_plain (EE_DTYPE_F32, x->ndim, shape);
-  return TRUE;
+  if (ok)
+    *out = ee_tensor_desc_plain (EE_DTYPE_F32, op->head.out_ndim,
+                                 op->head.out_shape);
+  return ok;
 }
 
 gboolean
@@ -434,31 +338,14 @@ cpu_matmul_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
                 const EeTensorDesc *const *in, EeTensorDesc *out,
                 GError **error)
 {
-  const EeTensorDesc *a = in[0], *b = in[1];
-  int nd = a->ndim;
-  int64_t shape[3];
+  int nd = op->head.out_ndim;
   dnnl_memory_desc_t a_md, b_md, dst_md;
   dnnl_matmul_desc_t md;
   dnnl_primitive_desc_t pd = NULL;
   dnnl_status_t st;
   gboolean ok;
-  char sa[64], sb[64];
 
-  if (!cpu_need_ndim (op, a, 2, 3, "2 or 3 ([B,]M,K)", error))
-    return FALSE;
-  if (b->ndim != nd || a->shape[nd - 1] != b->shape[nd - 2]
-      || (nd == 3 && a->shape[0] != b->shape[0])) {
-    cpu_arg_error (op, error,
-                   "got %s times %s; expected ([B,]M,K) times "
-                   "([B,]K,N) with equal B and K",
-                   ee_tensor_desc_shape_str (a, sa, sizeof sa),
-                   ee_tensor_desc_shape_str (b, sb, sizeof sb));
-    return FALSE;
-  }
-  for (int i = 0; i < nd; i++)
-    shape[i] = a->shape[i];
-  shape[nd - 1] = b->shape[nd - 1];
-  cpu_md_dense (nd, shape, dnnl_f32, &dst_md);
+  cpu_md_dense (nd, op->head.out_shape, dnnl_f32, &dst_md);
   /* Plain fp32 operands are read through their strides (K^T as a transposed
    * view); others are made dense fp32. */
   for (int i = 0; i < 2; i++) {
@@ -500,7 +387,7 @@ cpu_matmul_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
        && bind_dst (be, op, &dst_md, error);
   dnnl_primitive_desc_destroy (pd);
   if (ok)
-    *out = ee_tensor_desc_plain (EE_DTYPE_F32, nd, shape);
+    *out = ee_tensor_desc_plain (EE_DTYPE_F32, nd, op->head.out_shape);
   return ok;
 }
 
@@ -519,10 +406,6 @@ cpu_layernorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   dnnl_primitive_desc_t pd;
   gboolean ok;
 
-  if (!(d->eps >= 0.0f)) {
-    cpu_arg_error (op, error, "got eps %g, expected eps >= 0", d->eps);
-    return FALSE;
-  }
   if (x->ndim > 1)
     memcpy (shape, x->shape, sizeof shape);
   if (d->weight)
@@ -614,21 +497,11 @@ cpu_binary_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
                 const EeTensorDesc *const *in, EeTensorDesc *out,
                 GError **error)
 {
-  gboolean same = in[0]->ndim == in[1]->ndim;
   dnnl_memory_desc_t a_md, b_md;
   dnnl_binary_desc_t bd;
   dnnl_primitive_desc_t pd;
   gboolean ok;
-  char sa[64], sb[64];
 
-  for (int i = 0; same && i < in[0]->ndim; i++)
-    same = in[0]->shape[i] == in[1]->shape[i];
-  if (!same) {
-    cpu_arg_error (op, error, "got shapes %s and %s, expected equal shapes",
-                   ee_tensor_desc_shape_str (in[0], sa, sizeof sa),
-                   ee_tensor_desc_shape_str (in[1], sb, sizeof sb));
-    return FALSE;
-  }
   /* The second operand is brought into the first one's layout and data
    * type. */
   if (!input_md (be, op, 0, in[0], cpu_dt (in[0]->dtype), &a_md, error)
@@ -656,30 +529,13 @@ cpu_concat_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
                 const EeTensorDesc *const *in, EeTensorDesc *out,
                 GError **error)
 {
-  int n = op->n_inputs;
+  int n = op->head.n_inputs;
   dnnl_data_type_t dt = dnnl_bf16;
   dnnl_memory_desc_t *mds;
   dnnl_primitive_attr_t attr;
   dnnl_primitive_desc_t pd = NULL;
   gboolean ok = TRUE;
-  char sa[64], sb[64];
 
-  if (!cpu_need_ndim (op, in[0], 2, 4, "2 to 4 (N,C,...)", error))
-    return FALSE;
-  for (int i = 1; i < n; i++) {
-    gboolean same = in[i]->ndim == in[0]->ndim;
-
-    for (int k = 0; same && k < in[0]->ndim; k++)
-      same = k == 1 || in[i]->shape[k] == in[0]->shape[k];
-    if (!same) {
-      cpu_arg_error (op, error,
-                     "input %d has shape %s, expected the shape "
-                     "of input 0 (%s) but for channels",
-                     i, ee_tensor_desc_shape_str (in[i], sa, sizeof sa),
-                     ee_tensor_desc_shape_str (in[0], sb, sizeof sb));
-      return FALSE;
-    }
-  }
   /* oneDNN concatenates one data type: bf16 if every input is, else fp32,
    * each input converted in its own layout. */
   for (int i = 0; i < n; i++)

@@ -55,20 +55,12 @@ activate (float x, EeActivation act)
   return x;
 }
 
-/* A 4-d input the loops read: plain or channel-blocked in place, anything
- * else through a reorder. */
-static gboolean
-input_4d (CpuBackend *be, EeOp *op, int i, const EeTensorDesc *t,
-          GError **error)
-{
-  return cpu_need_ndim (op, t, 4, 4, "4 (N,C,H,W)", error)
-         && cpu_loop_input (be, op, i, t, error);
-}
-
+/* The op's output as plain float. */
 static void
-out_dense (int ndim, const int64_t *shape, EeTensorDesc *out)
+out_dense (const EeOp *op, EeTensorDesc *out)
 {
-  *out = ee_tensor_desc_plain (EE_DTYPE_F32, ndim, shape);
+  *out = ee_tensor_desc_plain (EE_DTYPE_F32, op->head.out_ndim,
+                               op->head.out_shape);
 }
 
 /* ---- FiLM: y = act (gamma[n,c] * x + beta[n,c]) ---- */
@@ -83,7 +75,7 @@ film_run (const EeOp *op, const void *const *in, void *out, gboolean bf16)
   const CpuView *y = &op->out_view;
   const void *xd = in[0], *gd = in[1], *bd = in[2];
   const int64_t blk = x->block, nblk = x->cpad / blk;
-  const EeActivation act = op->desc.act;
+  const EeActivation act = op->head.desc.act;
 
   /* gamma and beta are (N,C), viewed as (N,1,1,C): channel c at n*sn + c*sw */
   if (blk == 1 && x->sc == 1 && y->sc == 1) {
@@ -145,24 +137,7 @@ cpu_film_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
               const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
 {
   const EeTensorDesc *x = in[0];
-  char sx[64], sg[64], sb[64];
 
-  if (!cpu_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
-    return FALSE;
-  for (int i = 1; i < 3; i++) {
-    if (in[i]->ndim != 2 || in[i]->shape[0] != x->shape[0]
-        || in[i]->shape[1] != x->shape[1]) {
-      cpu_arg_error (op, error,
-                     "got x %s, gamma %s, beta %s; expected gamma "
-                     "and beta of shape (%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
-                     ")",
-                     ee_tensor_desc_shape_str (x, sx, sizeof sx),
-                     ee_tensor_desc_shape_str (in[1], sg, sizeof sg),
-                     ee_tensor_desc_shape_str (in[2], sb, sizeof sb),
-                     x->shape[0], x->shape[1]);
-      return FALSE;
-    }
-  }
   if (!cpu_loop_input (be, op, 0, x, error)
       || !cpu_loop_input (be, op, 1, in[1], error)
       || !cpu_loop_input (be, op, 2, in[2], error))
@@ -175,7 +150,7 @@ cpu_film_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   } else {
     cpu_view_dense (&op->out_view, x->shape[0], x->shape[1], x->shape[2],
                     x->shape[3]);
-    out_dense (4, x->shape, out);
+    out_dense (op, out);
   }
   op->loop = op->out_view.bf16 ? film_loop_bf16 : film_loop;
   return TRUE;
@@ -188,7 +163,7 @@ static inline void
 patchify_run (const EeOp *op, const void *xd, float *out, gboolean bf16)
 {
   const CpuView *x = &op->view[0];
-  const int64_t p = op->desc.patch, gw = x->w / p;
+  const int64_t p = op->head.desc.patch, gw = x->w / p;
   const int64_t tokens = (x->h / p) * gw, len = p * p * x->c;
 
 #pragma omp parallel for collapse(2) schedule(static)
@@ -221,25 +196,9 @@ cpu_patchify_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
                   const EeTensorDesc *const *in, EeTensorDesc *out,
                   GError **error)
 {
-  const EeTensorDesc *x = in[0];
-  int64_t shape[3];
-
-  if (!cpu_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
+  if (!cpu_loop_input (be, op, 0, in[0], error))
     return FALSE;
-  if (d->patch < 1 || x->shape[2] % d->patch || x->shape[3] % d->patch) {
-    cpu_arg_error (op, error,
-                   "got patch %d for H=%" G_GINT64_FORMAT
-                   ", W=%" G_GINT64_FORMAT
-                   "; expected a patch >= 1 dividing H and W",
-                   d->patch, x->shape[2], x->shape[3]);
-    return FALSE;
-  }
-  if (!cpu_loop_input (be, op, 0, x, error))
-    return FALSE;
-  shape[0] = x->shape[0];
-  shape[1] = (x->shape[2] / d->patch) * (x->shape[3] / d->patch);
-  shape[2] = (int64_t)d->patch * d->patch * x->shape[1];
-  out_dense (3, shape, out);
+  out_dense (op, out);
   op->loop = op->view[0].bf16 ? patchify_loop_bf16 : patchify_loop;
   return TRUE;
 }
@@ -252,7 +211,7 @@ upsample_loop (const EeOp *op, const void *const *in, void *out_)
   const CpuView *x = &op->view[0];
   const void *xd = in[0];
   float *out = out_;
-  const int64_t f = op->desc.factor, oh = x->h * f, ow = x->w * f;
+  const int64_t f = op->head.desc.factor, oh = x->h * f, ow = x->w * f;
 
 #pragma omp parallel for collapse(3) schedule(static)
   for (int64_t n = 0; n < x->n; n++)
@@ -270,20 +229,9 @@ cpu_upsample_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
                   const EeTensorDesc *const *in, EeTensorDesc *out,
                   GError **error)
 {
-  const EeTensorDesc *x = in[0];
-  int64_t shape[4];
-
-  if (d->factor < 1) {
-    cpu_arg_error (op, error, "got factor %d, expected >= 1", d->factor);
+  if (!cpu_loop_input (be, op, 0, in[0], error))
     return FALSE;
-  }
-  if (!input_4d (be, op, 0, x, error))
-    return FALSE;
-  shape[0] = x->shape[0];
-  shape[1] = x->shape[1];
-  shape[2] = x->shape[2] * d->factor;
-  shape[3] = x->shape[3] * d->factor;
-  out_dense (4, shape, out);
+  out_dense (op, out);
   op->loop = upsample_loop;
   return TRUE;
 }
@@ -309,7 +257,7 @@ sum_loop (const EeOp *op, const void *const *in, void *out_)
           row += ld (xd, at (x, n, c, h, w), x->bf16);
         acc += row;
       }
-    out[n] = (float)(acc * op->desc.alpha);
+    out[n] = (float)(acc * op->head.desc.alpha);
   }
 }
 
@@ -317,11 +265,9 @@ gboolean
 cpu_sum_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
              const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
 {
-  int64_t shape[2] = { in[0]->shape[0], 1 };
-
   if (!cpu_loop_input (be, op, 0, in[0], error))
     return FALSE;
-  out_dense (2, shape, out);
+  out_dense (op, out);
   op->loop = sum_loop;
   return TRUE;
 }
@@ -353,11 +299,9 @@ cpu_global_avgpool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
                         const EeTensorDesc *const *in, EeTensorDesc *out,
                         GError **error)
 {
-  int64_t shape[4] = { in[0]->shape[0], in[0]->shape[1], 1, 1 };
-
-  if (!input_4d (be, op, 0, in[0], error))
+  if (!cpu_loop_input (be, op, 0, in[0], error))
     return FALSE;
-  out_dense (4, shape, out);
+  out_dense (op, out);
   op->loop = global_avgpool_loop;
   return TRUE;
 }
@@ -371,8 +315,9 @@ avgpool_loop (const EeOp *op, const void *const *in, void *out_)
   const CpuView *y = &op->out_view;
   const void *xd = in[0];
   float *out = out_;
-  const int *k = op->desc.kernel, *s = op->desc.stride, *p = op->desc.pad;
-  const gboolean include_pad = op->desc.count_include_pad;
+  const int *k = op->head.desc.kernel, *s = op->head.desc.stride,
+            *p = op->head.desc.pad;
+  const gboolean include_pad = op->head.desc.count_include_pad;
 
 #pragma omp parallel for collapse(3) schedule(static)
   for (int64_t n = 0; n < x->n; n++)
@@ -402,12 +347,14 @@ avgpool_loop (const EeOp *op, const void *const *in, void *out_)
 
 gboolean
 cpu_avgpool_loop_new (CpuBackend *be, EeOp *op, const EeTensorDesc *const *in,
-                      const int64_t *oshape, EeTensorDesc *out, GError **error)
+                      EeTensorDesc *out, GError **error)
 {
+  const int64_t *o = op->head.out_shape;
+
   if (!cpu_loop_input (be, op, 0, in[0], error))
     return FALSE;
-  cpu_view_dense (&op->out_view, oshape[0], oshape[1], oshape[2], oshape[3]);
-  out_dense (4, oshape, out);
+  cpu_view_dense (&op->out_view, o[0], o[1], o[2], o[3]);
+  out_dense (op, out);
   op->loop = avgpool_loop;
   return TRUE;
 }

@@ -68,10 +68,7 @@ typedef void (*CpuLoopFunc) (const EeOp *op, const void *const *in, void *out);
 
 struct _EeOp
 {
-  /* The description with its host parameter pointers cleared: they may be
-   * freed once op_new returns. */
-  EeOpDesc desc;
-  int n_inputs;
+  EeOpHead head;
   CpuInput *in; /* n_inputs */
   void **ptrs;  /* n_inputs: where each input is read this run */
 
@@ -131,9 +128,6 @@ gboolean cpu_check (dnnl_status_t st, const EeOp *op, const char *call,
 
 void cpu_arg_error (const EeOp *op, GError **error, const char *format, ...)
     G_GNUC_PRINTF (3, 4);
-/* Checks that t has lo..hi dims; `what` names the expected shape. */
-gboolean cpu_need_ndim (const EeOp *op, const EeTensorDesc *t, int lo, int hi,
-                        const char *what, GError **error);
 
 void *cpu_buffer_new (EeOp *op, size_t nbytes, GError **error);
 dnnl_memory_t cpu_memory_new (CpuBackend *be, EeOp *op,
@@ -189,9 +183,10 @@ gboolean cpu_view_of (const EeTensorDesc *t, CpuView *v);
 /* A dense NCHW view of floats. */
 void cpu_view_dense (CpuView *v, int64_t n, int64_t c, int64_t h, int64_t w);
 
-/* Builders, one per op kind or family: validate what check_inputs in
- * ee-backend-cpu.c does not (ranks, sizes, parameters), prepare everything
- * and describe the output. `d` still has the host parameter pointers. */
+/* Builders, one per op kind or family: prepare everything and describe the
+ * output, of op->head.out_shape. ee_op_output_shape has checked the arguments
+ * and check_inputs in ee-backend-cpu.c the data types and layouts. `d`
+ * still has the host parameter pointers. */
 typedef gboolean (*CpuBuilder) (CpuBackend *be, EeOp *op, const EeOpDesc *d,
                                 const EeTensorDesc *const *in,
                                 EeTensorDesc *out, GError **error);
@@ -248,8 +243,7 @@ gboolean cpu_global_avgpool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
  * PyTorch divides by the part inside input + padding, oneDNN by the whole
  * kernel. */
 gboolean cpu_avgpool_loop_new (CpuBackend *be, EeOp *op,
-                               const EeTensorDesc *const *in,
-                               const int64_t *oshape, EeTensorDesc *out,
+                               const EeTensorDesc *const *in, EeTensorDesc *out,
                                GError **error);
 
 /* Loop ops read inputs they cannot address through a reorder to dense

@@ -34,9 +34,9 @@ cpu_check (dnnl_status_t st, const EeOp *op, const char *call, GError **error)
 {
   if (st == dnnl_success)
     return TRUE;
-  g_set_error (error, EE_ERROR, EE_ERROR_BACKEND,
-               "cpu backend: %s: %s failed: %s",
-               ee_op_kind_name (op->desc.kind), call, dnnl_status2str (st));
+  g_set_error (
+      error, EE_ERROR, EE_ERROR_BACKEND, "cpu backend: %s: %s failed: %s",
+      ee_op_kind_name (op->head.desc.kind), call, dnnl_status2str (st));
   return FALSE;
 }
 
@@ -46,15 +46,8 @@ cpu_arg_error (const EeOp *op, GError **error, const char *format, ...)
   va_list ap;
 
   va_start (ap, format);
-  ee_op_arg_errorv (error, "cpu", op->desc.kind, format, ap);
+  ee_op_arg_errorv (error, "cpu", op->head.desc.kind, format, ap);
   va_end (ap);
-}
-
-gboolean
-cpu_need_ndim (const EeOp *op, const EeTensorDesc *t, int lo, int hi,
-               const char *what, GError **error)
-{
-  return ee_op_check_ndim (error, "cpu", op->desc.kind, t, lo, hi, what);
 }
 
 static void *
@@ -115,7 +108,7 @@ cpu_md_of (const EeOp *op, const EeTensorDesc *t, dnnl_memory_desc_t *md,
           error, EE_ERROR, EE_ERROR_ARGUMENT,
           "cpu backend: %s: an input of shape %s in a backend layout that "
           "describes another shape (not made by this backend instance?)",
-          ee_op_kind_name (op->desc.kind),
+          ee_op_kind_name (op->head.desc.kind),
           ee_tensor_desc_shape_str (t, buf, sizeof buf));
       return FALSE;
     }
@@ -645,29 +638,6 @@ cpu_download (EeBackend *base, void *host_dst, const void *src, size_t nbytes,
   return cpu_copy (host_dst, src, nbytes, error);
 }
 
-/* Inputs each op kind takes; -1: one or more. */
-static const int n_inputs_of[EE_OP_N_KINDS] = {
-  [EE_OP_CONV2D] = 1,
-  [EE_OP_MAXPOOL] = 1,
-  [EE_OP_AVGPOOL] = 1,
-  [EE_OP_GLOBAL_AVGPOOL] = 1,
-  [EE_OP_BATCHNORM] = 1,
-  [EE_OP_LINEAR] = 1,
-  [EE_OP_MATMUL] = 2,
-  [EE_OP_LAYERNORM] = 1,
-  [EE_OP_SOFTMAX] = 1,
-  [EE_OP_GELU] = 1,
-  [EE_OP_RELU] = 1,
-  [EE_OP_ADD] = 2,
-  [EE_OP_MUL] = 2,
-  [EE_OP_FILM] = 3,
-  [EE_OP_CONCAT] = -1,
-  [EE_OP_PATCHIFY] = 1,
-  [EE_OP_UPSAMPLE_NEAREST] = 1,
-  [EE_OP_SUM] = 1,
-  [EE_OP_REORDER] = 1,
-};
-
 static const CpuBuilder builders[EE_OP_N_KINDS] = {
   [EE_OP_CONV2D] = cpu_conv_new,
   [EE_OP_MAXPOOL] = cpu_pool_new,
@@ -690,33 +660,18 @@ static const CpuBuilder builders[EE_OP_N_KINDS] = {
   [EE_OP_REORDER] = cpu_reorder_new,
 };
 
+/* What this backend adds to ee_op_output_shape's checks: F32 inputs, or
+ * BF16 ones (made by the ops of a bf16 instance), and backend layouts that
+ * come with their description. */
 static gboolean
 check_inputs (const CpuBackend *be, const EeOpDesc *desc,
               const EeTensorDesc *const *in, int n_in, GError **error)
 {
   const char *name = ee_op_kind_name (desc->kind);
-  int want = n_inputs_of[desc->kind];
 
-  if ((want > 0 && n_in != want) || n_in < 1 || !in) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "cpu backend: %s: got %d inputs, expected %s%d", name, n_in,
-                 want > 0 ? "" : "at least ", want > 0 ? want : 1);
-    return FALSE;
-  }
-  if (desc->act < EE_ACT_NONE || desc->act > EE_ACT_GELU) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "cpu backend: %s: unknown activation %d", name, desc->act);
-    return FALSE;
-  }
   for (int i = 0; i < n_in; i++) {
     const EeTensorDesc *t = in[i];
 
-    if (!t) {
-      g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                   "cpu backend: %s: input %d is NULL", name, i);
-      return FALSE;
-    }
-    /* BF16 tensors come from the ops of a bf16 instance. */
     if (t->dtype != EE_DTYPE_F32 && !(be->bf16 && t->dtype == EE_DTYPE_BF16)) {
       g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
                    "cpu backend: %s: input %d is %s, this %s instance takes "
@@ -725,21 +680,6 @@ check_inputs (const CpuBackend *be, const EeOpDesc *desc,
                    be->bf16 ? "bf16" : "fp32",
                    be->bf16 ? "F32 and BF16" : "F32 only");
       return FALSE;
-    }
-    if (t->ndim < 1 || t->ndim > EE_MAX_DIMS) {
-      g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                   "cpu backend: %s: input %d has %d dims, expected 1 to %d",
-                   name, i, t->ndim, EE_MAX_DIMS);
-      return FALSE;
-    }
-    for (int d = 0; d < t->ndim; d++) {
-      if (t->shape[d] < 1) {
-        g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                     "cpu backend: %s: input %d has size %" G_GINT64_FORMAT
-                     " in dim %d, expected at least 1",
-                     name, i, t->shape[d], d);
-        return FALSE;
-      }
     }
     if (t->layout == EE_LAYOUT_BACKEND && !t->layout_desc) {
       g_set_error (
@@ -758,7 +698,7 @@ cpu_op_free (EeBackend *base, EeOp *op)
 {
   prim_clear (&op->main);
   prim_clear (&op->act);
-  for (int i = 0; i < op->n_inputs; i++)
+  for (int i = 0; i < op->head.n_inputs; i++)
     prim_clear (&op->in[i].reorder);
   /* Memories before buffers: a memory object may point into a buffer. */
   g_ptr_array_unref (op->mems);
@@ -781,24 +721,17 @@ cpu_op_new (EeBackend *base, const EeOpDesc *desc,
             GError **error)
 {
   CpuBackend *be = (CpuBackend *)base;
+  EeOpHead head;
   EeOp *op;
   gboolean ok;
 
-  if (!desc || desc->kind < 0 || desc->kind >= EE_OP_N_KINDS || !out) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT, "cpu backend: op_new: %s",
-                 !desc || !out ? "NULL description" : "unknown op kind");
-    return NULL;
-  }
-  if (!check_inputs (be, desc, inputs, n_inputs, error))
+  if (!ee_op_head_init (&head, "cpu", desc, inputs, n_inputs, out, error)
+      || !check_inputs (be, desc, inputs, n_inputs, error))
     return NULL;
   omp_set_num_threads (be->n_threads);
 
   op = g_new0 (EeOp, 1);
-  op->desc = *desc;
-  op->desc.weight = op->desc.bias = op->desc.mean = op->desc.var = NULL;
-  if (op->desc.alpha == 0.0f)
-    op->desc.alpha = 1.0f;
-  op->n_inputs = n_inputs;
+  op->head = head;
   op->in = g_new0 (CpuInput, n_inputs);
   op->ptrs = g_new0 (void *, n_inputs);
   op->src = g_new0 (dnnl_memory_t, n_inputs);
@@ -826,23 +759,12 @@ cpu_op_enqueue (EeBackend *base, EeOp *op, const EeTensor *const *inputs,
 {
   CpuBackend *be = (CpuBackend *)base;
 
-  if (n_inputs != op->n_inputs || !inputs || !out || !out->data) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "cpu backend: %s: enqueued with %d inputs%s, prepared for %d",
-                 ee_op_kind_name (op->desc.kind), n_inputs,
-                 !out || !out->data ? " and no output" : "", op->n_inputs);
+  if (!ee_op_check_enqueue (&op->head, "cpu", inputs, n_inputs, out, error))
     return FALSE;
-  }
   omp_set_num_threads (be->n_threads);
   for (int i = 0; i < n_inputs; i++) {
     CpuInput *in = &op->in[i];
 
-    if (!inputs[i] || !inputs[i]->data) {
-      g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                   "cpu backend: %s: input %d has no data",
-                   ee_op_kind_name (op->desc.kind), i);
-      return FALSE;
-    }
     op->ptrs[i] = inputs[i]->data;
     if (in->reorder.prim) {
       if (!bind (op, in->from, inputs[i]->data, be, error)
@@ -925,6 +847,7 @@ cpu_sync (EeBackend *base, GError **error)
 
 static const EeBackendVTable cpu_vtable = {
   .name = "cpu",
+  .caps = EE_BACKEND_CAP_EAGER,
   .free = cpu_free,
   .alloc = cpu_alloc,
   .dealloc = cpu_dealloc,

@@ -10,8 +10,6 @@
  * on tensor cores. */
 #include "ee-backend-cuda-private.h"
 
-#include <string.h>
-
 static cublasComputeType_t
 compute_type (const CudaBackend *be)
 {
@@ -62,10 +60,10 @@ linear_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
 
   if (!gemm (be, op, op->weight, in[0], out, error))
     return FALSE;
-  if (!op->bias && op->desc.act == EE_ACT_NONE)
+  if (!op->bias && op->head.desc.act == EE_ACT_NONE)
     return TRUE;
   return KERNEL_CHECK (op, error, ee_k_bias_act, out, (int64_t)g->m * g->n,
-                       g->m, 1, op->bias, (EeKAct)op->desc.act,
+                       g->m, 1, op->bias, (EeKAct)op->head.desc.act,
                        cuda_kdtype (be->dtype), be->stream);
 }
 
@@ -76,18 +74,9 @@ cuda_linear_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
 {
   const EeTensorDesc *x = in[0];
   int64_t k = x->shape[x->ndim - 1], m = d->out_features, rows = 1;
-  int64_t shape[EE_MAX_DIMS];
   EeKView have, want, wv;
   CudaGemm *g = &op->gemm;
 
-  if (!d->weight || m < 1) {
-    cuda_arg_error (op, error,
-                    "got weight %s, out_features %" G_GINT64_FORMAT
-                    "; expected a weight (out_features, %" G_GINT64_FORMAT
-                    ") and out_features >= 1",
-                    d->weight ? "set" : "NULL", m, k);
-    return FALSE;
-  }
   for (int i = 0; i < x->ndim - 1; i++)
     rows *= x->shape[i];
   if (!fits_int (op, "out_features", m, error)
@@ -120,9 +109,7 @@ cuda_linear_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
   g->ldc = (int)m;
   g->batch = 1;
   g->alpha = 1.0f;
-  memcpy (shape, x->shape, sizeof shape);
-  shape[x->ndim - 1] = m;
-  cuda_out_plain (op, be, x->ndim, shape, out);
+  cuda_out_plain (op, be, op->head.out_ndim, op->head.out_shape, out);
   op->run = linear_run;
   return TRUE;
 }
@@ -162,23 +149,11 @@ cuda_matmul_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
 {
   const EeTensorDesc *a = in[0], *b = in[1];
   int nd = a->ndim;
-  int64_t shape[3], batch, mm, nn, kk;
+  int64_t batch, mm, nn, kk;
   gboolean row_major[2];
   int64_t ld[2];
   CudaGemm *g = &op->gemm;
-  char sa[64], sb[64];
 
-  if (!cuda_need_ndim (op, a, 2, 3, "2 or 3 ([B,]M,K)", error))
-    return FALSE;
-  if (b->ndim != nd || a->shape[nd - 1] != b->shape[nd - 2]
-      || (nd == 3 && a->shape[0] != b->shape[0])) {
-    cuda_arg_error (op, error,
-                    "got %s times %s; expected ([B,]M,K) times ([B,]K,N) with "
-                    "equal B and K",
-                    ee_tensor_desc_shape_str (a, sa, sizeof sa),
-                    ee_tensor_desc_shape_str (b, sb, sizeof sb));
-    return FALSE;
-  }
   batch = nd == 3 ? a->shape[0] : 1;
   mm = a->shape[nd - 2];
   kk = a->shape[nd - 1];
@@ -219,10 +194,7 @@ cuda_matmul_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
   g->stride_b = batch > 1 ? op->view[0].stride[1] : 0;
   g->stride_c = mm * nn;
   g->alpha = d->alpha == 0.0f ? 1.0f : d->alpha;
-  shape[0] = batch;
-  shape[nd - 2] = mm;
-  shape[nd - 1] = nn;
-  cuda_out_plain (op, be, nd, shape, out);
+  cuda_out_plain (op, be, nd, op->head.out_shape, out);
   op->run = matmul_run;
   return TRUE;
 }

@@ -90,13 +90,13 @@ conv_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
                   in[0], op->w_desc, op->weight, op->conv_desc, op->algo,
                   be->workspace, op->ws_size, &zero, op->y_desc, out))
     return FALSE;
-  if (!op->bias && op->desc.act == EE_ACT_NONE)
+  if (!op->bias && op->head.desc.act == EE_ACT_NONE)
     return TRUE;
   return KERNEL_CHECK (op, error, ee_k_bias_act, out,
                        y->shape[0] * y->shape[1] * y->shape[2] * y->shape[3],
                        y->shape[1], be->nhwc ? 1 : y->shape[2] * y->shape[3],
-                       op->bias, (EeKAct)op->desc.act, cuda_kdtype (be->dtype),
-                       be->stream);
+                       op->bias, (EeKAct)op->head.desc.act,
+                       cuda_kdtype (be->dtype), be->stream);
 }
 
 static gboolean
@@ -204,53 +204,19 @@ cuda_conv_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
   const cudnnTensorFormat_t fmt
       = be->nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
   const cudnnDataType_t dt = cuda_dnn_dtype (be);
-  int64_t o = d->out_features, num[2], xs[4], ws[4], ys[4];
+  const int64_t *ys = op->head.out_shape;
+  int64_t o = d->out_features, xs[4], ws[4];
   int got[4];
   EeKView have, want, wv;
   void *x_tmp = NULL, *y_tmp = NULL;
   size_t esize = cuda_dtype_size (be->dtype);
   gboolean ok;
 
-  if (!cuda_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
-    return FALSE;
-  if (!d->weight || o < 1 || d->kernel_size[0] < 1 || d->kernel_size[1] < 1) {
-    cuda_arg_error (
-        op, error,
-        "got weight %s, out_features %" G_GINT64_FORMAT
-        ", kernel %dx%d; expected a weight, out_features >= 1, kernel >= 1",
-        d->weight ? "set" : "NULL", o, d->kernel_size[0], d->kernel_size[1]);
-    return FALSE;
-  }
-  for (int i = 0; i < 2; i++) {
-    if (d->stride[i] < 1 || d->dilation[i] < 1 || d->pad[i] < 0) {
-      cuda_arg_error (op, error,
-                      "got stride %dx%d, dilation %dx%d, pad %dx%d; expected "
-                      "stride >= 1, dilation >= 1, pad >= 0",
-                      d->stride[0], d->stride[1], d->dilation[0],
-                      d->dilation[1], d->pad[0], d->pad[1]);
-      return FALSE;
-    }
-    num[i] = x->shape[2 + i] + 2 * d->pad[i]
-             - (int64_t)d->dilation[i] * (d->kernel_size[i] - 1) - 1;
-  }
-  if (num[0] < 0 || num[1] < 0) {
-    cuda_arg_error (
-        op, error,
-        "input %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
-        " is smaller than the dilated kernel with padding (%" G_GINT64_FORMAT
-        "x%" G_GINT64_FORMAT " needed)",
-        x->shape[2], x->shape[3], x->shape[2] - num[0], x->shape[3] - num[1]);
-    return FALSE;
-  }
   memcpy (xs, x->shape, sizeof xs);
   ws[0] = o;
   ws[1] = xs[1];
   ws[2] = d->kernel_size[0];
   ws[3] = d->kernel_size[1];
-  ys[0] = xs[0];
-  ys[1] = o;
-  ys[2] = num[0] / d->stride[0] + 1;
-  ys[3] = num[1] / d->stride[1] + 1;
   if (!dims_fit (op, ys, error) || !dims_fit (op, ws, error))
     return FALSE;
   if (ys[0] * ys[1] * ys[2] * ys[3] >= EE_K_MAX_NUMEL) {
@@ -353,22 +319,6 @@ cuda_conv_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
 
 /* ---- pooling ---- */
 
-/* PyTorch's pooling output size; *pad_r is the right padding that yields
- * it (more than `pad` when ceil mode adds a window). */
-static int64_t
-pool_out_size (int64_t in, int k, int s, int pad, gboolean ceil_mode,
-               int64_t *pad_r)
-{
-  int64_t num = in + 2 * pad - k;
-  int64_t o = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
-
-  /* the last window must start inside the input or the left padding */
-  if (ceil_mode && (o - 1) * s >= in + pad)
-    o--;
-  *pad_r = MAX ((int64_t)pad, (o - 1) * s + k - in - pad);
-  return o;
-}
-
 static gboolean
 pool_dnn_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
               GError **error)
@@ -424,7 +374,7 @@ pool_try_dnn (CudaBackend *be, EeOp *op, const int64_t *xs, const int64_t *os,
   op->run = st == CUDNN_STATUS_SUCCESS ? pool_dnn_run : pool_kernel_run;
   if (st != CUDNN_STATUS_SUCCESS)
     g_info ("%s: cuDNN cannot pool here (%s), using the kernel",
-            ee_op_kind_name (op->desc.kind), cudnnGetErrorString (st));
+            ee_op_kind_name (op->head.desc.kind), cudnnGetErrorString (st));
   return TRUE;
 }
 
@@ -494,38 +444,15 @@ cuda_pool_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
                const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
 {
   const EeTensorDesc *x = in[0];
-  int64_t os[4], pad_r[2];
+  const int64_t *os = op->head.out_shape;
+  int64_t pad_r[2];
   EeKView have;
 
-  if (!cuda_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
-    return FALSE;
-  for (int i = 0; i < 2; i++) {
-    if (d->kernel[i] < 1 || d->stride[i] < 1 || d->pad[i] < 0
-        || 2 * d->pad[i] > d->kernel[i]) {
-      cuda_arg_error (op, error,
-                      "got kernel %dx%d, stride %dx%d, pad %dx%d; expected "
-                      "kernel >= 1, stride >= 1, 0 <= pad <= kernel/2",
-                      d->kernel[0], d->kernel[1], d->stride[0], d->stride[1],
-                      d->pad[0], d->pad[1]);
-      return FALSE;
-    }
-    if (x->shape[2 + i] + 2 * d->pad[i] < d->kernel[i]) {
-      cuda_arg_error (op, error,
-                      "input %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
-                      " with padding %dx%d is smaller than the kernel %dx%d",
-                      x->shape[2], x->shape[3], d->pad[0], d->pad[1],
-                      d->kernel[0], d->kernel[1]);
-      return FALSE;
-    }
-    os[2 + i] = pool_out_size (x->shape[2 + i], d->kernel[i], d->stride[i],
-                               d->pad[i], d->ceil_mode, &pad_r[i]);
-  }
-  os[0] = x->shape[0];
-  os[1] = x->shape[1];
   for (int i = 0; i < 2; i++) {
     op->pool.kernel[i] = d->kernel[i];
     op->pool.stride[i] = d->stride[i];
     op->pool.pad[i] = d->pad[i];
+    pad_r[i] = ee_op_pool_pad_end (d, i, x->shape[2 + i], os[2 + i]);
   }
   op->pool.max = d->kind == EE_OP_MAXPOOL;
   op->pool.count_include_pad = d->count_include_pad;

@@ -37,11 +37,8 @@ cuda_global_avgpool_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
                          const EeTensorDesc *const *in, EeTensorDesc *out,
                          GError **error)
 {
-  int64_t shape[4] = { in[0]->shape[0], in[0]->shape[1], 1, 1 };
   EeKView have;
 
-  if (!cuda_need_ndim (op, in[0], 4, 4, "4 (N,C,H,W)", error))
-    return FALSE;
   if (in[0]->shape[0] > 65535) {
     cuda_arg_error (op, error,
                     "a batch of %" G_GINT64_FORMAT ", at most 65535 supported",
@@ -51,7 +48,7 @@ cuda_global_avgpool_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
   cuda_view_right (in[0], &have);
   if (!cuda_input (be, op, 0, in[0], &have, NULL, error))
     return FALSE;
-  cuda_out_plain (op, be, 4, shape, out);
+  cuda_out_plain (op, be, 4, op->head.out_shape, out);
   op->run = global_avgpool_run;
   return TRUE;
 }
@@ -63,8 +60,8 @@ affine_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
             GError **error)
 {
   return KERNEL_CHECK (op, error, ee_k_channel_affine, in[0], op->view[0],
-                       op->weight, op->shift, 0, 1, (EeKAct)op->desc.act, out,
-                       op->out_view, kdt (be), be->stream);
+                       op->weight, op->shift, 0, 1, (EeKAct)op->head.desc.act,
+                       out, op->out_view, kdt (be), be->stream);
 }
 
 gboolean
@@ -77,15 +74,6 @@ cuda_batchnorm_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
   float *scale, *shift;
   EeKView have;
 
-  if (!cuda_need_ndim (op, x, 2, 4, "2 to 4 (N,C,...)", error))
-    return FALSE;
-  if (!d->mean || !d->var || !(d->eps >= 0.0f)) {
-    cuda_arg_error (
-        op, error,
-        "got mean %s, var %s, eps %g; expected both statistics and eps >= 0",
-        d->mean ? "set" : "NULL", d->var ? "set" : "NULL", d->eps);
-    return FALSE;
-  }
   /* y = x * scale + shift, folded in double like ee_fold_batchnorm. */
   scale = g_new (float, c);
   shift = g_new (float, c);
@@ -122,11 +110,11 @@ rows_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
   int64_t dim = op->view[0].shape[3];
   int64_t rows = numel (&op->view[0]) / dim;
 
-  if (op->desc.kind == EE_OP_SOFTMAX)
+  if (op->head.desc.kind == EE_OP_SOFTMAX)
     return KERNEL_CHECK (op, error, ee_k_softmax, in[0], out, rows, dim,
                          kdt (be), be->stream);
   return KERNEL_CHECK (op, error, ee_k_layernorm, in[0], out, rows, dim,
-                       op->weight, op->bias, op->desc.eps, kdt (be),
+                       op->weight, op->bias, op->head.desc.eps, kdt (be),
                        be->stream);
 }
 
@@ -139,10 +127,6 @@ cuda_rows_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
   EeKView have, want;
 
   if (d->kind == EE_OP_LAYERNORM) {
-    if (!(d->eps >= 0.0f)) {
-      cuda_arg_error (op, error, "got eps %g, expected eps >= 0", d->eps);
-      return FALSE;
-    }
     if (d->weight) {
       op->weight = cuda_vector_new (be, op, d->weight, 1.0f, dim,
                                     "layer norm gamma", error);
@@ -173,7 +157,7 @@ eltwise_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
 {
   return KERNEL_CHECK (
       op, error, ee_k_unary,
-      op->desc.kind == EE_OP_RELU ? EE_K_ACT_RELU : EE_K_ACT_GELU, in[0],
+      op->head.desc.kind == EE_OP_RELU ? EE_K_ACT_RELU : EE_K_ACT_GELU, in[0],
       op->view[0], out, op->out_view, kdt (be), be->stream);
 }
 
@@ -199,9 +183,9 @@ binary_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
             GError **error)
 {
   return KERNEL_CHECK (op, error, ee_k_binary,
-                       op->desc.kind == EE_OP_ADD ? EE_K_ADD : EE_K_MUL, in[0],
-                       op->view[0], in[1], op->view[1], out, op->out_view,
-                       kdt (be), be->stream);
+                       op->head.desc.kind == EE_OP_ADD ? EE_K_ADD : EE_K_MUL,
+                       in[0], op->view[0], in[1], op->view[1], out,
+                       op->out_view, kdt (be), be->stream);
 }
 
 gboolean
@@ -209,18 +193,8 @@ cuda_binary_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
                  const EeTensorDesc *const *in, EeTensorDesc *out,
                  GError **error)
 {
-  gboolean same = in[0]->ndim == in[1]->ndim;
   EeKView have;
-  char sa[64], sb[64];
 
-  for (int i = 0; same && i < in[0]->ndim; i++)
-    same = in[0]->shape[i] == in[1]->shape[i];
-  if (!same) {
-    cuda_arg_error (op, error, "got shapes %s and %s, expected equal shapes",
-                    ee_tensor_desc_shape_str (in[0], sa, sizeof sa),
-                    ee_tensor_desc_shape_str (in[1], sb, sizeof sb));
-    return FALSE;
-  }
   for (int i = 0; i < 2; i++) {
     cuda_view_right (in[i], &have);
     if (!cuda_input (be, op, i, in[i], &have, NULL, error))
@@ -241,10 +215,10 @@ film_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
 
   /* gamma and beta are (N,C), right-aligned into dims 2 and 3, and share
    * their strides (film_new made sure). */
-  return KERNEL_CHECK (op, error, ee_k_channel_affine, in[0], op->view[0],
-                       in[1], in[2], g->shape[2] > 1 ? g->stride[2] : 0,
-                       g->shape[3] > 1 ? g->stride[3] : 0, (EeKAct)op->desc.act,
-                       out, op->out_view, kdt (be), be->stream);
+  return KERNEL_CHECK (
+      op, error, ee_k_channel_affine, in[0], op->view[0], in[1], in[2],
+      g->shape[2] > 1 ? g->stride[2] : 0, g->shape[3] > 1 ? g->stride[3] : 0,
+      (EeKAct)op->head.desc.act, out, op->out_view, kdt (be), be->stream);
 }
 
 gboolean
@@ -254,23 +228,7 @@ cuda_film_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
   const EeTensorDesc *x = in[0];
   EeKView have[3], want;
   gboolean same;
-  char sx[64], sg[64], sb[64];
 
-  if (!cuda_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
-    return FALSE;
-  for (int i = 1; i < 3; i++) {
-    if (in[i]->ndim != 2 || in[i]->shape[0] != x->shape[0]
-        || in[i]->shape[1] != x->shape[1]) {
-      cuda_arg_error (op, error,
-                      "got x %s, gamma %s, beta %s; expected gamma and beta of "
-                      "shape (%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ")",
-                      ee_tensor_desc_shape_str (x, sx, sizeof sx),
-                      ee_tensor_desc_shape_str (in[1], sg, sizeof sg),
-                      ee_tensor_desc_shape_str (in[2], sb, sizeof sb),
-                      x->shape[0], x->shape[1]);
-      return FALSE;
-    }
-  }
   for (int i = 0; i < 3; i++)
     cuda_view_right (in[i], &have[i]);
   /* One pair of parameter strides serves both: unless gamma and beta are
@@ -297,7 +255,7 @@ concat_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
   int64_t c0 = 0;
 
   /* Each input is copied (and converted) into its slice of channels. */
-  for (int i = 0; i < op->n_inputs; i++) {
+  for (int i = 0; i < op->head.n_inputs; i++) {
     const CudaInput *ci = &op->in[i];
     EeKView dst = op->out_view;
 
@@ -317,40 +275,21 @@ cuda_concat_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
                  const EeTensorDesc *const *in, EeTensorDesc *out,
                  GError **error)
 {
-  int n = op->n_inputs;
-  int64_t shape[EE_MAX_DIMS];
+  int n = op->head.n_inputs;
   gboolean all_nhwc = TRUE;
-  char sa[64], sb[64];
 
-  if (!cuda_need_ndim (op, in[0], 2, 4, "2 to 4 (N,C,...)", error))
-    return FALSE;
-  memcpy (shape, in[0]->shape, sizeof shape);
-  shape[1] = 0;
   for (int i = 0; i < n; i++) {
-    gboolean same = in[i]->ndim == in[0]->ndim;
-
-    for (int k = 0; same && k < in[0]->ndim; k++)
-      same = k == 1 || in[i]->shape[k] == in[0]->shape[k];
-    if (!same) {
-      cuda_arg_error (op, error,
-                      "input %d has shape %s, expected the shape of input 0 "
-                      "(%s) but for channels",
-                      i, ee_tensor_desc_shape_str (in[i], sa, sizeof sa),
-                      ee_tensor_desc_shape_str (in[0], sb, sizeof sb));
-      return FALSE;
-    }
     /* The copies convert as they go: inputs are read where they are. */
     cuda_view_nc (in[i], &op->in[i].from);
     op->in[i].from_dtype = in[i]->dtype;
     all_nhwc = all_nhwc && in[i]->layout == EE_LAYOUT_BACKEND;
-    shape[1] += in[i]->shape[1];
   }
   if (all_nhwc) {
-    cuda_out_nhwc (op, be, shape, out);
+    cuda_out_nhwc (op, be, op->head.out_shape, out);
   } else {
     EeKView nc;
 
-    cuda_out_plain (op, be, in[0]->ndim, shape, out);
+    cuda_out_plain (op, be, op->head.out_ndim, op->head.out_shape, out);
     cuda_view_nc (out, &nc);
     op->out_view = nc;
   }
@@ -365,7 +304,7 @@ patchify_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
               GError **error)
 {
   return KERNEL_CHECK (op, error, ee_k_patchify, in[0], op->view[0], out,
-                       op->desc.patch, kdt (be), be->stream);
+                       op->head.desc.patch, kdt (be), be->stream);
 }
 
 gboolean
@@ -373,27 +312,12 @@ cuda_patchify_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
                    const EeTensorDesc *const *in, EeTensorDesc *out,
                    GError **error)
 {
-  const EeTensorDesc *x = in[0];
-  int64_t shape[3];
   EeKView have;
 
-  if (!cuda_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
+  cuda_view_right (in[0], &have);
+  if (!cuda_input (be, op, 0, in[0], &have, NULL, error))
     return FALSE;
-  if (d->patch < 1 || x->shape[2] % d->patch || x->shape[3] % d->patch) {
-    cuda_arg_error (op, error,
-                    "got patch %d for H=%" G_GINT64_FORMAT
-                    ", W=%" G_GINT64_FORMAT
-                    "; expected a patch >= 1 dividing H and W",
-                    d->patch, x->shape[2], x->shape[3]);
-    return FALSE;
-  }
-  cuda_view_right (x, &have);
-  if (!cuda_input (be, op, 0, x, &have, NULL, error))
-    return FALSE;
-  shape[0] = x->shape[0];
-  shape[1] = (x->shape[2] / d->patch) * (x->shape[3] / d->patch);
-  shape[2] = (int64_t)d->patch * d->patch * x->shape[1];
-  cuda_out_plain (op, be, 3, shape, out);
+  cuda_out_plain (op, be, 3, op->head.out_shape, out);
   op->run = patchify_run;
   return TRUE;
 }
@@ -405,7 +329,7 @@ upsample_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
               GError **error)
 {
   return KERNEL_CHECK (op, error, ee_k_upsample_nearest, in[0], op->view[0],
-                       out, op->out_view, op->desc.factor, kdt (be),
+                       out, op->out_view, op->head.desc.factor, kdt (be),
                        be->stream);
 }
 
@@ -415,19 +339,9 @@ cuda_upsample_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
                    GError **error)
 {
   const EeTensorDesc *x = in[0];
-  int64_t shape[4];
+  const int64_t *shape = op->head.out_shape;
   EeKView have;
 
-  if (d->factor < 1) {
-    cuda_arg_error (op, error, "got factor %d, expected >= 1", d->factor);
-    return FALSE;
-  }
-  if (!cuda_need_ndim (op, x, 4, 4, "4 (N,C,H,W)", error))
-    return FALSE;
-  shape[0] = x->shape[0];
-  shape[1] = x->shape[1];
-  shape[2] = x->shape[2] * d->factor;
-  shape[3] = x->shape[3] * d->factor;
   if (shape[0] * shape[1] * shape[2] * shape[3] >= EE_K_MAX_NUMEL) {
     cuda_arg_error (op, error,
                     "the output has %" G_GINT64_FORMAT
@@ -453,15 +367,15 @@ static gboolean
 sum_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
          GError **error)
 {
-  return KERNEL_CHECK (op, error, ee_k_sum, in[0], op->view[0], op->desc.alpha,
-                       op->partial, out, kdt (be), be->stream);
+  return KERNEL_CHECK (op, error, ee_k_sum, in[0], op->view[0],
+                       op->head.desc.alpha, op->partial, out, kdt (be),
+                       be->stream);
 }
 
 gboolean
 cuda_sum_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
               const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
 {
-  int64_t shape[2] = { in[0]->shape[0], 1 };
   EeKView have;
   int64_t per;
 
@@ -478,7 +392,7 @@ cuda_sum_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
       "partial sums", error);
   if (!op->partial || !cuda_input (be, op, 0, in[0], &have, NULL, error))
     return FALSE;
-  cuda_out_plain (op, be, 2, shape, out);
+  cuda_out_plain (op, be, 2, op->head.out_shape, out);
   op->run = sum_run;
   return TRUE;
 }

@@ -96,10 +96,7 @@ typedef gboolean (*CudaRunFunc) (CudaBackend *be, EeOp *op,
 
 struct _EeOp
 {
-  /* The description with its host parameter pointers cleared: they may be
-   * freed once op_new returns. */
-  EeOpDesc desc;
-  int n_inputs;
+  EeOpHead head;
   CudaInput *in;     /* n_inputs */
   const void **ptrs; /* n_inputs: where each input is read */
   EeKView view[3];   /* inputs 0..2 as the op reads them */
@@ -149,8 +146,6 @@ gboolean cuda_blas_check (cublasStatus_t st, const EeOp *op, const char *call,
 
 void cuda_arg_error (const EeOp *op, GError **error, const char *format, ...)
     G_GNUC_PRINTF (3, 4);
-gboolean cuda_need_ndim (const EeOp *op, const EeTensorDesc *t, int lo, int hi,
-                         const char *what, GError **error);
 
 /* ---- memory ---- */
 
@@ -213,7 +208,12 @@ void cuda_out_like (EeOp *op, CudaBackend *be, const EeTensorDesc *t,
 #define KERNEL_CHECK(op, error, fn, ...)                                       \
   cuda_check (fn (__VA_ARGS__), (op), #fn, __FILE__, __LINE__, (error))
 
-/* ---- builders, one per op kind or family ---- */
+/* ---- builders, one per op kind or family ----
+ *
+ * Each prepares everything and describes the output, of op->head.out_shape.
+ * ee_op_output_shape has checked the arguments and check_inputs in
+ * ee-backend-cuda.c the data types, strides and layouts; what the builders
+ * still check are the limits of cuDNN, cuBLAS and the kernels. */
 
 typedef gboolean (*CudaBuilder) (CudaBackend *be, EeOp *op, const EeOpDesc *d,
                                  const EeTensorDesc *const *in,

@@ -43,8 +43,8 @@ set_error (GError **error, int code, const EeOp *op, const char *call,
            const char *file, int line, const char *what)
 {
   g_set_error (error, EE_ERROR, code, "cuda backend: %s%s%s failed (%s:%d): %s",
-               op ? ee_op_kind_name (op->desc.kind) : "", op ? ": " : "", call,
-               file, line, what);
+               op ? ee_op_kind_name (op->head.desc.kind) : "", op ? ": " : "",
+               call, file, line, what);
 }
 
 gboolean
@@ -108,15 +108,8 @@ cuda_arg_error (const EeOp *op, GError **error, const char *format, ...)
   va_list ap;
 
   va_start (ap, format);
-  ee_op_arg_errorv (error, "cuda", op->desc.kind, format, ap);
+  ee_op_arg_errorv (error, "cuda", op->head.desc.kind, format, ap);
   va_end (ap);
-}
-
-gboolean
-cuda_need_ndim (const EeOp *op, const EeTensorDesc *t, int lo, int hi,
-                const char *what, GError **error)
-{
-  return ee_op_check_ndim (error, "cuda", op->desc.kind, t, lo, hi, what);
 }
 
 /* ---- memory ---- */
@@ -144,7 +137,7 @@ cuda_malloc (CudaBackend *be, const EeOp *op, size_t nbytes, const char *what,
     g_set_error (error, EE_ERROR, EE_ERROR_NO_MEMORY,
                  "cuda backend: %s%sout of device memory: %zu bytes (%.1f MiB) "
                  "asked for %s on device %d, %.1f MiB free of %.1f MiB",
-                 op ? ee_op_kind_name (op->desc.kind) : "", op ? ": " : "",
+                 op ? ee_op_kind_name (op->head.desc.kind) : "", op ? ": " : "",
                  nbytes, nbytes / 1048576.0, what, be->device,
                  free_b / 1048576.0, total_b / 1048576.0);
     return NULL;
@@ -628,29 +621,6 @@ cuda_download (EeBackend *base, void *host_dst, const void *src, size_t nbytes,
                         staging_done, s);
 }
 
-/* Inputs each op kind takes; -1: one or more. */
-static const int n_inputs_of[EE_OP_N_KINDS] = {
-  [EE_OP_CONV2D] = 1,
-  [EE_OP_MAXPOOL] = 1,
-  [EE_OP_AVGPOOL] = 1,
-  [EE_OP_GLOBAL_AVGPOOL] = 1,
-  [EE_OP_BATCHNORM] = 1,
-  [EE_OP_LINEAR] = 1,
-  [EE_OP_MATMUL] = 2,
-  [EE_OP_LAYERNORM] = 1,
-  [EE_OP_SOFTMAX] = 1,
-  [EE_OP_GELU] = 1,
-  [EE_OP_RELU] = 1,
-  [EE_OP_ADD] = 2,
-  [EE_OP_MUL] = 2,
-  [EE_OP_FILM] = 3,
-  [EE_OP_CONCAT] = -1,
-  [EE_OP_PATCHIFY] = 1,
-  [EE_OP_UPSAMPLE_NEAREST] = 1,
-  [EE_OP_SUM] = 1,
-  [EE_OP_REORDER] = 1,
-};
-
 static const CudaBuilder builders[EE_OP_N_KINDS] = {
   [EE_OP_CONV2D] = cuda_conv_new,
   [EE_OP_MAXPOOL] = cuda_pool_new,
@@ -673,18 +643,16 @@ static const CudaBuilder builders[EE_OP_N_KINDS] = {
   [EE_OP_REORDER] = cuda_reorder_new,
 };
 
+/* What this backend adds to ee_op_output_shape's checks for input i: F32
+ * or the backend's dtype, no negative strides, sizes the kernels index, and
+ * backend layouts this instance made. */
 static gboolean
 check_input (CudaBackend *be, const char *name, int i, const EeTensorDesc *t,
              GError **error)
 {
   const CudaLayout *l;
-  int64_t numel = 1;
+  int64_t numel = ee_tensor_desc_numel (t);
 
-  if (!t) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "cuda backend: %s: input %d is NULL", name, i);
-    return FALSE;
-  }
   if (t->dtype != EE_DTYPE_F32 && t->dtype != be->dtype) {
     g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
                  "cuda backend: %s: input %d is %s; this backend computes in "
@@ -693,23 +661,14 @@ check_input (CudaBackend *be, const char *name, int i, const EeTensorDesc *t,
                  ee_precision_name (be->precision), ee_dtype_name (be->dtype));
     return FALSE;
   }
-  if (t->ndim < 1 || t->ndim > EE_MAX_DIMS) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "cuda backend: %s: input %d has %d dims, expected 1 to %d",
-                 name, i, t->ndim, EE_MAX_DIMS);
-    return FALSE;
-  }
   for (int d = 0; d < t->ndim; d++) {
-    if (t->shape[d] < 1 || (t->layout == EE_LAYOUT_PLAIN && t->stride[d] < 0)) {
+    if (t->layout == EE_LAYOUT_PLAIN && t->stride[d] < 0) {
       g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                   "cuda backend: %s: input %d has size %" G_GINT64_FORMAT
-                   " and stride %" G_GINT64_FORMAT
-                   " in dim %d, expected a size of at least 1 and a stride of "
-                   "at least 0",
-                   name, i, t->shape[d], t->stride[d], d);
+                   "cuda backend: %s: input %d has stride %" G_GINT64_FORMAT
+                   " in dim %d, expected a stride of at least 0",
+                   name, i, t->stride[d], d);
       return FALSE;
     }
-    numel *= t->shape[d];
   }
   if (numel >= EE_K_MAX_NUMEL) {
     g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
@@ -740,22 +699,8 @@ static gboolean
 check_inputs (CudaBackend *be, const EeOpDesc *desc,
               const EeTensorDesc *const *in, int n_in, GError **error)
 {
-  const char *name = ee_op_kind_name (desc->kind);
-  int want = n_inputs_of[desc->kind];
-
-  if ((want > 0 && n_in != want) || n_in < 1 || !in) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "cuda backend: %s: got %d inputs, expected %s%d", name, n_in,
-                 want > 0 ? "" : "at least ", want > 0 ? want : 1);
-    return FALSE;
-  }
-  if (desc->act < EE_ACT_NONE || desc->act > EE_ACT_GELU) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "cuda backend: %s: unknown activation %d", name, desc->act);
-    return FALSE;
-  }
   for (int i = 0; i < n_in; i++)
-    if (!check_input (be, name, i, in[i], error))
+    if (!check_input (be, ee_op_kind_name (desc->kind), i, in[i], error))
       return FALSE;
   return TRUE;
 }
@@ -786,23 +731,16 @@ cuda_op_new (EeBackend *base, const EeOpDesc *desc,
              GError **error)
 {
   CudaBackend *be = (CudaBackend *)base;
+  EeOpHead head;
   EeOp *op;
 
-  if (!desc || desc->kind < 0 || desc->kind >= EE_OP_N_KINDS || !out) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT, "cuda backend: op_new: %s",
-                 !desc || !out ? "NULL description" : "unknown op kind");
-    return NULL;
-  }
-  if (!check_inputs (be, desc, inputs, n_inputs, error)
+  if (!ee_op_head_init (&head, "cuda", desc, inputs, n_inputs, out, error)
+      || !check_inputs (be, desc, inputs, n_inputs, error)
       || !use_device (be, error))
     return NULL;
 
   op = g_new0 (EeOp, 1);
-  op->desc = *desc;
-  op->desc.weight = op->desc.bias = op->desc.mean = op->desc.var = NULL;
-  if (op->desc.alpha == 0.0f)
-    op->desc.alpha = 1.0f;
-  op->n_inputs = n_inputs;
+  op->head = head;
   op->in = g_new0 (CudaInput, n_inputs);
   op->ptrs = g_new0 (const void *, n_inputs);
   op->bufs = g_ptr_array_new_with_free_func (free_device);
@@ -819,24 +757,12 @@ cuda_op_enqueue (EeBackend *base, EeOp *op, const EeTensor *const *inputs,
 {
   CudaBackend *be = (CudaBackend *)base;
 
-  if (n_inputs != op->n_inputs || !inputs || !out || !out->data) {
-    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "cuda backend: %s: enqueued with %d inputs%s, prepared for %d",
-                 ee_op_kind_name (op->desc.kind), n_inputs,
-                 !out || !out->data ? " and no output" : "", op->n_inputs);
-    return FALSE;
-  }
-  if (!use_device (be, error))
+  if (!ee_op_check_enqueue (&op->head, "cuda", inputs, n_inputs, out, error)
+      || !use_device (be, error))
     return FALSE;
   for (int i = 0; i < n_inputs; i++) {
     const CudaInput *in = &op->in[i];
 
-    if (!inputs[i] || !inputs[i]->data) {
-      g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                   "cuda backend: %s: input %d has no data",
-                   ee_op_kind_name (op->desc.kind), i);
-      return FALSE;
-    }
     op->ptrs[i] = inputs[i]->data;
     if (in->convert) {
       if (!KERNEL_CHECK (op, error, ee_k_copy, inputs[i]->data,

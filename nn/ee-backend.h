@@ -110,9 +110,32 @@ typedef struct
   const float *var;  /* BATCHNORM */
 } EeOpDesc;
 
+/* What every backend's op keeps of its op_new call: the first member of
+ * each backend's EeOp, filled by ee_op_head_init. */
+typedef struct
+{
+  /* The description with its host parameter pointers cleared (they may be
+   * freed once op_new returns) and alpha 0 read as 1. */
+  EeOpDesc desc;
+  int n_inputs;
+  /* The output's shape by PyTorch's rules; its layout and data type are the
+   * backend's. */
+  int out_ndim;
+  int64_t out_shape[EE_MAX_DIMS];
+} EeOpHead;
+
+/* What a backend declares about itself (EeBackendVTable.caps). */
+typedef enum
+{
+  /* Ops run inside op_enqueue and an event is complete once recorded (the
+   * CPU backend): a scheduler reads the clock instead of waiting. */
+  EE_BACKEND_CAP_EAGER = 1 << 0,
+} EeBackendCaps;
+
 typedef struct
 {
   const char *name; /* "cpu", "cuda" */
+  guint caps;       /* EeBackendCaps */
   void (*free) (EeBackend *be);
 
   void *(*alloc) (EeBackend *be, size_t nbytes, GError **error);
@@ -157,6 +180,12 @@ struct _EeBackend
 };
 
 /* Thin wrappers so call sites read as verbs. */
+static inline gboolean
+ee_backend_has_cap (EeBackend *be, EeBackendCaps cap)
+{
+  return (be->vt->caps & cap) != 0;
+}
+
 static inline void *
 ee_backend_alloc (EeBackend *be, size_t nbytes, GError **error)
 {
@@ -222,16 +251,37 @@ ee_backend_free (EeBackend *be)
 EeOpDesc ee_op_desc_init (EeOpKind kind);
 const char *ee_op_kind_name (EeOpKind kind);
 /* Multiply-adds x 2 (FLOPs) of one execution; 0 for data movement. */
-/* For backends: sets an EE_ERROR_ARGUMENT error "<backend> backend: <op>:
- * <message>", and checks an input's rank against [lo, hi] with such an error
- * ("expected `what`") naming the shape. */
-void ee_op_arg_errorv (GError **error, const char *backend, EeOpKind kind,
-                       const char *format, va_list ap) G_GNUC_PRINTF (4, 0);
-gboolean ee_op_check_ndim (GError **error, const char *backend, EeOpKind kind,
-                           const EeTensorDesc *t, int lo, int hi,
-                           const char *what);
 double ee_op_flops (const EeOpDesc *desc, const EeTensorDesc *const *in,
                     int n_in, const EeTensorDesc *out);
+
+/* For backends: sets an EE_ERROR_ARGUMENT error "<backend> backend: <op>:
+ * <message>". */
+void ee_op_arg_errorv (GError **error, const char *backend, EeOpKind kind,
+                       const char *format, va_list ap) G_GNUC_PRINTF (4, 0);
+/* Checks what every backend requires of an op (the kind, the number of
+ * inputs, the activation, inputs of 1 to EE_MAX_DIMS dims and at least one
+ * element, the ranks and shapes the kind takes, its parameters) and gives
+ * the output's shape by PyTorch's rules (*ndim, and shape of EE_MAX_DIMS).
+ * What a backend checks besides is its own: data types, layouts, size
+ * limits. Errors are EE_ERROR_ARGUMENT, worded as by ee_op_arg_errorv. */
+gboolean ee_op_output_shape (const char *backend, const EeOpDesc *desc,
+                             const EeTensorDesc *const *in, int n_in, int *ndim,
+                             int64_t *shape, GError **error);
+/* For backends, first thing in op_new: ee_op_output_shape, and an output
+ * to describe; fills *head. */
+gboolean ee_op_head_init (EeOpHead *head, const char *backend,
+                          const EeOpDesc *desc, const EeTensorDesc *const *in,
+                          int n_in, const EeTensorDesc *out, GError **error);
+/* For backends, first thing in op_enqueue: the input count op_new was given,
+ * and data for every input and the output. */
+gboolean ee_op_check_enqueue (const EeOpHead *head, const char *backend,
+                              const EeTensor *const *in, int n_in,
+                              const EeTensor *out, GError **error);
+/* The padding after an input of `in` along spatial dim i (0: H, 1: W) that
+ * a pooling output of `out` (ee_op_output_shape's) needs: more than pad[i]
+ * where ceil mode adds a window. */
+int64_t ee_op_pool_pad_end (const EeOpDesc *desc, int i, int64_t in,
+                            int64_t out);
 
 /* The CPU backend (oneDNN). n_threads <= 0: all cores. */
 EeBackend *ee_backend_cpu_new (int n_threads, GError **error);

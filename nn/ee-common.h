@@ -25,6 +25,7 @@ typedef enum
   EE_ERROR_ARGUMENT, /* a caller passed an out-of-range or inconsistent value */
   EE_ERROR_BACKEND,  /* the backend library (oneDNN, CUDA) failed */
   EE_ERROR_NO_MEMORY, /* an allocation of backend memory failed */
+  EE_ERROR_CONFLICT,  /* a shared resource is in use with other settings */
 } EeErrorCode;
 
 G_END_DECLS

@@ -46,7 +46,8 @@ struct _EeGraph
   EeBackend *be;
   GArray *values; /* Value */
   GArray *nodes;  /* Node */
-  void *arena;
+  void *arena;   /* the graph's own activation memory */
+  void *current; /* the arena upload/run/download use (ee_graph_use_arena) */
   size_t arena_bytes;
   size_t unshared_bytes;
   gboolean planned;
@@ -493,6 +494,7 @@ ee_graph_plan (EeGraph *g, GError **error)
     if (!g->arena)
       goto fail;
   }
+  g->current = g->arena;
   /* constants' host copies are needed until the uploads are done */
   if (!ee_backend_sync (g->be, error))
     goto fail;
@@ -524,6 +526,46 @@ ee_graph_unshared_bytes (EeGraph *g)
   return g->unshared_bytes;
 }
 
+void *
+ee_graph_arena_new (EeGraph *g, GError **error)
+{
+  g_return_val_if_fail (g->planned, NULL);
+  /* a graph without activations still needs a distinct non-NULL handle */
+  return ee_backend_alloc (g->be, MAX (g->arena_bytes, ARENA_ALIGN), error);
+}
+
+void
+ee_graph_arena_free (EeGraph *g, void *arena)
+{
+  if (arena && arena != g->arena)
+    ee_backend_dealloc (g->be, arena);
+}
+
+void
+ee_graph_use_arena (EeGraph *g, void *arena)
+{
+  g->current = arena ? arena : g->arena;
+}
+
+int
+ee_graph_n_inputs (EeGraph *g)
+{
+  int n = 0;
+
+  for (guint i = 0; i < g->values->len; i++)
+    n += value_at (g, (int)i)->kind == VALUE_INPUT;
+  return n;
+}
+
+int
+ee_graph_input_value (EeGraph *g, int k)
+{
+  for (guint i = 0; i < g->values->len; i++)
+    if (value_at (g, (int)i)->kind == VALUE_INPUT && k-- == 0)
+      return (int)i;
+  return -1;
+}
+
 static void *
 value_data (EeGraph *g, int id)
 {
@@ -531,7 +573,7 @@ value_data (EeGraph *g, int id)
   Value *s = value_at (g, storage_of (g, id));
   guint8 *base = s->kind == VALUE_CONSTANT
                      ? s->own_data
-                     : (guint8 *)g->arena + s->arena_offset;
+                     : (guint8 *)g->current + s->arena_offset;
 
   return base + (v->kind == VALUE_VIEW ? v->byte_offset : 0);
 }

@@ -70,6 +70,21 @@ gboolean ee_graph_plan (EeGraph *g, GError **error);
 size_t ee_graph_arena_bytes (EeGraph *g);
 size_t ee_graph_unshared_bytes (EeGraph *g);
 
+/* Activation memory for one more frame in flight: the planned arena's
+ * layout in a new allocation (ee_graph_arena_bytes). Ops and weights are
+ * shared; frames in flight at once each need their own arena. */
+void *ee_graph_arena_new (EeGraph *g, GError **error);
+/* Frees an arena from ee_graph_arena_new (not the graph's own). */
+void ee_graph_arena_free (EeGraph *g, void *arena);
+/* Makes `arena` (NULL: the graph's own) the memory that upload, run and
+ * download use from now on. */
+void ee_graph_use_arena (EeGraph *g, void *arena);
+
+/* The graph's inputs, in the order they were added: how many, and the value
+ * id of input k (-1 when out of range). */
+int ee_graph_n_inputs (EeGraph *g);
+int ee_graph_input_value (EeGraph *g, int k);
+
 /* Enqueued; `host` must stay valid until the backend is synced. */
 gboolean ee_graph_upload (EeGraph *g, int input, const float *host,
                           GError **error);

@@ -7,8 +7,6 @@ typedef struct
 {
   EeSegment seg;
   char *name;
-  EeEvent *event; /* exits: recorded after the result download */
-  float *slot;    /* exits: host result */
   int exit_index; /* exits: position among exits, else -1 */
 } Segment;
 
@@ -19,11 +17,27 @@ struct _EeRunner
   Segment segs[EE_RUNNER_MAX_SEGMENTS];
   int n_segs;
   int exit_segs[EE_RUNNER_MAX_SEGMENTS];
-  EeExitResult results[EE_RUNNER_MAX_SEGMENTS];
   int n_exits;
   gboolean open; /* between begin and end */
   gboolean finalized;
-  EeEvent *start;
+  gboolean own_arena_taken; /* a cursor uses the graph's own arena */
+};
+
+struct _EeCursor
+{
+  EeRunner *r;
+  void *arena; /* NULL: the graph's own */
+  guint32 exits;    /* the frame's exits */
+  guint32 enqueued; /* segments enqueued in this frame */
+  guint32 done;     /* exits seen finished */
+  int n_calls;      /* enqueue calls in this frame */
+  /* after[s]: recorded after segment s; call[k]: at the start of enqueue
+   * call k; before[s]: the event segment s is timed from */
+  EeEvent *after[EE_RUNNER_MAX_SEGMENTS];
+  EeEvent *call[EE_RUNNER_MAX_SEGMENTS];
+  EeEvent *before[EE_RUNNER_MAX_SEGMENTS];
+  float *slot[EE_RUNNER_MAX_SEGMENTS]; /* per exit: host result */
+  EeExitResult results[EE_RUNNER_MAX_SEGMENTS];
 };
 
 EeRunner *
@@ -41,14 +55,8 @@ ee_runner_free (EeRunner *r)
 {
   if (!r)
     return;
-  for (int i = 0; i < r->n_segs; i++) {
-    if (r->segs[i].event)
-      r->be->vt->event_free (r->be, r->segs[i].event);
-    g_free (r->segs[i].slot);
+  for (int i = 0; i < r->n_segs; i++)
     g_free (r->segs[i].name);
-  }
-  if (r->start)
-    r->be->vt->event_free (r->be, r->start);
   ee_graph_free (r->graph);
   g_free (r);
 }
@@ -130,20 +138,6 @@ ee_runner_finalize (EeRunner *r, GError **error)
   g_return_val_if_fail (!r->open && !r->finalized, FALSE);
   if (!ee_graph_plan (r->graph, error))
     return FALSE;
-  r->start = r->be->vt->event_new (r->be, error);
-  if (!r->start)
-    return FALSE;
-  for (int i = 0; i < r->n_exits; i++) {
-    Segment *s = &r->segs[r->exit_segs[i]];
-    s->event = r->be->vt->event_new (r->be, error);
-    if (!s->event)
-      return FALSE;
-    s->slot = g_new0 (float, s->seg.n_out);
-    r->results[i].name = s->name;
-    r->results[i].exit_index = i;
-    r->results[i].value = s->slot;
-    r->results[i].n_out = s->seg.n_out;
-  }
   r->finalized = TRUE;
   return TRUE;
 }
@@ -182,25 +176,158 @@ ee_runner_find_exit (EeRunner *r, const char *name)
   return -1;
 }
 
-gboolean
-ee_runner_enqueue (EeRunner *r, guint32 exit_mask, int stop_after,
-                   GError **error)
+const char *
+ee_runner_exit_name (EeRunner *r, int exit_index)
 {
-  guint32 run = 0;
+  return (exit_index >= 0 && exit_index < r->n_exits)
+             ? r->segs[r->exit_segs[exit_index]].name
+             : NULL;
+}
 
-  g_return_val_if_fail (r->finalized, FALSE);
+guint32
+ee_runner_exit_needs (EeRunner *r, int exit_index)
+{
+  int seg = ee_runner_exit_segment (r, exit_index);
+
+  return seg < 0 ? 0 : r->segs[seg].seg.needs | (1u << seg);
+}
+
+/* ------------------------------------------------------------ cursor */
+
+EeCursor *
+ee_cursor_new (EeRunner *r, GError **error)
+{
+  EeCursor *c;
+
+  g_return_val_if_fail (r->finalized, NULL);
+  c = g_new0 (EeCursor, 1);
+  c->r = r;
+  if (r->own_arena_taken) {
+    c->arena = ee_graph_arena_new (r->graph, error);
+    if (!c->arena)
+      goto fail;
+  } else {
+    r->own_arena_taken = TRUE;
+  }
+  for (int s = 0; s < r->n_segs; s++) {
+    c->after[s] = r->be->vt->event_new (r->be, error);
+    c->call[s] = r->be->vt->event_new (r->be, error);
+    if (!c->after[s] || !c->call[s])
+      goto fail;
+  }
   for (int i = 0; i < r->n_exits; i++) {
     Segment *s = &r->segs[r->exit_segs[i]];
-    gboolean want = (exit_mask >> i) & 1;
-    if (stop_after >= 0 && i > stop_after)
-      want = FALSE;
-    r->results[i].requested = want;
-    r->results[i].done = FALSE;
-    r->results[i].time_ms = 0;
-    if (want)
-      run |= s->seg.needs | (1u << r->exit_segs[i]);
+    c->slot[i] = g_new0 (float, MAX (s->seg.n_out, 1));
+    c->results[i].name = s->name;
+    c->results[i].exit_index = i;
+    c->results[i].value = c->slot[i];
+    c->results[i].n_out = s->seg.n_out;
   }
-  if (!r->be->vt->event_record (r->be, r->start, error))
+  return c;
+
+fail:
+  ee_cursor_free (c);
+  return NULL;
+}
+
+void
+ee_cursor_free (EeCursor *c)
+{
+  EeBackend *be;
+
+  if (!c)
+    return;
+  be = c->r->be;
+  for (int s = 0; s < EE_RUNNER_MAX_SEGMENTS; s++) {
+    if (c->after[s])
+      be->vt->event_free (be, c->after[s]);
+    if (c->call[s])
+      be->vt->event_free (be, c->call[s]);
+    g_free (c->slot[s]);
+  }
+  if (c->arena)
+    ee_graph_arena_free (c->r->graph, c->arena);
+  else
+    c->r->own_arena_taken = FALSE;
+  g_free (c);
+}
+
+EeRunner *
+ee_cursor_runner (EeCursor *c)
+{
+  return c->r;
+}
+
+void
+ee_cursor_begin (EeCursor *c, guint32 exits)
+{
+  c->exits = exits;
+  c->enqueued = c->done = 0;
+  c->n_calls = 0;
+  for (int i = 0; i < c->r->n_exits; i++) {
+    c->results[i].requested = c->results[i].done = FALSE;
+    c->results[i].time_ms = 0;
+  }
+}
+
+gboolean
+ee_cursor_upload (EeCursor *c, int input, const float *host, GError **error)
+{
+  ee_graph_use_arena (c->r->graph, c->arena);
+  return ee_graph_upload (c->r->graph, input, host, error);
+}
+
+static int
+highest_bit (guint32 bits)
+{
+  return bits ? 31 - __builtin_clz (bits) : -1;
+}
+
+gboolean
+ee_cursor_can_run (EeCursor *c, int exit_index)
+{
+  int seg = ee_runner_exit_segment (c->r, exit_index);
+
+  return seg >= 0 && (c->exits & (1u << exit_index))
+         && !(c->enqueued & (1u << seg)) && highest_bit (c->enqueued) < seg;
+}
+
+guint32
+ee_cursor_step (EeCursor *c, int exit_index)
+{
+  guint32 need, later = 0;
+  int hi;
+
+  if (!ee_cursor_can_run (c, exit_index))
+    return 0;
+  need = ee_runner_exit_needs (c->r, exit_index) & ~c->enqueued;
+  hi = highest_bit (need);
+  for (int j = exit_index + 1; j < c->r->n_exits; j++)
+    if (c->exits & (1u << j))
+      later |= ee_runner_exit_needs (c->r, j);
+  /* earlier-numbered segments the frame's later exits need run now, or the
+   * arena's planned order would be broken */
+  return need | (later & ~c->enqueued & ((1u << hi) - 1));
+}
+
+gboolean
+ee_cursor_enqueue (EeCursor *c, int exit_index, GError **error)
+{
+  EeRunner *r = c->r;
+  EeBackend *be = r->be;
+  guint32 run = ee_cursor_step (c, exit_index);
+  EeEvent *prev;
+
+  if (!run) {
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+                 "exit %d cannot run in this frame (not one of its exits, "
+                 "already enqueued, or later segments have run)",
+                 exit_index);
+    return FALSE;
+  }
+  ee_graph_use_arena (r->graph, c->arena);
+  prev = c->call[c->n_calls++];
+  if (!be->vt->event_record (be, prev, error))
     return FALSE;
   for (int i = 0; i < r->n_segs; i++) {
     Segment *s = &r->segs[i];
@@ -209,48 +336,79 @@ ee_runner_enqueue (EeRunner *r, guint32 exit_mask, int stop_after,
     if (!ee_graph_run (r->graph, s->seg.first_op, s->seg.last_op, error))
       return FALSE;
     if (s->seg.is_exit) {
-      if (!ee_graph_download (r->graph, s->seg.output, s->slot, error)
-          || !r->be->vt->event_record (r->be, s->event, error))
+      if (!ee_graph_download (r->graph, s->seg.output, c->slot[s->exit_index],
+                              error))
         return FALSE;
+      c->results[s->exit_index].requested = TRUE;
     }
+    if (!be->vt->event_record (be, c->after[i], error))
+      return FALSE;
+    c->before[i] = prev;
+    prev = c->after[i];
+    c->enqueued |= 1u << i;
   }
   return TRUE;
 }
 
-int
-ee_runner_poll (EeRunner *r)
+guint32
+ee_cursor_poll (EeCursor *c)
 {
-  int newest = -1;
+  EeBackend *be = c->r->be;
 
-  for (int i = 0; i < r->n_exits; i++) {
-    EeExitResult *res = &r->results[i];
-    Segment *s = &r->segs[r->exit_segs[i]];
-    if (!res->requested)
+  for (int i = 0; i < c->r->n_exits; i++) {
+    EeExitResult *res = &c->results[i];
+    int seg = c->r->exit_segs[i];
+    if (!res->requested || res->done
+        || !be->vt->event_query (be, c->after[seg]))
       continue;
-    if (!res->done && r->be->vt->event_query (r->be, s->event)) {
-      res->done = TRUE;
-      if (!r->be->vt->event_elapsed_ms (r->be, r->start, s->event,
-                                        &res->time_ms, NULL))
-        res->time_ms = -1;
-    }
-    if (res->done)
-      newest = i;
+    res->done = TRUE;
+    c->done |= 1u << i;
+    if (!be->vt->event_elapsed_ms (be, c->call[0], c->after[seg],
+                                   &res->time_ms, NULL))
+      res->time_ms = -1;
   }
-  return newest;
+  return c->done;
+}
+
+guint32
+ee_cursor_enqueued_exits (EeCursor *c)
+{
+  guint32 m = 0;
+
+  for (int i = 0; i < c->r->n_exits; i++)
+    if (c->results[i].requested)
+      m |= 1u << i;
+  return m;
 }
 
 gboolean
-ee_runner_wait (EeRunner *r, GError **error)
+ee_cursor_wait (EeCursor *c, GError **error)
 {
-  if (!ee_backend_sync (r->be, error))
+  if (!ee_backend_sync (c->r->be, error))
     return FALSE;
-  ee_runner_poll (r);
+  ee_cursor_poll (c);
   return TRUE;
 }
 
 const EeExitResult *
-ee_runner_result (EeRunner *r, int exit_index)
+ee_cursor_result (EeCursor *c, int exit_index)
 {
-  return (exit_index >= 0 && exit_index < r->n_exits) ? &r->results[exit_index]
-                                                      : NULL;
+  return (exit_index >= 0 && exit_index < c->r->n_exits)
+             ? &c->results[exit_index]
+             : NULL;
+}
+
+double
+ee_cursor_segment_ms (EeCursor *c, int segment)
+{
+  EeBackend *be = c->r->be;
+  double ms;
+
+  if (segment < 0 || segment >= c->r->n_segs
+      || !(c->enqueued & (1u << segment))
+      || !be->vt->event_query (be, c->after[segment])
+      || !be->vt->event_elapsed_ms (be, c->before[segment], c->after[segment],
+                                    &ms, NULL))
+    return -1;
+  return ms;
 }

@@ -34,7 +34,7 @@ exit_values (EeModel *m, double *values, GError **error)
   if (!ee_model_run_sync (m, (1u << n) - 1, error))
     return FALSE;
   for (int e = 0; e < n; e++)
-    values[e] = ee_runner_result (r, e)->value[0];
+    values[e] = ee_model_result (m, e)->value[0];
   return TRUE;
 }
 
@@ -213,8 +213,8 @@ main (int argc, char **argv)
     goto out;
   printf ("\nOne frame, all exits in anytime order: result available at\n");
   for (int e = 0; e < n_exits; e++)
-    printf ("  %-5s %8.1f ms\n", ee_runner_result (r, e)->name,
-            ee_runner_result (r, e)->time_ms);
+    printf ("  %-5s %8.1f ms\n", ee_runner_exit_name (r, e),
+            ee_model_result (m, e)->time_ms);
   status = 0;
 
 out:

@@ -204,8 +204,8 @@ bench_model (const char *path, int threads, int iters, gboolean no_torch,
     goto out_samples;
   printf ("\nOne frame, all exits in anytime order: result available at");
   for (int e = 0; e < n_exits; e++)
-    printf ("%s %s %.1f ms", e ? "," : "", ee_runner_result (r, e)->name,
-            ee_runner_result (r, e)->time_ms);
+    printf ("%s %s %.1f ms", e ? "," : "", ee_runner_exit_name (r, e),
+            ee_model_result (m, e)->time_ms);
   printf ("\n");
   fflush (stdout);
   ok = TRUE;

@@ -1,0 +1,208 @@
+/* gst-earlyexit: what every earlyexit element shares.
+ *
+ * The elements have different GStreamer parents (avcrowdcount is a
+ * GstAggregator, the classifiers GstBaseTransforms), so what they share is a
+ * struct each embeds, not a parent class, the way GstAudioStreamAlign or
+ * GstVideoConverter serve many elements:
+ *
+ * - the common properties (installed by ee_element_class_install, handled by
+ *   ee_element_set_property / ee_element_get_property): model-file, device,
+ *   precision, model-instance-id, threads (READY only), deadline, policy,
+ *   min-exit, max-exit, interval, post-messages, unique-id and the read-only
+ *   stats; confidence-threshold where the element's results have a
+ *   confidence;
+ * - opening the engine (nn/ee-engine.h) at READY->PAUSED with every failure
+ *   as an element error that says what to do, and letting it go at
+ *   PAUSED->READY;
+ * - a frame's budget, the interval turn, running a frame on the engine (QoS
+ *   messages included), carrying the last result, the common result fields,
+ *   attaching and posting a result, and QoS events from downstream.
+ *
+ * Locking: properties under the element's object lock; the fields latched at
+ * start are read by the streaming thread without locking. */
+#ifndef EE_ELEMENT_H
+#define EE_ELEMENT_H
+
+#include <gst/gst.h>
+
+#include "ee-engine.h"
+#include "ee-model.h"
+
+G_BEGIN_DECLS
+
+/**
+ * GstEarlyExitPolicy:
+ * @GST_EARLY_EXIT_POLICY_ANYTIME: the newest exit finished by the deadline
+ * @GST_EARLY_EXIT_POLICY_CONFIDENCE: as anytime, but stop at the first exit
+ *   whose top softmax probability reaches confidence-threshold (classifiers)
+ * @GST_EARLY_EXIT_POLICY_FIXED: always exit max-exit (the last exit when -1)
+ * @GST_EARLY_EXIT_POLICY_FULL: every exit up to max-exit, deadline ignored
+ */
+typedef enum
+{
+  GST_EARLY_EXIT_POLICY_ANYTIME = EE_POLICY_ANYTIME,
+  GST_EARLY_EXIT_POLICY_CONFIDENCE = EE_POLICY_CONFIDENCE,
+  GST_EARLY_EXIT_POLICY_FIXED = EE_POLICY_FIXED,
+  GST_EARLY_EXIT_POLICY_FULL = EE_POLICY_FULL,
+} GstEarlyExitPolicy;
+
+/**
+ * GstEarlyExitPrecision:
+ * @GST_EARLY_EXIT_PRECISION_FP32: 32-bit float storage and arithmetic
+ * @GST_EARLY_EXIT_PRECISION_TF32: fp32 storage, TF32 tensor cores (CUDA)
+ * @GST_EARLY_EXIT_PRECISION_FP16: 16-bit float storage (CUDA)
+ * @GST_EARLY_EXIT_PRECISION_BF16: bfloat16 storage (CPU and CUDA)
+ */
+typedef enum
+{
+  GST_EARLY_EXIT_PRECISION_FP32 = EE_PRECISION_FP32,
+  GST_EARLY_EXIT_PRECISION_TF32 = EE_PRECISION_TF32,
+  GST_EARLY_EXIT_PRECISION_FP16 = EE_PRECISION_FP16,
+  GST_EARLY_EXIT_PRECISION_BF16 = EE_PRECISION_BF16,
+} GstEarlyExitPrecision;
+
+GType gst_early_exit_policy_get_type (void);
+GType gst_early_exit_precision_get_type (void);
+#define GST_TYPE_EARLY_EXIT_POLICY (gst_early_exit_policy_get_type ())
+#define GST_TYPE_EARLY_EXIT_PRECISION (gst_early_exit_precision_get_type ())
+
+#define EE_ELEMENT_MAX_EXITS EE_RUNNER_MAX_SEGMENTS
+
+/* Property ids of the common properties; an element numbers its own from
+ * EE_ELEMENT_PROP_LAST on. */
+enum
+{
+  EE_ELEMENT_PROP_0,
+  EE_ELEMENT_PROP_MODEL_FILE,
+  EE_ELEMENT_PROP_DEVICE,
+  EE_ELEMENT_PROP_PRECISION,
+  EE_ELEMENT_PROP_MODEL_INSTANCE_ID,
+  EE_ELEMENT_PROP_THREADS,
+  EE_ELEMENT_PROP_DEADLINE,
+  EE_ELEMENT_PROP_POLICY,
+  EE_ELEMENT_PROP_MIN_EXIT,
+  EE_ELEMENT_PROP_MAX_EXIT,
+  EE_ELEMENT_PROP_CONFIDENCE_THRESHOLD,
+  EE_ELEMENT_PROP_INTERVAL,
+  EE_ELEMENT_PROP_POST_MESSAGES,
+  EE_ELEMENT_PROP_UNIQUE_ID,
+  EE_ELEMENT_PROP_STATS,
+  EE_ELEMENT_PROP_LAST
+};
+
+/* What differs between elements, for the properties and messages. */
+typedef struct
+{
+  EeTask task;
+  const char *model_blurb; /* model-file's blurb */
+  const char *item;        /* "frame", "window": what one run is on */
+  const char *stats_name;  /* the stats structure's name; NULL: the
+                            * factory's name + "-stats" */
+  const char *counted;     /* stats field of the items out: "frames" */
+  gboolean confidence;     /* results have a confidence (the property) */
+} EeElementInfo;
+
+typedef struct
+{
+  GstElement *element;
+  const EeElementInfo *info;
+
+  /* properties, object lock; prop_* are READY only, latched at start */
+  gchar *prop_model_file;
+  gchar *prop_device;
+  gchar *prop_instance_id;
+  GstEarlyExitPrecision prop_precision;
+  gint prop_threads;
+  GstClockTime deadline;
+  GstEarlyExitPolicy policy;
+  gint min_exit, max_exit;
+  gdouble confidence_threshold;
+  guint interval;
+  gboolean post_messages;
+  guint unique_id;
+
+  /* latched at start, then fixed until stop: the streaming thread reads them
+   * without locking (exit_names also the stats getter, set under the object
+   * lock) */
+  EeEngine *engine;
+  EeStream *stream;
+  EeModel *model;
+  int n_exits;
+  gchar **exit_names;
+
+  /* streaming thread only */
+  guint64 index;             /* items since start or flush */
+  GstStructure *last_result; /* the last fresh result */
+
+  /* object lock */
+  GstClockTime period; /* natural period (frame duration, hop) */
+  guint64 items;       /* items out */
+} EeElement;
+
+/* class_init: installs the common properties (ids above). */
+void ee_element_class_install (GObjectClass *klass, const EeElementInfo *info);
+void ee_element_init (EeElement *ee, GstElement *element,
+                      const EeElementInfo *info);
+void ee_element_finalize (EeElement *ee);
+
+/* TRUE when prop_id is a common property (handled). *budget_changed: the
+ * deadline changed (the element may report a new latency). */
+gboolean ee_element_set_property (EeElement *ee, guint prop_id,
+                                  const GValue *value,
+                                  gboolean *budget_changed);
+gboolean ee_element_get_property (EeElement *ee, guint prop_id,
+                                  GValue *value);
+
+/* READY->PAUSED: opens (or joins) the engine and a stream on it; FALSE after
+ * posting an element error. max_exits: the most exits the element takes. */
+gboolean ee_element_start (EeElement *ee, int max_exits);
+/* PAUSED->READY (the streaming thread has stopped). */
+void ee_element_stop (EeElement *ee);
+gboolean ee_element_running (EeElement *ee);
+
+/* The budget of one item: the deadline property, else `natural` (its
+ * duration), else the period, else 40 ms. */
+GstClockTime ee_element_budget (EeElement *ee, GstClockTime natural);
+void ee_element_set_period (EeElement *ee, GstClockTime period);
+/* Whether the next item runs the network (interval); counts it. */
+gboolean ee_element_take_turn (EeElement *ee);
+/* The same without counting it. */
+gboolean ee_element_next_turn (EeElement *ee);
+
+/* Runs one item whose inputs were given with ee_stream_set_input:
+ * `allowed` exits, `budget` from `processable` (ee_now() time). Posts a QoS
+ * message when downstream lateness lowered the aim (for the item at pts in
+ * `segment`), and an element error on failure (FALSE). stop/stop_data: the
+ * CONFIDENCE test. */
+gboolean ee_element_run (EeElement *ee, guint32 allowed, gint64 processable,
+                         GstClockTime budget, const GstSegment *segment,
+                         GstClockTime pts, GstClockTime duration,
+                         EeStopFunc stop, gpointer stop_data,
+                         EeFrameResult *res);
+
+/* A new result: `task` first; the element adds its own fields (count,
+ * label ...), then ee_element_result_finish the common ones (exit,
+ * exit-index, n-exits, fresh, deadline, inference-time, deadline-missed,
+ * unique-id), so that every result reads in that order. */
+GstStructure *ee_element_result_new (const char *task);
+void ee_element_result_finish (EeElement *ee, GstStructure *result,
+                               const EeFrameResult *res, gint64 processable,
+                               GstClockTime budget);
+/* The last fresh result marked not fresh (owned); NULL before the first.
+ * `res` (may be NULL): the item's run that carried it (its deadline fields
+ * are the item's). */
+GstStructure *ee_element_carry (EeElement *ee, const EeFrameResult *res,
+                                gint64 processable, GstClockTime budget);
+/* Attaches `result` to `buffer` (writable; NULL: message only) and, with
+ * post-messages, posts it as the element message of [pts, pts + duration)
+ * in `segment`; a fresh result is kept for carrying. Frees `result`. */
+void ee_element_publish (EeElement *ee, GstBuffer *buffer,
+                         const GstSegment *segment, GstClockTime pts,
+                         GstClockTime duration, GstStructure *result);
+/* A QoS event from downstream; `segment`: the output segment. */
+void ee_element_qos (EeElement *ee, GstEvent *event);
+/* Forgets the carried result and the interval count (flush, new stream). */
+void ee_element_reset (EeElement *ee);
+
+G_END_DECLS
+#endif /* EE_ELEMENT_H */

@@ -1,0 +1,638 @@
+/* The frame cursor and the anytime engine (nn/ee-runner.h, nn/ee-engine.h) on
+ * the CPU backend, with a compact random-weight AudioCSRNet
+ * ($EE_TEST_MODEL: exits v1, av1, av2, final):
+ * - a frame continued exit by exit gives, bit for bit, what a run of all its
+ *   exits at once gives, and runs no segment twice;
+ * - two frames in flight at once on two cursors do not disturb each other;
+ * - the policies, the deadline between exits and the tries of skipped exits;
+ * - streams of one engine run from several threads give every frame its own
+ *   result; a frame that cannot make its deadline carries the last result;
+ * - engines shared by instance id, and refused with other settings. */
+#include <math.h>
+#include <string.h>
+
+#include "ee-backend-select.h"
+#include "ee-engine.h"
+#include "ee-model.h"
+
+#define ALL 0xfu
+#define SECOND G_GINT64_CONSTANT (1000000000)
+
+typedef struct
+{
+  float *image, *logmel;
+  gsize image_n;
+} Inputs;
+
+static const char *
+model_path (void)
+{
+  const char *p = g_getenv ("EE_TEST_MODEL");
+
+  g_assert_nonnull (p);
+  return p;
+}
+
+static void
+inputs_init (Inputs *in, EeModel *m, int seed)
+{
+  int w, h;
+
+  ee_model_input_size (m, &w, &h);
+  in->image_n = (gsize)3 * w * h;
+  in->image = g_new (float, in->image_n);
+  in->logmel = g_new (float, 96 * 64);
+  for (gsize i = 0; i < in->image_n; i++)
+    in->image[i] = (float)sin (i * 0.01 + seed);
+  for (int i = 0; i < 96 * 64; i++)
+    in->logmel[i] = (float)cos (i * 0.02 + seed) - 2.0f;
+}
+
+static void
+inputs_clear (Inputs *in)
+{
+  g_free (in->image);
+  g_free (in->logmel);
+}
+
+static EeModel *
+load (EeBackend **be)
+{
+  GError *err = NULL;
+  EeModel *m;
+
+  *be = ee_backend_cpu_new (0, &err);
+  g_assert_no_error (err);
+  m = ee_model_load (model_path (), *be, TRUE, &err);
+  g_assert_no_error (err);
+  g_assert_cmpint (ee_runner_n_exits (ee_model_runner (m)), ==, 4);
+  return m;
+}
+
+static void
+upload (EeCursor *c, EeModel *m, const Inputs *in)
+{
+  GError *err = NULL;
+
+  g_assert_true (
+      ee_cursor_upload (c, ee_model_image_input (m), in->image, &err));
+  g_assert_true (
+      ee_cursor_upload (c, ee_model_audio_input (m), in->logmel, &err));
+  g_assert_no_error (err);
+}
+
+/* Every exit's value of a frame run with all exits enqueued at once. */
+static void
+reference (EeModel *m, const Inputs *in, float out[4])
+{
+  GError *err = NULL;
+
+  g_assert_true (ee_model_set_image (m, in->image, &err));
+  g_assert_true (ee_model_set_audio (m, in->logmel, &err));
+  g_assert_true (ee_model_run_sync (m, ALL, &err));
+  g_assert_no_error (err);
+  for (int i = 0; i < 4; i++)
+    out[i] = ee_model_result (m, i)->value[0];
+}
+
+/* ------------------------------------------------------------ cursor */
+
+static void
+test_cursor_continue (void)
+{
+  EeBackend *be;
+  EeModel *m = load (&be);
+  EeRunner *r = ee_model_runner (m);
+  GError *err = NULL;
+  EeCursor *c;
+  Inputs in;
+  float ref[4];
+  guint32 ran = 0;
+
+  inputs_init (&in, m, 0);
+  reference (m, &in, ref);
+
+  c = ee_cursor_new (r, &err);
+  g_assert_no_error (err);
+  ee_cursor_begin (c, ALL);
+  upload (c, m, &in);
+  for (int i = 0; i < 4; i++) {
+    guint32 step = ee_cursor_step (c, i);
+    /* only what has not run: never a segment twice */
+    g_assert_cmpuint (step & ran, ==, 0);
+    g_assert_cmpuint (step & ee_runner_exit_needs (r, i), ==,
+                      ee_runner_exit_needs (r, i) & ~ran);
+    g_assert_true (ee_cursor_enqueue (c, i, &err));
+    g_assert_no_error (err);
+    ran |= step;
+    g_assert_true (ee_cursor_poll (c) & (1u << i));
+    /* bit for bit */
+    g_assert_true (memcmp (ee_cursor_result (c, i)->value, &ref[i],
+                           sizeof (float))
+                   == 0);
+    g_assert_cmpfloat (ee_cursor_segment_ms (c, ee_runner_exit_segment (r, i)),
+                       >=, 0);
+    /* an exit cannot run twice */
+    g_assert_false (ee_cursor_can_run (c, i));
+  }
+  g_assert_cmpuint (ran, ==, (1u << ee_runner_n_segments (r)) - 1);
+  g_assert_false (ee_cursor_enqueue (c, 0, &err));
+  g_assert_error (err, EE_ERROR, EE_ERROR_ARGUMENT);
+  g_clear_error (&err);
+
+  /* skipping ahead: exit 1 alone after exit 3 is impossible, and a frame
+   * of exits 0 and 3 gives the same values */
+  ee_cursor_begin (c, 0x9);
+  upload (c, m, &in);
+  g_assert_true (ee_cursor_enqueue (c, 3, &err));
+  g_assert_false (ee_cursor_can_run (c, 0));
+  g_assert_true (ee_cursor_poll (c) == 0x8);
+  g_assert_true (memcmp (ee_cursor_result (c, 3)->value, &ref[3],
+                         sizeof (float))
+                 == 0);
+  ee_cursor_free (c);
+  inputs_clear (&in);
+  ee_model_free (m);
+  ee_backend_free (be);
+}
+
+static void
+test_cursor_two_frames (void)
+{
+  EeBackend *be;
+  EeModel *m = load (&be);
+  EeRunner *r = ee_model_runner (m);
+  GError *err = NULL;
+  EeCursor *a, *b;
+  Inputs ia, ib;
+  float ra[4], rb[4];
+
+  inputs_init (&ia, m, 0);
+  inputs_init (&ib, m, 5);
+  reference (m, &ia, ra);
+  reference (m, &ib, rb);
+  g_assert_true (ra[3] != rb[3]);
+
+  /* the model's own cursor holds the graph's arena: these allocate */
+  a = ee_cursor_new (r, &err);
+  b = ee_cursor_new (r, &err);
+  g_assert_no_error (err);
+  ee_cursor_begin (a, ALL);
+  upload (a, m, &ia);
+  g_assert_true (ee_cursor_enqueue (a, 0, &err));
+  /* a whole other frame in between */
+  ee_cursor_begin (b, ALL);
+  upload (b, m, &ib);
+  for (int i = 0; i < 4; i++)
+    g_assert_true (ee_cursor_enqueue (b, i, &err));
+  for (int i = 1; i < 4; i++)
+    g_assert_true (ee_cursor_enqueue (a, i, &err));
+  g_assert_no_error (err);
+  g_assert_cmpuint (ee_cursor_poll (a), ==, ALL);
+  g_assert_cmpuint (ee_cursor_poll (b), ==, ALL);
+  for (int i = 0; i < 4; i++) {
+    g_assert_true (
+        memcmp (ee_cursor_result (a, i)->value, &ra[i], sizeof (float)) == 0);
+    g_assert_true (
+        memcmp (ee_cursor_result (b, i)->value, &rb[i], sizeof (float)) == 0);
+  }
+  ee_cursor_free (a);
+  ee_cursor_free (b);
+  inputs_clear (&ia);
+  inputs_clear (&ib);
+  ee_model_free (m);
+  ee_backend_free (be);
+}
+
+/* ------------------------------------------------------------ engine */
+
+static EeEngine *
+engine_open (const char *instance_id, GError **error)
+{
+  EeEngineConfig cfg = ee_engine_default_config ();
+
+  cfg.model_file = model_path ();
+  cfg.device = "cpu";
+  cfg.instance_id = instance_id;
+  return ee_engine_acquire (&cfg, ee_model_engine_load, NULL, error);
+}
+
+static EeStream *
+stream_open (EeEngine *e, const Inputs *in)
+{
+  GError *err = NULL;
+  EeModel *m = ee_engine_owner (e);
+  EeStream *s = ee_stream_new (e, &err);
+
+  g_assert_no_error (err);
+  ee_stream_set_input (s, ee_model_image_input (m), in->image);
+  ee_stream_set_input (s, ee_model_audio_input (m), in->logmel);
+  return s;
+}
+
+static EeFrameParams
+params (EePolicy policy, gint64 budget)
+{
+  return (EeFrameParams){ .policy = policy,
+                          .allowed = ALL,
+                          .min_exit = -1,
+                          .max_exit = -1,
+                          .deadline = ee_now () + budget,
+                          .position = -1 };
+}
+
+static void
+run (EeStream *s, const EeFrameParams *p, EeFrameResult *res)
+{
+  GError *err = NULL;
+
+  g_assert_true (ee_stream_run (s, p, res, &err));
+  g_assert_no_error (err);
+}
+
+static void
+test_engine_policies (void)
+{
+  GError *err = NULL;
+  EeEngine *e = engine_open (NULL, &err);
+  EeFrameParams p;
+  EeFrameResult res;
+  EeStream *s;
+  Inputs in;
+  float ref[4];
+
+  g_assert_no_error (err);
+  inputs_init (&in, ee_engine_owner (e), 0);
+  reference (ee_engine_owner (e), &in, ref);
+  s = stream_open (e, &in);
+  for (int i = 0; i < 4; i++)
+    g_assert_cmpint (ee_engine_exit_cost (e, i), >, 0);
+  /* the final exit needs the whole backbone */
+  g_assert_cmpint (ee_engine_exit_cost (e, 3), >, ee_engine_exit_cost (e, 0));
+
+  p = params (EE_POLICY_ANYTIME, 10 * SECOND);
+  g_assert_cmpint (ee_stream_target (s, &p), ==, 3);
+  run (s, &p, &res);
+  g_assert_cmpint (res.exit, ==, 3);
+  g_assert_cmpuint (res.ran, ==, ALL);
+  g_assert_false (res.missed || res.carried);
+  g_assert_true (memcmp (res.value, &ref[3], sizeof (float)) == 0);
+  for (int i = 1; i < 4; i++)
+    g_assert_cmpint (res.finish[i], >=, res.finish[i - 1]);
+
+  /* visual exits only */
+  p = params (EE_POLICY_ANYTIME, 10 * SECOND);
+  p.allowed = 0x1;
+  run (s, &p, &res);
+  g_assert_cmpint (res.exit, ==, 0);
+  g_assert_cmpuint (res.ran, ==, 0x1);
+
+  /* min/max */
+  p = params (EE_POLICY_ANYTIME, 10 * SECOND);
+  p.min_exit = 1;
+  p.max_exit = 2;
+  run (s, &p, &res);
+  g_assert_cmpint (res.exit, ==, 2);
+  g_assert_cmpuint (res.ran, ==, 0x6);
+  g_assert_true (memcmp (res.value, &ref[2], sizeof (float)) == 0);
+
+  /* fixed runs one exit whatever the deadline */
+  p = params (EE_POLICY_FIXED, -SECOND);
+  p.max_exit = 2;
+  run (s, &p, &res);
+  g_assert_cmpint (res.exit, ==, 2);
+  g_assert_cmpuint (res.ran, ==, 0x4);
+  g_assert_true (memcmp (res.value, &ref[2], sizeof (float)) == 0);
+
+  /* full ignores the deadline */
+  p = params (EE_POLICY_FULL, -SECOND);
+  run (s, &p, &res);
+  g_assert_cmpint (res.exit, ==, 3);
+  g_assert_cmpuint (res.ran, ==, ALL);
+  g_assert_true (res.missed);
+
+  /* already past the deadline: a budget no exit fits in is not a lack of
+   * time that carrying could cure; the first exit runs, flagged */
+  p = params (EE_POLICY_ANYTIME, -SECOND);
+  run (s, &p, &res);
+  g_assert_false (res.carried);
+  g_assert_cmpint (res.exit, ==, 0);
+  g_assert_true (res.missed);
+
+  ee_stream_free (s);
+  ee_engine_release (e);
+  inputs_clear (&in);
+}
+
+static void
+test_engine_budget_between_exits (void)
+{
+  GError *err = NULL;
+  EeEngine *e = engine_open (NULL, &err);
+  EeRunner *r = ee_engine_runner (e);
+  const gint64 budget = 10 * SECOND;
+  /* exit 0's first step: its segments and those numbered before it */
+  guint32 first = (2u << ee_runner_exit_segment (r, 0)) - 1;
+  EeFrameParams p;
+  EeFrameResult res;
+  EeStream *s;
+  Inputs in;
+
+  g_assert_no_error (err);
+  inputs_init (&in, ee_engine_owner (e), 0);
+  s = stream_open (e, &in);
+  /* pretend everything after exit 0's first step takes 10 budgets (a
+   * budget the whole model fits in, under valgrind too) */
+  for (int seg = 0; seg < ee_runner_n_segments (r); seg++)
+    ee_engine_set_cost (e, seg, (first >> seg) & 1 ? 1000 : 10 * budget);
+  p = params (EE_POLICY_ANYTIME, budget);
+  g_assert_cmpint (ee_stream_target (s, &p), ==, 0);
+
+  /* what cannot finish is not started; after 25 such frames the next exit
+   * is tried, which measures it afresh; as it was overestimated, the exit
+   * after it is tried on the next frame, and so on */
+  for (int k = 0; k < 28; k++) {
+    guint32 expect = k < 25 ? 0x1 : (0x2u << (k - 24)) - 1;
+    p = params (EE_POLICY_ANYTIME, budget);
+    run (s, &p, &res);
+    g_assert_cmphex (res.ran, ==, expect);
+    g_assert_cmpint (res.exit, ==, 31 - __builtin_clz (expect));
+    g_assert_false (res.missed);
+  }
+  g_assert_cmpint (ee_engine_exit_cost (e, 3), <, budget);
+  ee_stream_free (s);
+  ee_engine_release (e);
+  inputs_clear (&in);
+}
+
+/* Stops at exit *(int *) user_data; counts the calls per exit. */
+static int stop_calls[8];
+
+static gboolean
+stop_at (gpointer user_data, int exit_index, const float *value, int64_t n_out)
+{
+  g_assert_true (value != NULL && n_out == 1);
+  stop_calls[exit_index]++;
+  return exit_index == *(int *)user_data;
+}
+
+static void
+test_engine_confidence (void)
+{
+  GError *err = NULL;
+  EeEngine *e = engine_open (NULL, &err);
+  EeFrameParams p;
+  EeFrameResult res;
+  EeStream *s;
+  Inputs in;
+  int stop;
+
+  g_assert_no_error (err);
+  inputs_init (&in, ee_engine_owner (e), 0);
+  s = stream_open (e, &in);
+
+  /* the first exit the stop function accepts ends the frame */
+  stop = 1;
+  memset (stop_calls, 0, sizeof stop_calls);
+  p = params (EE_POLICY_CONFIDENCE, 10 * SECOND);
+  p.stop = stop_at;
+  p.stop_data = &stop;
+  g_assert_cmpint (ee_stream_target (s, &p), ==, 3);
+  run (s, &p, &res);
+  g_assert_cmpint (res.exit, ==, 1);
+  g_assert_cmpuint (res.ran, ==, 0x3);
+  g_assert_true (res.stopped_early);
+  g_assert_true (stop_calls[0] == 1 && stop_calls[1] == 1);
+
+  /* never accepted: as anytime; the last exit is not asked */
+  stop = -1;
+  memset (stop_calls, 0, sizeof stop_calls);
+  run (s, &p, &res);
+  g_assert_cmpint (res.exit, ==, 3);
+  g_assert_cmpuint (res.ran, ==, ALL);
+  g_assert_false (res.stopped_early);
+  g_assert_cmpint (stop_calls[3], ==, 0);
+
+  /* accepting the last exit is no early stop */
+  stop = 2;
+  p.max_exit = 2;
+  run (s, &p, &res);
+  g_assert_cmpint (res.exit, ==, 2);
+  g_assert_false (res.stopped_early);
+
+  /* no stop function: anytime */
+  p = params (EE_POLICY_CONFIDENCE, 10 * SECOND);
+  run (s, &p, &res);
+  g_assert_cmpint (res.exit, ==, 3);
+  ee_stream_free (s);
+  ee_engine_release (e);
+  inputs_clear (&in);
+}
+
+typedef struct
+{
+  EeEngine *e;
+  Inputs in;
+  float ref[4];
+  int frames;
+  int wrong;
+} Worker;
+
+/* One stream's thread: frames of policy full, each checked bit for bit. */
+static gpointer
+stream_thread (gpointer data)
+{
+  Worker *w = data;
+  EeStream *s = stream_open (w->e, &w->in);
+
+  for (int k = 0; k < w->frames; k++) {
+    EeFrameParams p = params (k % 2 ? EE_POLICY_FULL : EE_POLICY_FIXED, 0);
+    EeFrameResult res;
+    int want;
+
+    p.max_exit = k % 4;
+    want = p.max_exit;
+    run (s, &p, &res);
+    if (res.exit != want
+        || memcmp (res.value, &w->ref[want], sizeof (float)) != 0)
+      w->wrong++;
+  }
+  ee_stream_free (s);
+  return NULL;
+}
+
+static void
+test_engine_streams (void)
+{
+  GError *err = NULL;
+  EeEngine *e = engine_open ("test-streams", &err);
+  Worker w[4];
+  GThread *t[4];
+  EeModel *m;
+
+  g_assert_no_error (err);
+  m = ee_engine_owner (e);
+  for (int k = 0; k < 4; k++) {
+    w[k].e = e;
+    w[k].frames = 6;
+    w[k].wrong = 0;
+    inputs_init (&w[k].in, m, k);
+  }
+  /* references before the worker has streams to run (the model's own
+   * cursor shares the backend with the engine's worker) */
+  for (int k = 0; k < 4; k++)
+    reference (m, &w[k].in, w[k].ref);
+  for (int k = 0; k < 4; k++)
+    t[k] = g_thread_new ("stream", stream_thread, &w[k]);
+  for (int k = 0; k < 4; k++) {
+    g_thread_join (t[k]);
+    g_assert_cmpint (w[k].wrong, ==, 0);
+    inputs_clear (&w[k].in);
+  }
+  g_assert_cmpint (ee_engine_n_streams (e), ==, 0);
+  ee_engine_release (e);
+}
+
+/* Lets n threads go on together, round after round. */
+typedef struct
+{
+  GMutex lock;
+  GCond cond;
+  int n, waiting, round;
+} Barrier;
+
+static void
+barrier_wait (Barrier *b)
+{
+  int round;
+
+  g_mutex_lock (&b->lock);
+  round = b->round;
+  if (++b->waiting == b->n) {
+    b->waiting = 0;
+    b->round++;
+    g_cond_broadcast (&b->cond);
+  }
+  while (round == b->round)
+    g_cond_wait (&b->cond, &b->lock);
+  g_mutex_unlock (&b->lock);
+}
+
+typedef struct
+{
+  EeEngine *e;
+  Inputs in;
+  gint64 budget;
+  Barrier *start;
+  int frames, fresh, carried, late;
+} Live;
+
+/* One live stream: frames submitted together with the other streams', each
+ * with a budget its first exit fits in alone but not behind the others. */
+static gpointer
+live_thread (gpointer data)
+{
+  Live *l = data;
+  EeStream *s = stream_open (l->e, &l->in);
+
+  for (int k = 0; k < l->frames; k++) {
+    EeFrameParams p;
+    EeFrameResult res;
+
+    barrier_wait (l->start);
+    p = params (EE_POLICY_ANYTIME, l->budget);
+    run (s, &p, &res);
+    l->fresh += res.exit >= 0;
+    l->carried += res.carried;
+    l->late += res.missed;
+  }
+  ee_stream_free (s);
+  return NULL;
+}
+
+static void
+test_engine_carry (void)
+{
+  GError *err = NULL;
+  EeEngine *e = engine_open ("test-carry", &err);
+  Barrier start = { .n = 4 };
+  Live l[4];
+  GThread *t[4];
+  int carried = 0;
+
+  g_assert_no_error (err);
+  for (int k = 0; k < 4; k++) {
+    l[k] = (Live){ .e = e, .start = &start, .frames = 8 };
+    /* about 1.5 first steps (exit 0 with the audio branch that exit 1
+     * needs): one or two of four simultaneous frames fit */
+    l[k].budget = ee_engine_exit_cost (e, 1) * 3 / 2;
+    inputs_init (&l[k].in, ee_engine_owner (e), k);
+  }
+  for (int k = 0; k < 4; k++)
+    t[k] = g_thread_new ("live", live_thread, &l[k]);
+  for (int k = 0; k < 4; k++) {
+    g_thread_join (t[k]);
+    /* a stream's first frame has nothing to carry: it runs */
+    g_assert_cmpint (l[k].fresh, >=, 1);
+    g_assert_cmpint (l[k].fresh + l[k].carried, ==, l[k].frames);
+    carried += l[k].carried;
+    inputs_clear (&l[k].in);
+  }
+  g_assert_cmpint (carried, >, 0);
+  ee_engine_release (e);
+}
+
+static void
+test_engine_sharing (void)
+{
+  GError *err = NULL;
+  EeEngine *a = engine_open ("shared", &err), *b, *c;
+  EeEngineConfig cfg = ee_engine_default_config ();
+
+  g_assert_no_error (err);
+  b = engine_open ("shared", &err);
+  g_assert_no_error (err);
+  g_assert_true (a == b);
+  c = engine_open (NULL, &err);
+  g_assert_true (c != a);
+  ee_engine_release (c);
+
+  /* the same id with another precision or file: refused */
+  cfg.model_file = model_path ();
+  cfg.device = "cpu";
+  cfg.instance_id = "shared";
+  cfg.precision = EE_PRECISION_BF16;
+  g_assert_null (ee_engine_acquire (&cfg, ee_model_engine_load, NULL, &err));
+  g_assert_error (err, EE_ERROR, EE_ERROR_CONFLICT);
+  g_assert_nonnull (strstr (err->message, "shared"));
+  g_clear_error (&err);
+  cfg.precision = EE_PRECISION_FP32;
+  cfg.model_file = "other.safetensors";
+  g_assert_null (ee_engine_acquire (&cfg, ee_model_engine_load, NULL, &err));
+  g_assert_error (err, EE_ERROR, EE_ERROR_CONFLICT);
+  g_clear_error (&err);
+
+  ee_engine_release (a);
+  ee_engine_release (b);
+  /* released by all: the id is free for other settings */
+  cfg.model_file = "no-such-file.safetensors";
+  g_assert_null (ee_engine_acquire (&cfg, ee_model_engine_load, NULL, &err));
+  g_assert_error (err, EE_ERROR, EE_ERROR_FILE);
+  g_clear_error (&err);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cursor/continue", test_cursor_continue);
+  g_test_add_func ("/cursor/two-frames", test_cursor_two_frames);
+  g_test_add_func ("/engine/policies", test_engine_policies);
+  g_test_add_func ("/engine/budget-between-exits",
+                   test_engine_budget_between_exits);
+  g_test_add_func ("/engine/confidence", test_engine_confidence);
+  g_test_add_func ("/engine/streams", test_engine_streams);
+  g_test_add_func ("/engine/carry", test_engine_carry);
+  g_test_add_func ("/engine/sharing", test_engine_sharing);
+  return g_test_run ();
+}
