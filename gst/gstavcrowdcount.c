@@ -60,13 +60,21 @@
  *   else the CPU (logged); cuda without a usable CUDA backend is an error.
  * - `precision` (enum, READY only, default fp32): fp32, tf32, fp16, bf16; a
  *   precision the backend lacks is an error (the CPU has fp32 and bf16).
+ * - `model-instance-id` (string, READY only, default empty): elements with
+ *   the same id and the same model file, device and precision share one
+ *   engine: one copy of the weights and one worker scheduling all their
+ *   frames earliest deadline first (docs/engine.md). Empty: a private engine.
+ *   The same id with another file, device or precision is an error.
+ * - `threads` (int, READY only, default 0 = all cores): CPU threads of the
+ *   engine (a shared engine keeps the first element's).
  * - `window` (guint64 ns, READY only, 100 ms to 1 s, default 1 s): the audio
  *   window centred on each frame.
  * - `deadline` (guint64 ns, default 0 = one frame duration): the budget of a
  *   frame from becoming processable to its result.
  * - `policy` (enum, default anytime): anytime (the newest exit finished by
  *   the deadline), fixed (always exit max-exit), full (every exit up to
- *   max-exit, deadline ignored).
+ *   max-exit, deadline ignored); confidence acts as anytime (a count has no
+ *   confidence).
  * - `min-exit`, `max-exit` (int, default -1 = none): the range of exits, by
  *   index in anytime order, that may run.
  * - `interval` (uint, default 1): run the network on every Nth frame; the
@@ -80,9 +88,12 @@
  * - `unique-id` (uint, default 0): copied into every result.
  * - `diagnostics` (boolean, default FALSE): add `window-first-sample` and
  *   `window-last-sample` to every fresh result.
- * - `stats` (GstStructure, read only): frames, network runs, exits taken per
- *   exit, deadline misses, QoS reactions, mean inference time and current
- *   estimate per exit (ns).
+ * - `stats` (GstStructure, read only): `frames`, `fresh-frames` (network
+ *   results), `carried` (frames that carried the last result because the
+ *   engine was behind), `deadline-misses`, `qos-lowered`, `qos-max-exit`,
+ *   `model-instance-id`, `engine-streams` (streams on the engine), and per
+ *   exit `exit-names`, `exits-taken`, `exit-runs`, `mean-inference-time` and
+ *   `estimated-time` (ns).
  *
  * ## Result fields (meta and message)
  *
