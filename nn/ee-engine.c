@@ -294,7 +294,9 @@ publish (EeEngine *e, EeStream *s, gboolean carry)
   res->ran = s->finished;
   res->carried = carry;
   res->exit = carry ? -1 : pick (&s->p, s->finished, res->finish);
-  res->missed = res->published > s->p.deadline;
+  /* late is a result that was not there by the deadline: an exit that
+   * finished after it; a carried result was there before */
+  res->missed = res->exit >= 0 && res->finish[res->exit] > s->p.deadline;
   if (res->exit >= 0) {
     const EeExitResult *r = ee_cursor_result (s->cur, res->exit);
     res->value = r->value;

@@ -140,7 +140,7 @@ typedef struct
   gint64 start;                          /* when the frame was submitted */
   gint64 finish[EE_RUNNER_MAX_SEGMENTS]; /* per exit, when it finished */
   gint64 published;                      /* when the result was taken */
-  gboolean missed;        /* published after the deadline */
+  gboolean missed;        /* the published exit finished after the deadline */
   gboolean stopped_early; /* CONFIDENCE accepted an exit before the last */
   /* QoS: this frame lowered the stream's aim (post a QoS message) */
   gboolean qos_lowered;

@@ -497,6 +497,7 @@ def main(argv=None):
                    help=f"test clips: the first scene's seed (the report's: {TEST_SEED0})")
     p.add_argument("--scenes", type=int, default=25, help="test clips: scenes after the warm-up")
     p.add_argument("--seconds", type=int, default=16, help="demo clips: length")
+    p.add_argument("--fps", type=int, default=5, help="demo clips: frames per second")
     p.add_argument("--mkv", action="store_true")
     p.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -520,7 +521,7 @@ def main(argv=None):
         frames, audio, truth = test_clip(args.seed, args.scenes)
         fps = 1
     else:
-        fps = 5
+        fps = args.fps
         frames, audio, truth = demo_clip(args.seed, args.seconds, fps)
     write_clip(args.out, frames, audio, truth, fps,
                {"kind": args.kind, "seed": args.seed,
