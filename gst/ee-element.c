@@ -32,15 +32,15 @@ gst_early_exit_policy_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
-    { GST_EARLY_EXIT_POLICY_ANYTIME,
-      "The newest exit finished by the deadline", "anytime" },
+    { GST_EARLY_EXIT_POLICY_ANYTIME, "The newest exit finished by the deadline",
+      "anytime" },
     { GST_EARLY_EXIT_POLICY_CONFIDENCE,
       "As anytime, stopping at the first exit whose confidence reaches "
       "confidence-threshold (classifiers)",
       "confidence" },
     { GST_EARLY_EXIT_POLICY_FIXED, "Always exit max-exit", "fixed" },
-    { GST_EARLY_EXIT_POLICY_FULL,
-      "Every exit up to max-exit, deadline ignored", "full" },
+    { GST_EARLY_EXIT_POLICY_FULL, "Every exit up to max-exit, deadline ignored",
+      "full" },
     { 0, NULL, NULL },
   };
 
@@ -306,11 +306,11 @@ stats_new_locked (EeElement *ee)
   EeStreamStats st = { .qos_max_exit = -1 };
   gchar *fresh = g_strdup_printf ("fresh-%s", ee->info->counted);
   GstElementFactory *factory = gst_element_get_factory (ee->element);
-  gchar *name = ee->info->stats_name
-                    ? g_strdup (ee->info->stats_name)
-                    : g_strdup_printf ("%s-stats", factory
-                                                       ? GST_OBJECT_NAME (factory)
-                                                       : "earlyexit");
+  gchar *name
+      = ee->info->stats_name
+            ? g_strdup (ee->info->stats_name)
+            : g_strdup_printf ("%s-stats", factory ? GST_OBJECT_NAME (factory)
+                                                   : "earlyexit");
   GstStructure *s;
 
   if (ee->stream)
@@ -330,14 +330,14 @@ stats_new_locked (EeElement *ee)
     array_append (&est, G_TYPE_UINT64, &e);
   }
   s = gst_structure_new (
-      name, ee->info->counted, G_TYPE_UINT64, ee->items, fresh,
-      G_TYPE_UINT64, st.frames - st.carried, "carried", G_TYPE_UINT64,
-      st.carried, "deadline-misses", G_TYPE_UINT64, st.misses, "qos-lowered",
-      G_TYPE_UINT64, st.qos_lowered, "qos-max-exit", G_TYPE_INT,
-      st.qos_max_exit, "confident-stops", G_TYPE_UINT64, st.confident,
-      "model-instance-id", G_TYPE_STRING,
-      ee->engine ? ee_engine_instance_id (ee->engine) : "", "engine-streams",
-      G_TYPE_INT, ee->engine ? ee_engine_n_streams (ee->engine) : 0, NULL);
+      name, ee->info->counted, G_TYPE_UINT64, ee->items, fresh, G_TYPE_UINT64,
+      st.frames - st.carried, "carried", G_TYPE_UINT64, st.carried,
+      "deadline-misses", G_TYPE_UINT64, st.misses, "qos-lowered", G_TYPE_UINT64,
+      st.qos_lowered, "qos-max-exit", G_TYPE_INT, st.qos_max_exit,
+      "confident-stops", G_TYPE_UINT64, st.confident, "model-instance-id",
+      G_TYPE_STRING, ee->engine ? ee_engine_instance_id (ee->engine) : "",
+      "engine-streams", G_TYPE_INT,
+      ee->engine ? ee_engine_n_streams (ee->engine) : 0, NULL);
   gst_structure_take_value (s, "exit-names", &names);
   gst_structure_take_value (s, "exits-taken", &taken);
   gst_structure_take_value (s, "exit-runs", &runs);
@@ -433,8 +433,7 @@ load_model (EeBackend *be, const char *path, gpointer user_data,
             gpointer *owner, GDestroyNotify *owner_free, GError **error)
 {
   LoadData *ld = user_data;
-  EeRunner *r
-      = ee_model_engine_load (be, path, NULL, owner, owner_free, error);
+  EeRunner *r = ee_model_engine_load (be, path, NULL, owner, owner_free, error);
 
   if (!r && error && *error)
     ld->model_error = g_error_copy (*error);
@@ -451,15 +450,15 @@ engine_error (EeElement *ee, const EeEngineConfig *cfg, GError *err,
   EeTask task = ee->info->task;
 
   if (model_failed && g_error_matches (err, EE_ERROR, EE_ERROR_FILE))
-    GST_ELEMENT_ERROR (el, RESOURCE, OPEN_READ,
-                       ("Could not read model file \"%s\": %s",
-                        cfg->model_file, err->message),
-                       (NULL));
+    GST_ELEMENT_ERROR (
+        el, RESOURCE, OPEN_READ,
+        ("Could not read model file \"%s\": %s", cfg->model_file, err->message),
+        (NULL));
   else if (model_failed)
-    GST_ELEMENT_ERROR (el, RESOURCE, FAILED,
-                       ("Model file \"%s\" cannot be used: %s",
-                        cfg->model_file, err->message),
-                       ("regenerate it with %s", task_converter (task)));
+    GST_ELEMENT_ERROR (
+        el, RESOURCE, FAILED,
+        ("Model file \"%s\" cannot be used: %s", cfg->model_file, err->message),
+        ("regenerate it with %s", task_converter (task)));
   else if (g_error_matches (err, EE_ERROR, EE_ERROR_CONFLICT))
     GST_ELEMENT_ERROR (el, RESOURCE, SETTINGS, ("%s.", err->message), (NULL));
   else if (g_error_matches (err, EE_ERROR, EE_ERROR_ARGUMENT))
@@ -580,11 +579,13 @@ open_engine (EeElement *ee, const EeEngineConfig *cfg, int max_exits)
   GST_INFO_OBJECT (ee->element, "model \"%s\": %s", path,
                    ee_model_source (ee->model) ? ee_model_source (ee->model)
                                                : "(no source metadata)");
-  GST_INFO_OBJECT (
-      ee->element, "engine \"%s\" on the %s backend, %d stream(s)",
-      ee_engine_instance_id (ee->engine),
-      ee_engine_backend (ee->engine)->vt->name,
-      ee_engine_n_streams (ee->engine));
+  GST_INFO_OBJECT (ee->element,
+                   "engine \"%s\" on the %s backend, %d stream(s), %.1f MB of "
+                   "activations each",
+                   ee_engine_instance_id (ee->engine),
+                   ee_engine_backend (ee->engine)->vt->name,
+                   ee_engine_n_streams (ee->engine),
+                   ee_engine_stream_bytes (ee->engine) / 1e6);
   for (int i = 0; i < ee->n_exits; i++)
     GST_INFO_OBJECT (ee->element,
                      "exit %d %s: estimated %" GST_TIME_FORMAT " from scratch",
@@ -735,8 +736,8 @@ ee_element_run (EeElement *ee, guint32 allowed, gint64 processable,
   GST_OBJECT_UNLOCK (ee->element);
   p.allowed = allowed;
   p.deadline = processable + (gint64)budget;
-  p.position = (gint64)gst_segment_to_running_time (segment, GST_FORMAT_TIME,
-                                                    pts);
+  p.position
+      = (gint64)gst_segment_to_running_time (segment, GST_FORMAT_TIME, pts);
   p.stop = stop;
   p.stop_data = stop_data;
 
@@ -764,8 +765,8 @@ failed:
 GstStructure *
 ee_element_result_new (const char *task)
 {
-  return gst_structure_new (EARLYEXIT_RESULT_NAME, "task", G_TYPE_STRING,
-                            task, NULL);
+  return gst_structure_new (EARLYEXIT_RESULT_NAME, "task", G_TYPE_STRING, task,
+                            NULL);
 }
 
 void
@@ -778,13 +779,13 @@ ee_element_result_finish (EeElement *ee, GstStructure *result,
   GST_OBJECT_LOCK (ee->element);
   unique_id = ee->unique_id;
   GST_OBJECT_UNLOCK (ee->element);
-  gst_structure_set (
-      result, "exit", G_TYPE_STRING, ee->exit_names[res->exit], "exit-index",
-      G_TYPE_INT, res->exit, "n-exits", G_TYPE_INT, ee->n_exits, "fresh",
-      G_TYPE_BOOLEAN, TRUE, "deadline", G_TYPE_UINT64, budget,
-      "inference-time", G_TYPE_UINT64,
-      (guint64)MAX (res->published - processable, 0), "deadline-missed",
-      G_TYPE_BOOLEAN, res->missed, "unique-id", G_TYPE_UINT, unique_id, NULL);
+  gst_structure_set (result, "exit", G_TYPE_STRING, ee->exit_names[res->exit],
+                     "exit-index", G_TYPE_INT, res->exit, "n-exits", G_TYPE_INT,
+                     ee->n_exits, "fresh", G_TYPE_BOOLEAN, TRUE, "deadline",
+                     G_TYPE_UINT64, budget, "inference-time", G_TYPE_UINT64,
+                     (guint64)MAX (res->published - processable, 0),
+                     "deadline-missed", G_TYPE_BOOLEAN, res->missed,
+                     "unique-id", G_TYPE_UINT, unique_id, NULL);
 }
 
 GstStructure *
@@ -803,17 +804,17 @@ ee_element_carry (EeElement *ee, const EeFrameResult *res, gint64 processable,
   gst_structure_set (result, "fresh", G_TYPE_BOOLEAN, FALSE, "unique-id",
                      G_TYPE_UINT, unique_id, NULL);
   if (res)
-    gst_structure_set (
-        result, "deadline", G_TYPE_UINT64, budget, "inference-time",
-        G_TYPE_UINT64, (guint64)MAX (res->published - processable, 0),
-        "deadline-missed", G_TYPE_BOOLEAN, res->missed, NULL);
+    gst_structure_set (result, "deadline", G_TYPE_UINT64, budget,
+                       "inference-time", G_TYPE_UINT64,
+                       (guint64)MAX (res->published - processable, 0),
+                       "deadline-missed", G_TYPE_BOOLEAN, res->missed, NULL);
   return result;
 }
 
 void
-ee_element_publish (EeElement *ee, GstBuffer *buffer,
-                    const GstSegment *segment, GstClockTime pts,
-                    GstClockTime duration, GstStructure *result)
+ee_element_publish (EeElement *ee, GstBuffer *buffer, const GstSegment *segment,
+                    GstClockTime pts, GstClockTime duration,
+                    GstStructure *result)
 {
   gboolean post, fresh = FALSE;
 

@@ -150,8 +150,7 @@ void ee_element_finalize (EeElement *ee);
 gboolean ee_element_set_property (EeElement *ee, guint prop_id,
                                   const GValue *value,
                                   gboolean *budget_changed);
-gboolean ee_element_get_property (EeElement *ee, guint prop_id,
-                                  GValue *value);
+gboolean ee_element_get_property (EeElement *ee, guint prop_id, GValue *value);
 
 /* READY->PAUSED: opens (or joins) the engine and a stream on it; FALSE after
  * posting an element error. max_exits: the most exits the element takes. */
@@ -199,7 +198,7 @@ GstStructure *ee_element_carry (EeElement *ee, const EeFrameResult *res,
 void ee_element_publish (EeElement *ee, GstBuffer *buffer,
                          const GstSegment *segment, GstClockTime pts,
                          GstClockTime duration, GstStructure *result);
-/* A QoS event from downstream; `segment`: the output segment. */
+/* A QoS event from downstream: a late report lowers the stream's aim. */
 void ee_element_qos (EeElement *ee, GstEvent *event);
 /* Forgets the carried result and the interval count (flush, new stream). */
 void ee_element_reset (EeElement *ee);

@@ -615,11 +615,12 @@ classify_window (GstAudioExitClassify *self, GstBuffer *buf)
     /* a carried result keeps the window it was computed on */
     if (gst_structure_get_boolean (result, "fresh", &fresh) && fresh)
       gst_structure_set (
-        result, "window-start", G_TYPE_UINT64,
-        gst_segment_to_running_time (seg, GST_FORMAT_TIME, start), "window-end",
-        G_TYPE_UINT64,
-        gst_segment_to_running_time (seg, GST_FORMAT_TIME, start + duration),
-        "audio-coverage", G_TYPE_DOUBLE, (gdouble)covered / self->window, NULL);
+          result, "window-start", G_TYPE_UINT64,
+          gst_segment_to_running_time (seg, GST_FORMAT_TIME, start),
+          "window-end", G_TYPE_UINT64,
+          gst_segment_to_running_time (seg, GST_FORMAT_TIME, start + duration),
+          "audio-coverage", G_TYPE_DOUBLE, (gdouble)covered / self->window,
+          NULL);
   } else {
     result = gst_early_exit_classifier_carry (base);
   }

@@ -349,7 +349,6 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
       = GST_DEBUG_FUNCPTR (gst_av_crowd_count_get_next_time);
   /* the output caps are the video caps, set from sink_event */
   agg_class->negotiate = NULL;
-
 }
 
 static GstAggregatorPad *
@@ -517,9 +516,9 @@ prepare_inputs (GstAvCrowdCount *self)
   self->backend = ee_engine_backend (self->ee.engine);
   self->image = ee_backend_host_alloc (self->backend, image_bytes, &err);
   self->samples = g_new0 (float, FEATURE_SAMPLES);
-  self->logmel = self->image ? ee_backend_host_alloc (self->backend,
-                                                      logmel_bytes, &err)
-                             : NULL;
+  self->logmel = self->image
+                     ? ee_backend_host_alloc (self->backend, logmel_bytes, &err)
+                     : NULL;
   if (!self->logmel) {
     GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
                        ("Not enough memory for the model inputs."),
@@ -1063,8 +1062,10 @@ process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
     return NULL;
   ee_audio_ring_discard_before (self->ring, wstart);
   if (res.carried) {
-    GST_LOG_OBJECT (self, "frame %" GST_TIME_FORMAT ": no exit fits, "
-                    "carrying the last result", GST_TIME_ARGS (running_time));
+    GST_LOG_OBJECT (self,
+                    "frame %" GST_TIME_FORMAT ": no exit fits, "
+                    "carrying the last result",
+                    GST_TIME_ARGS (running_time));
     return ee_element_carry (&self->ee, &res, processable, budget);
   }
 
@@ -1080,9 +1081,9 @@ process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
                      NULL);
   ee_element_result_finish (&self->ee, result, &res, processable, budget);
   gst_structure_set (
-      result, "audio-coverage",
-      G_TYPE_DOUBLE, (gdouble)covered / self->window_samples, "audio-used",
-      G_TYPE_BOOLEAN, audio_used, "window-start", G_TYPE_UINT64,
+      result, "audio-coverage", G_TYPE_DOUBLE,
+      (gdouble)covered / self->window_samples, "audio-used", G_TYPE_BOOLEAN,
+      audio_used, "window-start", G_TYPE_UINT64,
       running_time > self->window / 2 ? running_time - self->window / 2 : 0,
       "window-end", G_TYPE_UINT64, running_time + self->window / 2, NULL);
   GST_OBJECT_LOCK (self);

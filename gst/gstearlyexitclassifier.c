@@ -255,9 +255,8 @@ gst_early_exit_classifier_get_property (GObject *object, guint prop_id,
       g_value_set_uint (value, self->top_k);
       break;
     case PROP_LATENCY:
-      g_value_set_uint64 (value, GST_CLOCK_TIME_IS_VALID (self->latency)
-                                     ? self->latency
-                                     : 0);
+      g_value_set_uint64 (
+          value, GST_CLOCK_TIME_IS_VALID (self->latency) ? self->latency : 0);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -389,19 +388,20 @@ prepare_model (GstEarlyExitClassifier *self, const gchar *labels_path)
   self->model = self->ee.model;
   runner = ee_model_runner (self->model);
   /* every exit gives one logit per class */
-  self->n_classes = (int)ee_runner_segment (
-                        runner, ee_runner_exit_segment (
-                                    runner, ee_runner_n_exits (runner) - 1))
-                        ->n_out;
+  self->n_classes
+      = (int)ee_runner_segment (
+            runner,
+            ee_runner_exit_segment (runner, ee_runner_n_exits (runner) - 1))
+            ->n_out;
   if (!load_labels (self, labels_path))
     return FALSE;
 
   ee_model_input_size (self->model, &self->in_width, &self->in_height);
   self->input_floats = (gsize)3 * self->in_width * self->in_height;
   /* page-locked on CUDA, so uploads run asynchronously */
-  self->input = ee_backend_host_alloc (ee_engine_backend (self->ee.engine),
-                                       sizeof (float) * self->input_floats,
-                                       &err);
+  self->input
+      = ee_backend_host_alloc (ee_engine_backend (self->ee.engine),
+                               sizeof (float) * self->input_floats, &err);
   if (!self->input) {
     GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
                        ("Not enough memory for the model input."),
@@ -539,27 +539,6 @@ log_sum_exp (const float *logits, int64_t n, float *top)
   return log (sum);
 }
 
-typedef struct
-{
-  gdouble threshold;
-} StopData;
-
-/* policy=confidence: the top class's probability reaches the threshold. */
-static gboolean
-confident (gpointer user_data, int exit_index, const float *value,
-           int64_t n_out)
-{
-  const StopData *sd = user_data;
-  float top;
-  double lse;
-
-  /* 1 never stops early: a probability can round to 1 numerically */
-  if (n_out < 1 || sd->threshold >= 1.0)
-    return FALSE;
-  lse = log_sum_exp (value, n_out, &top);
-  return exp (-lse) >= sd->threshold;
-}
-
 /* Sets label, label-id, confidence and the top-k arrays from the logits. */
 static void
 set_classification (GstEarlyExitClassifier *self, GstStructure *s,
@@ -623,20 +602,20 @@ gst_early_exit_classifier_classify (GstEarlyExitClassifier *self,
                                     GstClockTime pts, GstClockTime duration)
 {
   EeFrameResult res;
-  StopData sd;
+  gdouble threshold;
   GstStructure *result;
   guint top_k;
   int n = self->ee.n_exits;
   guint32 all = (n >= 32) ? G_MAXUINT32 : ((1u << n) - 1);
 
   GST_OBJECT_LOCK (self);
-  sd.threshold = self->ee.confidence_threshold;
+  threshold = self->ee.confidence_threshold;
   top_k = self->top_k;
   GST_OBJECT_UNLOCK (self);
 
   if (!ee_element_run (&self->ee, all, processable, budget,
                        &GST_BASE_TRANSFORM (self)->segment, pts, duration,
-                       confident, &sd, &res))
+                       ee_model_confident, &threshold, &res))
     return NULL;
   if (res.carried)
     return ee_element_carry (&self->ee, &res, processable, budget);

@@ -314,9 +314,9 @@ gst_exit_classify_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
     }
     ee_video_prep_process (self->prep, &frame, base->input);
     gst_video_frame_unmap (&frame);
-    result = gst_early_exit_classifier_classify (
-        base, processable, budget, GST_BUFFER_PTS (buf),
-        GST_BUFFER_DURATION (buf));
+    result = gst_early_exit_classifier_classify (base, processable, budget,
+                                                 GST_BUFFER_PTS (buf),
+                                                 GST_BUFFER_DURATION (buf));
     if (!result)
       return GST_FLOW_ERROR;
   } else {

@@ -7,18 +7,19 @@
  * number when the file has none); FILE a PNG or JPEG, a .npy network input
  * (1,3,H,W), or for an audio classifier a WAV. Hidden files are skipped.
  *
- * Every input is run three times on this machine: all exits in anytime order
- * (each exit's logits and finish time), the final exit alone, and the --exit
- * exit alone. The deadline, drawn for each input, then applies to those
- * measured times, so every policy sees the same runs:
- *   full        the final exit, if it finishes by the deadline
- *   fixed       the --exit exit (default: the first) alone, if it finishes
- *   anytime     exits in order until the deadline; the newest finished one
- *   confidence  exits in order until one's confidence (softmax top-1) reaches
- *               --threshold; at the deadline, the newest finished one
- * No answer by the deadline counts as wrong. Computing stops at the answer
- * (anytime: at the last exit) or at the deadline, whichever comes first; the
- * work of a step cut by the deadline counts in proportion to the time it ran.
+ * Every input is run once with all its exits (each exit's accuracy and
+ * finish time in anytime order), then once per policy through the anytime
+ * engine (nn/ee-engine.h), the element's scheduler, with the deadline drawn
+ * for it:
+ *   full        every exit, the final one answering
+ *   fixed       the --exit exit (default: the first) alone
+ *   anytime     the newest exit finished by the deadline
+ *   confidence  anytime, ending at the first exit whose confidence (softmax
+ *               top-1) reaches --threshold
+ * An answer whose exit finished after the deadline counts as wrong. The
+ * engine does not start an exit it expects to miss the deadline, and a
+ * deadline shorter than any exit still runs the first one (late). FLOPs are
+ * those of the segments of the exits that finished.
  * Reported per policy: accuracy, the fraction answered, mean GFLOP and mean
  * time (ms) computed; per exit: accuracy without a deadline, GFLOP up to it
  * (alone) and mean finish time in anytime order. */
@@ -30,18 +31,6 @@
 
 #include "ee-cmds.h"
 #include "ee-inputs.h"
-
-typedef enum
-{
-  POLICY_ANYTIME,
-  POLICY_CONFIDENCE,
-  POLICY_FIXED,
-  POLICY_FULL,
-  N_POLICIES
-} Policy;
-
-static const char *const policy_names[N_POLICIES]
-    = { "anytime", "confidence", "fixed", "full" };
 
 typedef struct
 {
@@ -55,6 +44,8 @@ typedef struct
   int label;
 } Sample;
 
+#define N_POLICIES (EE_POLICY_FULL + 1)
+
 /* What one policy got over the data. */
 typedef struct
 {
@@ -62,23 +53,6 @@ typedef struct
   int correct, answered;
   double flops, time_ms;
 } Tally;
-
-/* Measurements of one input, from which every policy's outcome follows. */
-typedef struct
-{
-  int n;                  /* exits, final included */
-  int top[32];            /* each exit's class */
-  float conf[32];         /* and confidence */
-  double t[32];           /* finish times in anytime order, ms */
-  double t_full, t_fixed; /* the final exit alone, the fixed exit alone */
-} Run;
-
-/* FLOPs of the model, from its segments. */
-typedef struct
-{
-  double anytime[32]; /* everything up to exit i in anytime order */
-  double alone[32];   /* exit i and what it needs */
-} Costs;
 
 static gboolean
 parse_deadline (const char *s, Deadline *d, GError **error)
@@ -114,7 +88,7 @@ parse_policies (const char *list, Tally *t, GError **error)
   for (char **n = names; *n && ok; n++) {
     int p;
     for (p = 0; p < N_POLICIES; p++)
-      if (!strcmp (g_strstrip (*n), policy_names[p]))
+      if (!strcmp (g_strstrip (*n), ee_policy_name (p)))
         break;
     if (p == N_POLICIES) {
       g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
@@ -240,21 +214,20 @@ list_samples (EeModel *m, int n_classes, const char *dir, GError **error)
   return samples;
 }
 
-static void
-costs_of (EeRunner *r, Costs *c)
+/* FLOPs of the segments exits `ran` needed. */
+static double
+flops_of (EeRunner *r, guint32 ran)
 {
-  double sum = 0.0;
-  int exit = 0;
+  guint32 segs = 0;
+  double f = 0.0;
 
-  for (int i = 0; i < ee_runner_n_segments (r); i++) {
-    const EeSegment *s = ee_runner_segment (r, i);
-    sum += s->flops;
-    if (s->is_exit) {
-      c->anytime[exit] = sum;
-      c->alone[exit] = s->flops_total;
-      exit++;
-    }
-  }
+  for (int i = 0; i < ee_runner_n_exits (r); i++)
+    if (ran & (1u << i))
+      segs |= ee_runner_exit_needs (r, i);
+  for (int s = 0; s < ee_runner_n_segments (r); s++)
+    if (segs & (1u << s))
+      f += ee_runner_segment (r, s)->flops;
+  return f;
 }
 
 static float *
@@ -269,117 +242,73 @@ load_input (EeModel *m, const char *path, GError **error)
   return ee_input_image (m, path, error);
 }
 
-/* One run of the exits in `mask`. The input is uploaded again each time: a
- * run may reuse its arena bytes once nothing reads it any more. */
+/* Every exit on `input`, without a deadline: each exit's correctness and
+ * finish time in anytime order. */
 static gboolean
-run_once (EeModel *m, const float *input, guint32 mask, GError **error)
+run_exits (EeModel *m, const float *input, int label, int *exit_correct,
+           double *exit_time, GError **error)
 {
-  return ee_model_set_image (m, input, error)
-         && ee_model_run_sync (m, mask, error);
-}
+  int n = ee_runner_n_exits (ee_model_runner (m));
 
-/* Runs the input three times (see the header) and records what counts. */
-static gboolean
-measure (EeModel *m, const float *input, int fixed, Run *run, GError **error)
-{
-  EeRunner *r = ee_model_runner (m);
-  int last = ee_runner_n_exits (r) - 1;
-
-  run->n = last + 1;
-  /* The first exit, untimed: loading the input let the backend's threads
-   * fall asleep, and waking them must not count against the first run. */
-  if (!run_once (m, input, 1u, error)
-      || !run_once (m, input, (1u << run->n) - 1, error))
+  if (!ee_model_set_image (m, input, error)
+      || !ee_model_run_sync (m, (1u << n) - 1, error))
     return FALSE;
-  for (int i = 0; i < run->n; i++) {
+  for (int i = 0; i < n; i++) {
     const EeExitResult *res = ee_model_result (m, i);
     EeClassification c;
     ee_model_classify (m, res->value, res->n_out, &c);
-    run->top[i] = c.label_id;
-    run->conf[i] = c.confidence;
-    run->t[i] = res->time_ms;
+    exit_correct[i] += c.label_id == label;
+    exit_time[i] += res->time_ms;
   }
-  if (!run_once (m, input, 1u << last, error))
-    return FALSE;
-  run->t_full = ee_model_result (m, last)->time_ms;
-  if (!run_once (m, input, 1u << fixed, error))
-    return FALSE;
-  run->t_fixed = ee_model_result (m, fixed)->time_ms;
   return TRUE;
 }
 
-/* One computation that answers with `answer` at time t for `flops`, unless
- * the deadline cuts it. */
-static void
-tally_single (Tally *t, gboolean right, double time, double flops,
-              double deadline)
+/* One policy on the input the stream holds, with `deadline_ms`. */
+static gboolean
+run_policy (EeStream *s, EePolicy policy, int fixed, double *threshold,
+            int label, double deadline_ms, Tally *t, GError **error)
 {
-  if (time <= deadline) {
-    t->answered++;
-    t->correct += right;
-    t->time_ms += time;
-    t->flops += flops;
-  } else {
-    t->time_ms += deadline;
-    t->flops += flops * deadline / time;
-  }
+  EeEngine *e = ee_stream_engine (s);
+  EeModel *m = ee_engine_owner (e);
+  EeRunner *r = ee_engine_runner (e);
+  gint64 budget = (gint64)(deadline_ms * 1e6);
+  EeFrameParams p = { .policy = policy,
+                      .allowed = G_MAXUINT32,
+                      .min_exit = -1,
+                      .max_exit = policy == EE_POLICY_FIXED ? fixed : -1,
+                      .position = -1,
+                      .stop = ee_model_confident,
+                      .stop_data = threshold };
+  EeFrameResult res;
+  EeClassification c;
+
+  /* every input on its own: nothing to carry from the one before */
+  ee_stream_reset (s);
+  p.deadline = ee_now () + budget;
+  if (!ee_stream_run (s, &p, &res, error))
+    return FALSE;
+  t->time_ms += MIN (res.published - res.start, budget) / 1e6;
+  t->flops += flops_of (r, res.ran);
+  if (res.exit < 0 || res.missed)
+    return TRUE;
+  ee_model_classify (m, res.value, res.n_out, &c);
+  t->answered++;
+  t->correct += c.label_id == label;
+  return TRUE;
 }
 
-/* Exits in anytime order, stopping at exit `stop` (the answer) or at the
- * deadline, answering with the newest exit finished by then. */
-static void
-tally_sequence (Tally *t, const Run *run, const Costs *c, int label, int stop,
-                double deadline)
+/* FLOPs of exit i alone (with what it needs). */
+static double
+exit_flops (EeRunner *r, int i)
 {
-  int j = -1;
-
-  while (j < stop && run->t[j + 1] <= deadline)
-    j++;
-  if (j == stop) {
-    t->time_ms += run->t[stop];
-    t->flops += c->anytime[stop];
-  } else {
-    double t0 = j < 0 ? 0.0 : run->t[j], f0 = j < 0 ? 0.0 : c->anytime[j];
-    double span = run->t[j + 1] - t0;
-    t->time_ms += deadline;
-    t->flops += f0
-                + (c->anytime[j + 1] - f0)
-                      * (span > 0 ? (deadline - t0) / span : 0.0);
-  }
-  if (j >= 0) {
-    t->answered++;
-    t->correct += run->top[j] == label;
-  }
-}
-
-static void
-tally_run (Tally *tally, const Run *run, const Costs *c, int label, int fixed,
-           double threshold, double deadline)
-{
-  int last = run->n - 1, stop = last;
-
-  for (int i = 0; i < run->n; i++)
-    if (run->conf[i] >= threshold) {
-      stop = i;
-      break;
-    }
-  if (tally[POLICY_ANYTIME].on)
-    tally_sequence (&tally[POLICY_ANYTIME], run, c, label, last, deadline);
-  if (tally[POLICY_CONFIDENCE].on)
-    tally_sequence (&tally[POLICY_CONFIDENCE], run, c, label, stop, deadline);
-  if (tally[POLICY_FIXED].on)
-    tally_single (&tally[POLICY_FIXED], run->top[fixed] == label, run->t_fixed,
-                  c->alone[fixed], deadline);
-  if (tally[POLICY_FULL].on)
-    tally_single (&tally[POLICY_FULL], run->top[last] == label, run->t_full,
-                  c->alone[last], deadline);
+  return ee_runner_segment (r, ee_runner_exit_segment (r, i))->flops_total;
 }
 
 static void
 print_report (EeModel *m, const char *dir, int n, const Deadline *d,
               const Tally *tally, const int *exit_correct,
-              const double *exit_time, const Costs *c, int fixed,
-              double threshold, gboolean json)
+              const double *exit_time, int fixed, double threshold,
+              gboolean json)
 {
   EeRunner *r = ee_model_runner (m);
   int n_exits = ee_runner_n_exits (r);
@@ -414,7 +343,7 @@ print_report (EeModel *m, const char *dir, int n, const Deadline *d,
       json_builder_set_member_name (b, "accuracy");
       json_builder_add_double_value (b, (double)exit_correct[i] / n);
       json_builder_set_member_name (b, "flops_to_exit");
-      json_builder_add_double_value (b, c->alone[i]);
+      json_builder_add_double_value (b, exit_flops (r, i));
       json_builder_set_member_name (b, "mean_time_ms");
       json_builder_add_double_value (b, exit_time[i] / n);
       json_builder_end_object (b);
@@ -427,7 +356,7 @@ print_report (EeModel *m, const char *dir, int n, const Deadline *d,
         continue;
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "name");
-      json_builder_add_string_value (b, policy_names[p]);
+      json_builder_add_string_value (b, ee_policy_name (p));
       json_builder_set_member_name (b, "accuracy");
       json_builder_add_double_value (b, (double)tally[p].correct / n);
       json_builder_set_member_name (b, "answered");
@@ -457,20 +386,21 @@ print_report (EeModel *m, const char *dir, int n, const Deadline *d,
           "anytime t (ms)");
   for (int i = 0; i < n_exits; i++)
     printf ("  %-10s %9.4f %12.3f %14.2f\n", ee_runner_exit_name (r, i),
-            (double)exit_correct[i] / n, c->alone[i] / 1e9, exit_time[i] / n);
+            (double)exit_correct[i] / n, exit_flops (r, i) / 1e9,
+            exit_time[i] / n);
   printf ("\n  %-22s %9s %9s %11s %13s\n", "policy", "accuracy", "answered",
           "mean GFLOP", "mean time ms");
   for (int p = 0; p < N_POLICIES; p++) {
     char name[64];
     if (!tally[p].on)
       continue;
-    if (p == POLICY_CONFIDENCE)
+    if (p == EE_POLICY_CONFIDENCE)
       g_snprintf (name, sizeof name, "confidence >= %g", threshold);
-    else if (p == POLICY_FIXED)
+    else if (p == EE_POLICY_FIXED)
       g_snprintf (name, sizeof name, "fixed %s",
                   ee_runner_exit_name (r, fixed));
     else
-      g_strlcpy (name, policy_names[p], sizeof name);
+      g_strlcpy (name, ee_policy_name (p), sizeof name);
     printf ("  %-22s %9.4f %9.4f %11.3f %13.2f\n", name,
             (double)tally[p].correct / n, (double)tally[p].answered / n,
             tally[p].flops / n / 1e9, tally[p].time_ms / n);
@@ -506,15 +436,16 @@ ee_cmd_evaluate (int argc, char **argv)
       "MODEL - anytime evaluation "
       "of a classifier on labelled inputs under deadlines");
   GError *error = NULL;
-  EeBackend *be = NULL;
+  EeEngineConfig cfg = ee_engine_default_config ();
+  EeEngine *engine = NULL;
+  EeStream *stream = NULL;
   EeModel *m = NULL;
   EeRunner *r;
   GArray *samples = NULL;
   GRand *rand = NULL;
   Deadline deadline = { 1e9, 1e9 };
   Tally tally[N_POLICIES] = { 0 };
-  Costs costs;
-  int fixed = 0, n_exits, n_classes, status = 1;
+  int fixed = 0, n_classes, status = 1;
   int exit_correct[32] = { 0 };
   double exit_time[32] = { 0 };
 
@@ -533,9 +464,12 @@ ee_cmd_evaluate (int argc, char **argv)
       || !parse_policies (policies ? policies : "anytime,confidence,fixed,full",
                           tally, &error))
     goto out;
-  if (!(be = ee_backend_cpu_new (threads, &error))
-      || !(m = ee_model_load (argv[1], be, TRUE, &error)))
+  cfg.model_file = argv[1];
+  cfg.device = "cpu";
+  cfg.threads = threads;
+  if (!(engine = ee_engine_acquire (&cfg, ee_model_engine_load, NULL, &error)))
     goto out;
+  m = ee_engine_owner (engine);
   if (ee_model_task (m) != EE_TASK_CLASSIFY) {
     g_set_error (
         &error, EE_ERROR, EE_ERROR_ARGUMENT,
@@ -544,43 +478,39 @@ ee_cmd_evaluate (int argc, char **argv)
     goto out;
   }
   r = ee_model_runner (m);
-  n_exits = ee_runner_n_exits (r);
   n_classes = (int)ee_runner_segment (r, ee_runner_exit_segment (r, 0))->n_out;
   if (fixed_s && (fixed = ee_runner_find_exit (r, fixed_s)) < 0) {
     g_set_error (&error, EE_ERROR, EE_ERROR_ARGUMENT,
                  "--exit: the model has no exit \"%s\"", fixed_s);
     goto out;
   }
-  if (!(samples = list_samples (m, n_classes, data, &error)))
+  if (!(samples = list_samples (m, n_classes, data, &error))
+      || !(stream = ee_stream_new (engine, &error)))
     goto out;
-  costs_of (r, &costs);
   rand = g_rand_new_with_seed ((guint32)seed);
 
   for (guint i = 0; i < samples->len; i++) {
     const Sample *s = &g_array_index (samples, Sample, i);
     float *input = load_input (m, s->path, &error);
     double d = g_rand_double_range (rand, deadline.lo, deadline.hi);
-    Run run;
     gboolean ok;
 
     if (!input)
       goto out;
-    /* the first run pays for one-time setup inside the backend */
-    ok = (i > 0 || measure (m, input, fixed, &run, &error))
-         && measure (m, input, fixed, &run, &error);
+    ee_stream_set_input (stream, ee_model_image_input (m), input);
+    ok = run_exits (m, input, s->label, exit_correct, exit_time, &error);
+    for (int p = 0; p < N_POLICIES && ok; p++)
+      ok = !tally[p].on
+           || run_policy (stream, p, fixed, &threshold, s->label, d, &tally[p],
+                          &error);
     g_free (input);
     if (!ok) {
       g_prefix_error (&error, "%s: ", s->path);
       goto out;
     }
-    for (int k = 0; k < n_exits; k++) {
-      exit_correct[k] += run.top[k] == s->label;
-      exit_time[k] += run.t[k];
-    }
-    tally_run (tally, &run, &costs, s->label, fixed, threshold, d);
   }
   print_report (m, data, (int)samples->len, &deadline, tally, exit_correct,
-                exit_time, &costs, fixed, threshold, json);
+                exit_time, fixed, threshold, json);
   status = 0;
 
 out:
@@ -594,8 +524,8 @@ out:
   }
   if (rand)
     g_rand_free (rand);
-  ee_model_free (m);
-  ee_backend_free (be);
+  ee_stream_free (stream);
+  ee_engine_release (engine);
   g_free (data);
   g_free (deadline_s);
   g_free (policies);

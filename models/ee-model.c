@@ -521,9 +521,9 @@ ee_model_label (const EeModel *m, int class_id)
              : NULL;
 }
 
-void
-ee_model_classify (const EeModel *m, const float *logits, int64_t n,
-                   EeClassification *out)
+/* The top class of `logits` and its softmax probability. */
+static int
+top_class (const float *logits, int64_t n, float *probability)
 {
   int best = 0;
   double sum = 0.0;
@@ -534,9 +534,30 @@ ee_model_classify (const EeModel *m, const float *logits, int64_t n,
   /* softmax of the top logit, shifted by it so no term overflows */
   for (int64_t i = 0; i < n; i++)
     sum += exp ((double)logits[i] - logits[best]);
-  out->label_id = best;
-  out->confidence = (float)(1.0 / sum);
-  out->label = ee_model_label (m, best);
+  *probability = (float)(1.0 / sum);
+  return best;
+}
+
+void
+ee_model_classify (const EeModel *m, const float *logits, int64_t n,
+                   EeClassification *out)
+{
+  out->label_id = top_class (logits, n, &out->confidence);
+  out->label = ee_model_label (m, out->label_id);
+}
+
+gboolean
+ee_model_confident (gpointer threshold, int exit_index, const float *logits,
+                    int64_t n)
+{
+  double t = *(const double *)threshold;
+  float p;
+
+  /* 1 never stops early: a probability can round to 1 numerically */
+  if (n < 1 || t >= 1.0)
+    return FALSE;
+  top_class (logits, n, &p);
+  return p >= t;
 }
 
 gboolean

@@ -65,6 +65,13 @@ typedef struct
 void ee_model_classify (const EeModel *m, const float *logits, int64_t n,
                         EeClassification *out);
 
+/* Policy CONFIDENCE's test for classifiers (an EeStopFunc, nn/ee-engine.h):
+ * TRUE when the top class's softmax probability reaches the threshold
+ * *(const double *) `threshold`. A threshold of 1 or more never stops (a
+ * probability can round to 1). */
+gboolean ee_model_confident (gpointer threshold, int exit_index,
+                             const float *logits, int64_t n);
+
 /* TRUE when the image input is computed from audio (audio classification,
  * MODELS.md 1.2, 1.3): *params (may be NULL) then says how, output size
  * included. Feed the features through ee_model_set_image. */

@@ -40,6 +40,7 @@ struct _EeEngine
   GThread *worker;
   gboolean quit;
   GList *streams;
+  GPtrArray *waiting, *going; /* the worker's, reused at every decision */
   double est[EE_RUNNER_MAX_SEGMENTS];  /* ns per segment, moving average */
   int skipped[EE_RUNNER_MAX_SEGMENTS]; /* per exit, frames skipped in a row */
   int probe_every[EE_RUNNER_MAX_SEGMENTS]; /* per exit */
@@ -86,8 +87,8 @@ ee_now (void)
 const char *
 ee_policy_name (EePolicy policy)
 {
-  static const char *const names[] = { "anytime", "confidence", "fixed",
-                                       "full" };
+  static const char *const names[]
+      = { "anytime", "confidence", "fixed", "full" };
 
   return (policy >= 0 && policy <= EE_POLICY_FULL) ? names[policy] : "?";
 }
@@ -272,8 +273,7 @@ account (EeEngine *e, EeStream *s)
     e->skipped[stopped]++;
   if (probe < 0)
     return;
-  if ((s->finished & (1u << probe))
-      && s->res.finish[probe] <= s->p.deadline) {
+  if ((s->finished & (1u << probe)) && s->res.finish[probe] <= s->p.deadline) {
     e->probe_every[probe] = PROBE_FIRST;
     /* one stale estimate suggests others: try the next exit next frame */
     if (stopped >= 0)
@@ -427,20 +427,19 @@ choose_next (EeEngine *e, GPtrArray *going, double now, int *exit_index)
 static EeStream *
 choose (EeEngine *e, int *exit_index)
 {
-  GPtrArray *waiting = g_ptr_array_new (), *going = g_ptr_array_new ();
   double now = (double)ee_now ();
   EeStream *s;
 
+  g_ptr_array_set_size (e->waiting, 0);
+  g_ptr_array_set_size (e->going, 0);
   for (GList *l = e->streams; l; l = l->next) {
     s = l->data;
     if (s->active)
-      g_ptr_array_add (s->finished ? going : waiting, s);
+      g_ptr_array_add (s->finished ? e->going : e->waiting, s);
   }
-  s = waiting->len ? choose_first (e, waiting, now, exit_index) : NULL;
-  if (!s && going->len)
-    s = choose_next (e, going, now, exit_index);
-  g_ptr_array_unref (waiting);
-  g_ptr_array_unref (going);
+  s = e->waiting->len ? choose_first (e, e->waiting, now, exit_index) : NULL;
+  if (!s && e->going->len)
+    s = choose_next (e, e->going, now, exit_index);
   return s;
 }
 
@@ -587,6 +586,8 @@ engine_free (EeEngine *e)
   ee_backend_free (e->be);
   g_mutex_clear (&e->lock);
   g_cond_clear (&e->cond);
+  g_ptr_array_unref (e->waiting);
+  g_ptr_array_unref (e->going);
   g_free (e->model_file);
   g_free (e->device);
   g_free (e->instance_id);
@@ -608,6 +609,8 @@ engine_new (const EeEngineConfig *cfg, EeEngineLoadFunc load,
 
   g_mutex_init (&e->lock);
   g_cond_init (&e->cond);
+  e->waiting = g_ptr_array_new ();
+  e->going = g_ptr_array_new ();
   e->refs = 1;
   e->model_file = g_strdup (cfg->model_file);
   e->device = g_strdup (device_or_auto (cfg->device));
@@ -628,8 +631,8 @@ engine_new (const EeEngineConfig *cfg, EeEngineLoadFunc load,
   e->n_inputs = ee_graph_n_inputs (g);
   if (e->n_inputs > MAX_INPUTS) {
     g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
-                 "%s: %d inputs (the engine takes at most %d)",
-                 cfg->model_file, e->n_inputs, MAX_INPUTS);
+                 "%s: %d inputs (the engine takes at most %d)", cfg->model_file,
+                 e->n_inputs, MAX_INPUTS);
     goto fail;
   }
   for (int k = 0; k < e->n_inputs; k++)
@@ -726,12 +729,6 @@ const char *
 ee_engine_instance_id (EeEngine *e)
 {
   return e->instance_id;
-}
-
-int
-ee_engine_threads (EeEngine *e)
-{
-  return e->threads;
 }
 
 int

@@ -99,7 +99,6 @@ EeBackend *ee_engine_backend (EeEngine *e);
 gpointer ee_engine_owner (EeEngine *e);
 const char *ee_engine_instance_id (EeEngine *e);
 int ee_engine_n_streams (EeEngine *e);
-int ee_engine_threads (EeEngine *e);
 
 /* Estimated nanoseconds to run exit `exit_index` and everything it needs
  * from scratch. */
@@ -132,8 +131,8 @@ typedef struct
 
 typedef struct
 {
-  int exit; /* published exit index; -1: carried or nothing could run */
-  gboolean carried;   /* the stream's last result stands for this frame */
+  int exit;         /* published exit index; -1: carried or nothing could run */
+  gboolean carried; /* the stream's last result stands for this frame */
   const float *value; /* exit's n_out floats, valid until the next run */
   int64_t n_out;
   guint32 ran;                           /* exits that finished in time */
@@ -150,16 +149,16 @@ typedef struct
 /* Per stream, since it was made (or reset). */
 typedef struct
 {
-  guint64 frames;  /* frames run (ee_stream_run) */
-  guint64 carried; /* frames that carried the last result */
-  guint64 misses;  /* results published after the deadline */
+  guint64 frames;    /* frames run (ee_stream_run) */
+  guint64 carried;   /* frames that carried the last result */
+  guint64 misses;    /* results published after the deadline */
   guint64 confident; /* CONFIDENCE stops */
   guint64 qos_lowered;
   int qos_max_exit; /* -1: no cap */
   int n_exits;
-  guint64 taken[EE_RUNNER_MAX_SEGMENTS]; /* frames published per exit */
-  guint64 runs[EE_RUNNER_MAX_SEGMENTS];  /* exits finished */
-  guint64 time[EE_RUNNER_MAX_SEGMENTS];  /* ns from submission, summed */
+  guint64 taken[EE_RUNNER_MAX_SEGMENTS];   /* frames published per exit */
+  guint64 runs[EE_RUNNER_MAX_SEGMENTS];    /* exits finished */
+  guint64 time[EE_RUNNER_MAX_SEGMENTS];    /* ns from submission, summed */
   gint64 estimate[EE_RUNNER_MAX_SEGMENTS]; /* ns, the engine's, from scratch */
 } EeStreamStats;
 
@@ -176,8 +175,8 @@ void ee_stream_set_input (EeStream *s, int input, const float *host);
 
 /* Runs one frame and blocks until its result is published (see the policies
  * above). FALSE on a backend error. */
-gboolean ee_stream_run (EeStream *s, const EeFrameParams *p,
-                        EeFrameResult *res, GError **error);
+gboolean ee_stream_run (EeStream *s, const EeFrameParams *p, EeFrameResult *res,
+                        GError **error);
 
 /* The exit ANYTIME and CONFIDENCE would aim for now (without running): the
  * last one whose cumulative estimate fits before the deadline. */

@@ -46,8 +46,8 @@ struct _EeGraph
   EeBackend *be;
   GArray *values; /* Value */
   GArray *nodes;  /* Node */
-  void *arena;   /* the graph's own activation memory */
-  void *current; /* the arena upload/run/download use (ee_graph_use_arena) */
+  void *arena;    /* the graph's own activation memory */
+  void *current;  /* the arena upload/run/download use (ee_graph_use_arena) */
   size_t arena_bytes;
   size_t unshared_bytes;
   gboolean planned;

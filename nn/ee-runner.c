@@ -26,7 +26,7 @@ struct _EeRunner
 struct _EeCursor
 {
   EeRunner *r;
-  void *arena; /* NULL: the graph's own */
+  void *arena;      /* NULL: the graph's own */
   guint32 exits;    /* the frame's exits */
   guint32 enqueued; /* segments enqueued in this frame */
   guint32 done;     /* exits seen finished */
@@ -363,22 +363,11 @@ ee_cursor_poll (EeCursor *c)
       continue;
     res->done = TRUE;
     c->done |= 1u << i;
-    if (!be->vt->event_elapsed_ms (be, c->call[0], c->after[seg],
-                                   &res->time_ms, NULL))
+    if (!be->vt->event_elapsed_ms (be, c->call[0], c->after[seg], &res->time_ms,
+                                   NULL))
       res->time_ms = -1;
   }
   return c->done;
-}
-
-guint32
-ee_cursor_enqueued_exits (EeCursor *c)
-{
-  guint32 m = 0;
-
-  for (int i = 0; i < c->r->n_exits; i++)
-    if (c->results[i].requested)
-      m |= 1u << i;
-  return m;
 }
 
 gboolean
@@ -404,8 +393,7 @@ ee_cursor_segment_ms (EeCursor *c, int segment)
   EeBackend *be = c->r->be;
   double ms;
 
-  if (segment < 0 || segment >= c->r->n_segs
-      || !(c->enqueued & (1u << segment))
+  if (segment < 0 || segment >= c->r->n_segs || !(c->enqueued & (1u << segment))
       || !be->vt->event_query (be, c->after[segment])
       || !be->vt->event_elapsed_ms (be, c->before[segment], c->after[segment],
                                     &ms, NULL))

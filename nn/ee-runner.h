@@ -87,10 +87,10 @@ guint32 ee_runner_exit_needs (EeRunner *r, int exit_index);
  * after each exit its result is downloaded into a host slot of the cursor.
  *
  * Each cursor has its own activation memory (the first one alive takes the
- * graph's own arena, the others allocate one each), so several frames can be in flight
- * at once on one runner, weights shared; the cursor switches the graph to its
- * arena whenever it uploads or enqueues. The runner (graph, backend) is used
- * by one thread at a time: every cursor of a runner on the same thread. */
+ * graph's own arena, the others allocate one each), so several frames can be in
+ * flight at once on one runner, weights shared; the cursor switches the graph
+ * to its arena whenever it uploads or enqueues. The runner (graph, backend) is
+ * used by one thread at a time: every cursor of a runner on the same thread. */
 typedef struct _EeCursor EeCursor;
 
 EeCursor *ee_cursor_new (EeRunner *r, GError **error);
@@ -115,8 +115,6 @@ gboolean ee_cursor_can_run (EeCursor *c, int exit_index);
 gboolean ee_cursor_enqueue (EeCursor *c, int exit_index, GError **error);
 /* Exits (bit i) of this frame that have finished; never blocks. */
 guint32 ee_cursor_poll (EeCursor *c);
-/* Exits enqueued in this frame. */
-guint32 ee_cursor_enqueued_exits (EeCursor *c);
 /* Waits for everything enqueued on the cursor's backend. */
 gboolean ee_cursor_wait (EeCursor *c, GError **error);
 /* Exit `exit_index`'s result in this frame (valid until the next begin). */

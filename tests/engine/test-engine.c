@@ -127,9 +127,8 @@ test_cursor_continue (void)
     ran |= step;
     g_assert_true (ee_cursor_poll (c) & (1u << i));
     /* bit for bit */
-    g_assert_true (memcmp (ee_cursor_result (c, i)->value, &ref[i],
-                           sizeof (float))
-                   == 0);
+    g_assert_true (
+        memcmp (ee_cursor_result (c, i)->value, &ref[i], sizeof (float)) == 0);
     g_assert_cmpfloat (ee_cursor_segment_ms (c, ee_runner_exit_segment (r, i)),
                        >=, 0);
     /* an exit cannot run twice */
@@ -147,9 +146,8 @@ test_cursor_continue (void)
   g_assert_true (ee_cursor_enqueue (c, 3, &err));
   g_assert_false (ee_cursor_can_run (c, 0));
   g_assert_true (ee_cursor_poll (c) == 0x8);
-  g_assert_true (memcmp (ee_cursor_result (c, 3)->value, &ref[3],
-                         sizeof (float))
-                 == 0);
+  g_assert_true (
+      memcmp (ee_cursor_result (c, 3)->value, &ref[3], sizeof (float)) == 0);
   ee_cursor_free (c);
   inputs_clear (&in);
   ee_model_free (m);

@@ -167,7 +167,7 @@ check_shared (int n)
     /* bit for bit what a private engine gives */
     fail_unless (memcmp (shared[k].counts->data, priv[0].counts->data,
                          frames * sizeof (double))
-                 == 0,
+                     == 0,
                  "element %d differs from a private engine", k);
   }
   gst_element_set_state (pipe, GST_STATE_NULL);
@@ -176,17 +176,11 @@ check_shared (int n)
   sinks_clear (shared, n);
 }
 
-GST_START_TEST (test_two_elements_share)
-{
-  check_shared (2);
-}
+GST_START_TEST (test_two_elements_share) { check_shared (2); }
 
 GST_END_TEST;
 
-GST_START_TEST (test_four_elements_share)
-{
-  check_shared (4);
-}
+GST_START_TEST (test_four_elements_share) { check_shared (4); }
 
 GST_END_TEST;
 
@@ -245,8 +239,8 @@ GST_START_TEST (test_other_model_refused)
            == GST_STATE_CHANGE_FAILURE);
 
   other = gst_element_factory_make ("avcrowdcount", NULL);
-  g_object_set (other, "model-file", copy, "device", "cpu",
-                "model-instance-id", "refusal", NULL);
+  g_object_set (other, "model-file", copy, "device", "cpu", "model-instance-id",
+                "refusal", NULL);
   bus = gst_bus_new ();
   gst_element_set_bus (other, bus);
   fail_unless_equals_int (gst_element_set_state (other, GST_STATE_PAUSED),
@@ -254,8 +248,8 @@ GST_START_TEST (test_other_model_refused)
   msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
   fail_unless (msg != NULL);
   gst_message_parse_error (msg, &err, &debug);
-  fail_unless (g_error_matches (err, GST_RESOURCE_ERROR,
-                                GST_RESOURCE_ERROR_SETTINGS));
+  fail_unless (
+      g_error_matches (err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS));
   fail_unless (strstr (err->message, "model-instance-id \"refusal\"") != NULL
                    && strstr (err->message, copy) != NULL,
                "%s", err->message);
