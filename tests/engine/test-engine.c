@@ -265,8 +265,6 @@ test_engine_policies (void)
   s = stream_open (e, &in);
   for (int i = 0; i < 4; i++)
     g_assert_cmpint (ee_engine_exit_cost (e, i), >, 0);
-  /* the final exit needs the whole backbone */
-  g_assert_cmpint (ee_engine_exit_cost (e, 3), >, ee_engine_exit_cost (e, 0));
 
   p = params (EE_POLICY_ANYTIME, 10 * SECOND);
   g_assert_cmpint (ee_stream_target (s, &p), ==, 3);
@@ -316,6 +314,24 @@ test_engine_policies (void)
   g_assert_false (res.carried);
   g_assert_cmpint (res.exit, ==, 0);
   g_assert_true (res.missed);
+
+  /* an exit costs the sum of the segments it needs (measured costs on a
+   * model this small are noise, so set them) */
+  {
+    EeRunner *r = ee_engine_runner (e);
+
+    for (int seg = 0; seg < ee_runner_n_segments (r); seg++)
+      ee_engine_set_cost (e, seg, 1000 << seg);
+    for (int i = 0; i < 4; i++) {
+      guint32 needs = ee_runner_exit_needs (r, i);
+      gint64 sum = 0;
+
+      for (int seg = 0; seg < ee_runner_n_segments (r); seg++)
+        if (needs & (1u << seg))
+          sum += 1000 << seg;
+      g_assert_cmpint (ee_engine_exit_cost (e, i), ==, sum);
+    }
+  }
 
   ee_stream_free (s);
   ee_engine_release (e);
@@ -553,30 +569,39 @@ test_engine_carry (void)
 {
   GError *err = NULL;
   EeEngine *e = engine_open ("test-carry", &err);
-  Barrier start = { .n = 4 };
-  Live l[4];
-  GThread *t[4];
+  Inputs in[4];
   int carried = 0;
 
   g_assert_no_error (err);
-  for (int k = 0; k < 4; k++) {
-    l[k] = (Live){ .e = e, .start = &start, .frames = 8 };
-    /* about 1.5 first steps (exit 0 with the audio branch that exit 1
-     * needs): one or two of four simultaneous frames fit */
-    l[k].budget = ee_engine_exit_cost (e, 1) * 3 / 2;
-    inputs_init (&l[k].in, ee_engine_owner (e), k);
-  }
   for (int k = 0; k < 4; k++)
-    t[k] = g_thread_new ("live", live_thread, &l[k]);
-  for (int k = 0; k < 4; k++) {
-    g_thread_join (t[k]);
-    /* a stream's first frame has nothing to carry: it runs */
-    g_assert_cmpint (l[k].fresh, >=, 1);
-    g_assert_cmpint (l[k].fresh + l[k].carried, ==, l[k].frames);
-    carried += l[k].carried;
-    inputs_clear (&l[k].in);
+    inputs_init (&in[k], ee_engine_owner (e), k);
+  /* Four frames submitted at once must queue for the carry to show; on a
+   * loaded machine the threads may wake too far apart for that (this model
+   * runs in well under a millisecond), so rounds repeat until one carries. */
+  for (int round = 0; round < 50 && carried == 0; round++) {
+    Barrier start = { .n = 4 };
+    Live l[4];
+    GThread *t[4];
+
+    for (int k = 0; k < 4; k++) {
+      l[k] = (Live){ .e = e, .in = in[k], .start = &start, .frames = 8 };
+      /* about 1.5 first steps (exit 0 with the audio branch that exit 1
+       * needs): one or two of four simultaneous frames fit */
+      l[k].budget = ee_engine_exit_cost (e, 1) * 3 / 2;
+    }
+    for (int k = 0; k < 4; k++)
+      t[k] = g_thread_new ("live", live_thread, &l[k]);
+    for (int k = 0; k < 4; k++) {
+      g_thread_join (t[k]);
+      /* a stream's first frame has nothing to carry: it runs */
+      g_assert_cmpint (l[k].fresh, >=, 1);
+      g_assert_cmpint (l[k].fresh + l[k].carried, ==, l[k].frames);
+      carried += l[k].carried;
+    }
   }
   g_assert_cmpint (carried, >, 0);
+  for (int k = 0; k < 4; k++)
+    inputs_clear (&in[k]);
   ee_engine_release (e);
 }
 
