@@ -14,6 +14,18 @@
 
 G_BEGIN_DECLS
 
+/* What each thread that runs ops of an instance has of its own: a oneDNN
+ * stream and a scratchpad for the primitives it runs, grown to the largest
+ * one asked for. Threads are told apart by their GThread's address (that of
+ * an ended thread may come again, for a new thread: it then takes over). */
+typedef struct
+{
+  GThread *thread;
+  dnnl_stream_t stream;
+  void *scratchpad;
+  size_t scratchpad_size;
+} CpuThread;
+
 typedef struct
 {
   EeBackend parent;
@@ -22,11 +34,8 @@ typedef struct
    * tensors on; large inner products take bf16 weights. */
   gboolean bf16;
   dnnl_engine_t engine;
-  dnnl_stream_t stream;
-  /* One scratchpad for every primitive of the instance, since its single
-   * stream runs one primitive at a time; grown by op_new, bound per run. */
-  void *scratchpad;
-  size_t scratchpad_size;
+  GMutex lock;        /* guards `threads` (the array, not the CpuThreads) */
+  GPtrArray *threads; /* CpuThread, one per thread that ran ops */
 } CpuBackend;
 
 /* A primitive with its argument list. Argument memories are created at
@@ -38,6 +47,7 @@ typedef struct
   int n_args;
   int max_args;
   dnnl_memory_t scratchpad; /* NULL when the primitive needs none */
+  size_t scratchpad_size;
 } CpuPrim;
 
 /* How an op reads one input: where it is, or after a reorder into a
@@ -69,6 +79,9 @@ typedef void (*CpuLoopFunc) (const EeOp *op, const void *const *in, void *out);
 struct _EeOp
 {
   EeOpHead head;
+  /* Held while the op runs: its memory objects, input buffers and `ptrs`
+   * serve one execution at a time (EE_BACKEND_CAP_CONCURRENT). */
+  GMutex lock;
   CpuInput *in; /* n_inputs */
   void **ptrs;  /* n_inputs: where each input is read this run */
 

@@ -2,7 +2,11 @@
  *
  * Memory is 64-byte aligned host memory; copies are memcpy. Ops run eagerly
  * on the calling thread (oneDNN's OpenMP runtime), so an op_enqueue returns
- * with its result written and events only record the time.
+ * with its result written and events only record the time. Several threads
+ * may run ops at once (EE_BACKEND_CAP_CONCURRENT): each has its own oneDNN
+ * stream and scratchpad (CpuThread) and its own core count, and an op's lock
+ * lets one thread at a time through it, so that two frames pass through the
+ * same layers one after the other, like a pipeline.
  *
  * Every op is prepared in op_new: primitives created, weights reordered into
  * the layout the primitive asks for, and any buffer an input needs for a
@@ -230,20 +234,84 @@ cpu_attr_new (const EeOp *op, EeActivation act, float alpha, GError **error)
   return attr;
 }
 
+/* The calling thread's share of the instance (CpuThread), made on its first
+ * call; NULL with an error when oneDNN cannot make its stream. */
+static CpuThread *
+cpu_thread (CpuBackend *be, const EeOp *op, GError **error)
+{
+  GThread *self = g_thread_self ();
+  CpuThread *t = NULL;
+
+  g_mutex_lock (&be->lock);
+  for (guint i = 0; i < be->threads->len && !t; i++)
+    if (((CpuThread *)g_ptr_array_index (be->threads, i))->thread == self)
+      t = g_ptr_array_index (be->threads, i);
+  if (!t) {
+    dnnl_stream_t stream = NULL;
+    dnnl_status_t st
+        = dnnl_stream_create (&stream, be->engine, dnnl_stream_default_flags);
+
+    if (st == dnnl_success) {
+      t = g_new0 (CpuThread, 1);
+      t->thread = self;
+      t->stream = stream;
+      g_ptr_array_add (be->threads, t);
+    } else if (op) {
+      cpu_check (st, op, "dnnl_stream_create", error);
+    } else {
+      g_set_error (error, EE_ERROR, EE_ERROR_BACKEND,
+                   "cpu backend: dnnl_stream_create failed: %s",
+                   dnnl_status2str (st));
+    }
+  }
+  g_mutex_unlock (&be->lock);
+  return t;
+}
+
+static void
+cpu_thread_free (gpointer data)
+{
+  CpuThread *t = data;
+
+  if (t->stream)
+    dnnl_stream_destroy (t->stream);
+  free (t->scratchpad);
+  g_free (t);
+}
+
+/* Grows the thread's scratchpad to `size` bytes. */
 static gboolean
-scratchpad_reserve (CpuBackend *be, size_t size, GError **error)
+scratchpad_reserve (CpuThread *t, size_t size, GError **error)
 {
   void *p;
 
-  if (size <= be->scratchpad_size)
+  if (size <= t->scratchpad_size)
     return TRUE;
   p = aligned_new (size, error);
   if (!p)
     return FALSE;
-  free (be->scratchpad);
-  be->scratchpad = p;
-  be->scratchpad_size = size;
+  free (t->scratchpad);
+  t->scratchpad = p;
+  t->scratchpad_size = size;
   return TRUE;
+}
+
+/* Cores the calling thread's calls use (ee_backend_set_thread_cores): 0 is
+ * the instance's own count. */
+static GPrivate thread_cores;
+
+static void
+cpu_set_thread_cores (EeBackend *base, int cores)
+{
+  g_private_set (&thread_cores, GINT_TO_POINTER (MAX (cores, 0)));
+}
+
+static int
+cores_here (CpuBackend *be)
+{
+  int cores = GPOINTER_TO_INT (g_private_get (&thread_cores));
+
+  return cores > 0 ? MIN (cores, be->n_threads) : be->n_threads;
 }
 
 void
@@ -270,8 +338,7 @@ cpu_prim_create (CpuBackend *be, EeOp *op, CpuPrim *p,
   size = sp ? dnnl_memory_desc_get_size (sp) : 0;
   if (size == 0)
     return TRUE;
-  if (!scratchpad_reserve (be, size, error))
-    return FALSE;
+  p->scratchpad_size = size;
   p->scratchpad = cpu_memory_new (be, op, sp, NULL, error);
   if (!p->scratchpad)
     return FALSE;
@@ -279,14 +346,16 @@ cpu_prim_create (CpuBackend *be, EeOp *op, CpuPrim *p,
   return TRUE;
 }
 
+/* Runs p on the calling thread's stream, with its scratchpad. */
 static gboolean
-prim_run (CpuBackend *be, EeOp *op, CpuPrim *p, GError **error)
+prim_run (CpuThread *t, EeOp *op, CpuPrim *p, GError **error)
 {
   if (p->scratchpad
-      && !CPU_CHECK (op, error, dnnl_memory_set_data_handle_v2, p->scratchpad,
-                     be->scratchpad, be->stream))
+      && (!scratchpad_reserve (t, p->scratchpad_size, error)
+          || !CPU_CHECK (op, error, dnnl_memory_set_data_handle_v2,
+                         p->scratchpad, t->scratchpad, t->stream)))
     return FALSE;
-  return CPU_CHECK (op, error, dnnl_primitive_execute, p->prim, be->stream,
+  return CPU_CHECK (op, error, dnnl_primitive_execute, p->prim, t->stream,
                     p->n_args, p->args);
 }
 
@@ -455,10 +524,12 @@ cpu_param_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *user,
                   (void *)host)
        && reorder_create (be, op, &r, user, want, error);
   if (ok) {
+    CpuThread *t = cpu_thread (be, op, error);
+
     cpu_prim_arg (&r, DNNL_ARG_FROM, src);
     cpu_prim_arg (&r, DNNL_ARG_TO, dst);
-    ok = prim_run (be, op, &r, error)
-         && CPU_CHECK (op, error, dnnl_stream_wait, be->stream);
+    ok = t && prim_run (t, op, &r, error)
+         && CPU_CHECK (op, error, dnnl_stream_wait, t->stream);
   }
   prim_clear (&r);
   if (src)
@@ -591,9 +662,10 @@ cpu_free (EeBackend *base)
 {
   CpuBackend *be = (CpuBackend *)base;
 
-  free (be->scratchpad);
-  if (be->stream)
-    dnnl_stream_destroy (be->stream);
+  /* streams before their engine */
+  if (be->threads)
+    g_ptr_array_unref (be->threads);
+  g_mutex_clear (&be->lock);
   if (be->engine)
     dnnl_engine_destroy (be->engine);
   g_free (be);
@@ -706,6 +778,7 @@ cpu_op_free (EeBackend *base, EeOp *op)
   g_free (op->in);
   g_free (op->ptrs);
   g_free (op->src);
+  g_mutex_clear (&op->lock);
   g_free (op);
 }
 
@@ -731,6 +804,7 @@ cpu_op_new (EeBackend *base, const EeOpDesc *desc,
   omp_set_num_threads (be->n_threads);
 
   op = g_new0 (EeOp, 1);
+  g_mutex_init (&op->lock);
   op->head = head;
   op->in = g_new0 (CpuInput, n_inputs);
   op->ptrs = g_new0 (void *, n_inputs);
@@ -747,28 +821,24 @@ cpu_op_new (EeBackend *base, const EeOpDesc *desc,
 }
 
 static gboolean
-bind (EeOp *op, dnnl_memory_t m, void *data, CpuBackend *be, GError **error)
+bind (EeOp *op, dnnl_memory_t m, void *data, CpuThread *t, GError **error)
 {
   return CPU_CHECK (op, error, dnnl_memory_set_data_handle_v2, m, data,
-                    be->stream);
+                    t->stream);
 }
 
+/* With op->lock held. */
 static gboolean
-cpu_op_enqueue (EeBackend *base, EeOp *op, const EeTensor *const *inputs,
-                int n_inputs, const EeTensor *out, GError **error)
+op_run (CpuThread *t, EeOp *op, const EeTensor *const *inputs, int n_inputs,
+        const EeTensor *out, GError **error)
 {
-  CpuBackend *be = (CpuBackend *)base;
-
-  if (!ee_op_check_enqueue (&op->head, "cpu", inputs, n_inputs, out, error))
-    return FALSE;
-  omp_set_num_threads (be->n_threads);
   for (int i = 0; i < n_inputs; i++) {
     CpuInput *in = &op->in[i];
 
     op->ptrs[i] = inputs[i]->data;
     if (in->reorder.prim) {
-      if (!bind (op, in->from, inputs[i]->data, be, error)
-          || !prim_run (be, op, &in->reorder, error))
+      if (!bind (op, in->from, inputs[i]->data, t, error)
+          || !prim_run (t, op, &in->reorder, error))
         return FALSE;
       op->ptrs[i] = in->scratch;
     }
@@ -778,12 +848,32 @@ cpu_op_enqueue (EeBackend *base, EeOp *op, const EeTensor *const *inputs,
     return TRUE;
   }
   for (int i = 0; i < n_inputs; i++)
-    if (op->src[i] && !bind (op, op->src[i], op->ptrs[i], be, error))
+    if (op->src[i] && !bind (op, op->src[i], op->ptrs[i], t, error))
       return FALSE;
-  if (!bind (op, op->dst, out->data, be, error)
-      || !prim_run (be, op, &op->main, error))
+  if (!bind (op, op->dst, out->data, t, error)
+      || !prim_run (t, op, &op->main, error))
     return FALSE;
-  return !op->act.prim || prim_run (be, op, &op->act, error);
+  return !op->act.prim || prim_run (t, op, &op->act, error);
+}
+
+static gboolean
+cpu_op_enqueue (EeBackend *base, EeOp *op, const EeTensor *const *inputs,
+                int n_inputs, const EeTensor *out, GError **error)
+{
+  CpuBackend *be = (CpuBackend *)base;
+  CpuThread *t;
+  gboolean ok;
+
+  if (!ee_op_check_enqueue (&op->head, "cpu", inputs, n_inputs, out, error))
+    return FALSE;
+  t = cpu_thread (be, op, error);
+  if (!t)
+    return FALSE;
+  omp_set_num_threads (cores_here (be));
+  g_mutex_lock (&op->lock);
+  ok = op_run (t, op, inputs, n_inputs, out, error);
+  g_mutex_unlock (&op->lock);
+  return ok;
 }
 
 static EeEvent *
@@ -834,8 +924,12 @@ static gboolean
 cpu_sync (EeBackend *base, GError **error)
 {
   CpuBackend *be = (CpuBackend *)base;
-  dnnl_status_t st = dnnl_stream_wait (be->stream);
+  CpuThread *t = cpu_thread (be, NULL, error);
+  dnnl_status_t st;
 
+  if (!t)
+    return FALSE;
+  st = dnnl_stream_wait (t->stream);
   if (st != dnnl_success) {
     g_set_error (error, EE_ERROR, EE_ERROR_BACKEND,
                  "cpu backend: dnnl_stream_wait failed: %s",
@@ -847,7 +941,7 @@ cpu_sync (EeBackend *base, GError **error)
 
 static const EeBackendVTable cpu_vtable = {
   .name = "cpu",
-  .caps = EE_BACKEND_CAP_EAGER,
+  .caps = EE_BACKEND_CAP_EAGER | EE_BACKEND_CAP_CONCURRENT,
   .free = cpu_free,
   .alloc = cpu_alloc,
   .dealloc = cpu_dealloc,
@@ -863,6 +957,7 @@ static const EeBackendVTable cpu_vtable = {
   .event_elapsed_ms = cpu_event_elapsed_ms,
   .event_free = cpu_event_free,
   .sync = cpu_sync,
+  .set_thread_cores = cpu_set_thread_cores,
 };
 
 /* Whether oneDNN has a bf16 convolution on this CPU, asked for as
@@ -896,7 +991,6 @@ ee_backend_cpu_new_full (int n_threads, EePrecision precision, GError **error)
 {
   CpuBackend *be;
   dnnl_status_t st;
-  const char *call = "dnnl_engine_create";
 
   if (precision != EE_PRECISION_FP32 && precision != EE_PRECISION_BF16) {
     g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
@@ -908,15 +1002,13 @@ ee_backend_cpu_new_full (int n_threads, EePrecision precision, GError **error)
   be->parent.vt = &cpu_vtable;
   be->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs ();
   be->bf16 = precision == EE_PRECISION_BF16;
+  g_mutex_init (&be->lock);
+  be->threads = g_ptr_array_new_with_free_func (cpu_thread_free);
   st = dnnl_engine_create (&be->engine, dnnl_cpu, 0);
-  if (st == dnnl_success) {
-    call = "dnnl_stream_create";
-    st = dnnl_stream_create (&be->stream, be->engine,
-                             dnnl_stream_default_flags);
-  }
   if (st != dnnl_success) {
     g_set_error (error, EE_ERROR, EE_ERROR_BACKEND,
-                 "cpu backend: %s failed: %s", call, dnnl_status2str (st));
+                 "cpu backend: dnnl_engine_create failed: %s",
+                 dnnl_status2str (st));
     cpu_free (&be->parent);
     return NULL;
   }

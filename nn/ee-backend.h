@@ -13,7 +13,8 @@
  * which are copied during op_new and may be freed afterwards.
  *
  * Thread safety: a backend instance (one stream) is used by one thread at a
- * time. Several instances may run concurrently. */
+ * time, unless it declares EE_BACKEND_CAP_CONCURRENT. Several instances may
+ * run concurrently. */
 #ifndef EE_BACKEND_H
 #define EE_BACKEND_H
 
@@ -130,6 +131,11 @@ typedef enum
   /* Ops run inside op_enqueue and an event is complete once recorded (the
    * CPU backend): a scheduler reads the clock instead of waiting. */
   EE_BACKEND_CAP_EAGER = 1 << 0,
+  /* Several threads may call upload, op_enqueue, download and event_record
+   * at once, each on its own tensors (frames in their own arenas); one op
+   * runs for one thread at a time. Each thread may say how many cores its
+   * calls use (set_thread_cores). */
+  EE_BACKEND_CAP_CONCURRENT = 1 << 1,
 } EeBackendCaps;
 
 typedef struct
@@ -172,6 +178,9 @@ typedef struct
                                 double *ms, GError **error);
   void (*event_free) (EeBackend *be, EeEvent *ev);
   gboolean (*sync) (EeBackend *be, GError **error);
+  /* EE_BACKEND_CAP_CONCURRENT: the cores the calling thread's later calls
+   * use, at most the instance's own count; <= 0: the instance's count. */
+  void (*set_thread_cores) (EeBackend *be, int cores);
 } EeBackendVTable;
 
 struct _EeBackend
@@ -238,6 +247,13 @@ static inline gboolean
 ee_backend_sync (EeBackend *be, GError **error)
 {
   return be->vt->sync (be, error);
+}
+
+static inline void
+ee_backend_set_thread_cores (EeBackend *be, int cores)
+{
+  if (be->vt->set_thread_cores)
+    be->vt->set_thread_cores (be, cores);
 }
 
 static inline void

@@ -1,6 +1,7 @@
 /* gst-earlyexit: the anytime engine (ee-engine.h). */
 #include "ee-engine.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -18,6 +19,8 @@
 /* On-time QoS reports before a stream aims one exit higher again. */
 #define QOS_RECOVER_REPORTS 25
 #define MAX_INPUTS 8
+/* The most frames one engine runs at once (EeEngineConfig.lanes). */
+#define MAX_LANES 16
 
 struct _EeEngine
 {
@@ -25,7 +28,8 @@ struct _EeEngine
   gint refs; /* registry lock */
   char *model_file, *device, *instance_id;
   EePrecision precision;
-  int threads;
+  int cores; /* the engine's CPU threads (config threads, or every core) */
+  int n_lanes;
   EeBackend *be;
   EeRunner *r;
   gpointer owner;
@@ -37,7 +41,8 @@ struct _EeEngine
   /* everything below: `lock` */
   GMutex lock;
   GCond cond; /* any change of a frame, a stream or the queue */
-  GThread *worker;
+  GThread *workers[MAX_LANES];
+  int running; /* steps running now, one per busy lane */
   gboolean quit;
   GList *streams;
   GPtrArray *waiting, *going; /* the worker's, reused at every decision */
@@ -54,7 +59,7 @@ struct _EeStream
 
   /* the frame in flight and the stream's state: e->lock */
   gboolean active;    /* submitted, not published */
-  gboolean busy;      /* the worker runs a step of it (outside the lock) */
+  gboolean busy;      /* a worker runs a step of it (outside the lock) */
   gboolean started;   /* cursor begun and inputs uploaded */
   EeFrameParams p;    /* with the QoS cap applied */
   guint32 set;        /* candidate exits */
@@ -365,11 +370,13 @@ may_carry (const EeStream *s, double first)
 
 /* First exits, earliest deadline first: the first frame that can make its
  * deadline (or must run anyway: see may_carry); frames that cannot, with the
- * first exits queued before them, carry their last result. */
+ * first exits queued before them, carry their last result. With several
+ * lanes the queue before a frame drains that many times faster. */
 static EeStream *
 choose_first (EeEngine *e, GPtrArray *waiting, double now, int *exit_index)
 {
   EeStream *chosen = NULL;
+  double queued = 0;
 
   g_ptr_array_sort (waiting, by_deadline);
   for (guint k = 0; k < waiting->len; k++) {
@@ -377,12 +384,12 @@ choose_first (EeEngine *e, GPtrArray *waiting, double now, int *exit_index)
     guint32 need;
     int i = next_exit (e, s, &need);
 
-    if (now + cost (e, need) > (double)s->p.deadline
+    if (now + queued / e->n_lanes + cost (e, need) > (double)s->p.deadline
         && may_carry (s, cost (e, need))) {
       publish (e, s, TRUE);
       continue;
     }
-    now += cost (e, need);
+    queued += cost (e, need);
     if (!chosen) {
       chosen = s;
       *exit_index = i;
@@ -423,18 +430,22 @@ choose_next (EeEngine *e, GPtrArray *going, double now, int *exit_index)
 }
 
 /* The next step: a frame and the exit to run on it; NULL when there is
- * nothing to do. Called with the lock. */
+ * nothing to do. *in_flight: frames submitted and not yet published, the
+ * chosen one included. Called with the lock. */
 static EeStream *
-choose (EeEngine *e, int *exit_index)
+choose (EeEngine *e, int *exit_index, int *in_flight)
 {
   double now = (double)ee_now ();
   EeStream *s;
 
+  *in_flight = 0;
   g_ptr_array_set_size (e->waiting, 0);
   g_ptr_array_set_size (e->going, 0);
   for (GList *l = e->streams; l; l = l->next) {
     s = l->data;
-    if (s->active)
+    *in_flight += s->active;
+    /* a frame another lane steps waits for that step */
+    if (s->active && !s->busy)
       g_ptr_array_add (s->finished ? e->going : e->waiting, s);
   }
   s = e->waiting->len ? choose_first (e, e->waiting, now, exit_index) : NULL;
@@ -481,6 +492,8 @@ accepts (EeStream *s, int i)
          && s->p.stop (s->p.stop_data, i, r->value, r->n_out);
 }
 
+/* One lane: picks a step, runs it outside the lock, records it. A lane
+ * running while others do takes its share of the engine's cores. */
 static gpointer
 worker_main (gpointer data)
 {
@@ -492,8 +505,8 @@ worker_main (gpointer data)
     guint32 segs;
     GError *err = NULL;
     gboolean ok, first, accepted;
-    int i;
-    EeStream *s = choose (e, &i);
+    int i, in_flight, sharing;
+    EeStream *s = choose (e, &i, &in_flight);
 
     if (!s) {
       g_cond_wait (&e->cond, &e->lock);
@@ -502,13 +515,19 @@ worker_main (gpointer data)
     s->busy = TRUE;
     first = !s->started;
     s->started = TRUE;
+    e->running++;
+    sharing = MAX (MIN (e->n_lanes, in_flight), e->running);
     g_mutex_unlock (&e->lock);
+
+    if (e->n_lanes > 1)
+      ee_backend_set_thread_cores (e->be, MAX (e->cores / sharing, 1));
 
     ok = run_step (e, s, i, first, seg_ns, &segs, &err);
     accepted = ok && accepts (s, i);
 
     g_mutex_lock (&e->lock);
     s->busy = FALSE;
+    e->running--;
     for (int seg = 0; seg < e->n_segs; seg++)
       if ((segs & (1u << seg)) && seg_ns[seg] >= 0)
         /* a try exists to measure afresh */
@@ -573,13 +592,13 @@ warm_up (EeEngine *e, int runs, GError **error)
 static void
 engine_free (EeEngine *e)
 {
-  if (e->worker) {
-    g_mutex_lock (&e->lock);
-    e->quit = TRUE;
-    g_cond_broadcast (&e->cond);
-    g_mutex_unlock (&e->lock);
-    g_thread_join (e->worker);
-  }
+  g_mutex_lock (&e->lock);
+  e->quit = TRUE;
+  g_cond_broadcast (&e->cond);
+  g_mutex_unlock (&e->lock);
+  for (int k = 0; k < e->n_lanes; k++)
+    if (e->workers[k])
+      g_thread_join (e->workers[k]);
   g_warn_if_fail (e->streams == NULL);
   if (e->owner_free && e->owner)
     e->owner_free (e->owner);
@@ -616,7 +635,7 @@ engine_new (const EeEngineConfig *cfg, EeEngineLoadFunc load,
   e->device = g_strdup (device_or_auto (cfg->device));
   e->instance_id = g_strdup (cfg->instance_id ? cfg->instance_id : "");
   e->precision = cfg->precision;
-  e->threads = cfg->threads;
+  e->cores = cfg->threads > 0 ? cfg->threads : (int)g_get_num_processors ();
   e->be = ee_backend_new_full (e->device, cfg->threads, cfg->precision, error);
   if (!e->be)
     goto fail;
@@ -641,7 +660,17 @@ engine_new (const EeEngineConfig *cfg, EeEngineLoadFunc load,
     e->probe_every[i] = PROBE_FIRST;
   if (!warm_up (e, cfg->warm_up_runs, error))
     goto fail;
-  e->worker = g_thread_new ("ee-engine", worker_main, e);
+  e->n_lanes = 1;
+  if (ee_backend_has_cap (e->be, EE_BACKEND_CAP_CONCURRENT)) {
+    const char *env = g_getenv ("EE_ENGINE_LANES");
+    int lanes = cfg->lanes > 0 ? cfg->lanes
+                : env && *env  ? atoi (env)
+                               : e->cores;
+
+    e->n_lanes = CLAMP (lanes, 1, MAX_LANES);
+  }
+  for (int k = 0; k < e->n_lanes; k++)
+    e->workers[k] = g_thread_new ("ee-engine", worker_main, e);
   return e;
 
 fail:
@@ -758,8 +787,8 @@ ee_stream_new (EeEngine *e, GError **error)
   s->e = e;
   s->qos_cap = -1;
   s->qos_lowered_at = -1;
-  /* the worker may be running: cursors are made and freed under the lock,
-   * and the worker switches arenas only inside a step it owns */
+  /* the workers may be running: cursors are made and freed under the lock,
+   * and a worker touches a cursor only inside a step it owns */
   g_mutex_lock (&e->lock);
   s->cur = ee_cursor_new (e->r, error);
   if (s->cur)

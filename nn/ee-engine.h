@@ -4,7 +4,10 @@
  * ops) and serves any number of streams: an element instance, a tool, a test.
  * Each stream runs one frame at a time through its own cursor
  * (nn/ee-runner.h), so the frames of all streams are in flight together on
- * one backend stream, scheduled by one worker thread:
+ * one backend, scheduled by the engine's workers: one on a GPU (one backend
+ * stream), one per lane on the CPU, where several frames run at once, each
+ * on its share of the cores (EeEngineConfig.lanes), one op at a time per
+ * frame and one frame at a time per op:
  *
  * - Earliest deadline first, at exit granularity. Every frame first gets its
  *   first allowed exit, in deadline order; a frame whose first exit cannot
@@ -77,7 +80,12 @@ typedef struct
   EePrecision precision;
   const char *instance_id; /* NULL or "": a private engine */
   int threads;             /* CPU threads, <= 0: all cores */
-  int warm_up_runs;        /* whole-model runs measuring the costs */
+  /* Frames run at once (lanes), on a backend that allows it
+   * (EE_BACKEND_CAP_CONCURRENT: the CPU); <= 0: the environment variable
+   * EE_ENGINE_LANES when set, else one lane per thread. A lane running beside
+   * others takes its share of the threads. */
+  int lanes;
+  int warm_up_runs; /* whole-model runs measuring the costs */
 } EeEngineConfig;
 
 EeEngineConfig ee_engine_default_config (void);

@@ -47,7 +47,6 @@ struct _EeGraph
   GArray *values; /* Value */
   GArray *nodes;  /* Node */
   void *arena;    /* the graph's own activation memory */
-  void *current;  /* the arena upload/run/download use (ee_graph_use_arena) */
   size_t arena_bytes;
   size_t unshared_bytes;
   gboolean planned;
@@ -494,7 +493,6 @@ ee_graph_plan (EeGraph *g, GError **error)
     if (!g->arena)
       goto fail;
   }
-  g->current = g->arena;
   /* constants' host copies are needed until the uploads are done */
   if (!ee_backend_sync (g->be, error))
     goto fail;
@@ -541,12 +539,6 @@ ee_graph_arena_free (EeGraph *g, void *arena)
     ee_backend_dealloc (g->be, arena);
 }
 
-void
-ee_graph_use_arena (EeGraph *g, void *arena)
-{
-  g->current = arena ? arena : g->arena;
-}
-
 int
 ee_graph_n_inputs (EeGraph *g)
 {
@@ -567,19 +559,20 @@ ee_graph_input_value (EeGraph *g, int k)
 }
 
 static void *
-value_data (EeGraph *g, int id)
+value_data (EeGraph *g, void *arena, int id)
 {
   Value *v = value_at (g, id);
   Value *s = value_at (g, storage_of (g, id));
   guint8 *base = s->kind == VALUE_CONSTANT
                      ? s->own_data
-                     : (guint8 *)g->current + s->arena_offset;
+                     : (guint8 *)(arena ? arena : g->arena) + s->arena_offset;
 
   return base + (v->kind == VALUE_VIEW ? v->byte_offset : 0);
 }
 
 gboolean
-ee_graph_upload (EeGraph *g, int input, const float *host, GError **error)
+ee_graph_upload (EeGraph *g, void *arena, int input, const float *host,
+                 GError **error)
 {
   Value *v;
 
@@ -590,12 +583,12 @@ ee_graph_upload (EeGraph *g, int input, const float *host, GError **error)
     return FALSE;
   }
   v = value_at (g, input);
-  return ee_backend_upload (g->be, value_data (g, input), host, v->desc.nbytes,
-                            error);
+  return ee_backend_upload (g->be, value_data (g, arena, input), host,
+                            v->desc.nbytes, error);
 }
 
 gboolean
-ee_graph_run (EeGraph *g, int first, int last, GError **error)
+ee_graph_run (EeGraph *g, void *arena, int first, int last, GError **error)
 {
   g_return_val_if_fail (g->planned, FALSE);
   for (int i = MAX (first, 0); i < MIN (last, (int)g->nodes->len); i++) {
@@ -605,11 +598,11 @@ ee_graph_run (EeGraph *g, int first, int last, GError **error)
 
     for (int k = 0; k < n->n_inputs; k++) {
       in[k].desc = value_at (g, n->inputs[k])->desc;
-      in[k].data = value_data (g, n->inputs[k]);
+      in[k].data = value_data (g, arena, n->inputs[k]);
       in_ptr[k] = &in[k];
     }
     out.desc = value_at (g, n->output)->desc;
-    out.data = value_data (g, n->output);
+    out.data = value_data (g, arena, n->output);
     if (!ee_backend_op_enqueue (g->be, n->op, in_ptr, n->n_inputs, &out,
                                 error)) {
       g_prefix_error (error, "op %d %s: ", i, n->name);
@@ -620,7 +613,8 @@ ee_graph_run (EeGraph *g, int first, int last, GError **error)
 }
 
 gboolean
-ee_graph_download (EeGraph *g, int output, float *host, GError **error)
+ee_graph_download (EeGraph *g, void *arena, int output, float *host,
+                   GError **error)
 {
   Value *v;
 
@@ -634,7 +628,7 @@ ee_graph_download (EeGraph *g, int output, float *host, GError **error)
     return FALSE;
   }
   v = value_at (g, output);
-  return ee_backend_download (g->be, host, value_data (g, output),
+  return ee_backend_download (g->be, host, value_data (g, arena, output),
                               v->desc.nbytes, error);
 }
 

@@ -76,20 +76,21 @@ size_t ee_graph_unshared_bytes (EeGraph *g);
 void *ee_graph_arena_new (EeGraph *g, GError **error);
 /* Frees an arena from ee_graph_arena_new (not the graph's own). */
 void ee_graph_arena_free (EeGraph *g, void *arena);
-/* Makes `arena` (NULL: the graph's own) the memory that upload, run and
- * download use from now on. */
-void ee_graph_use_arena (EeGraph *g, void *arena);
 
 /* The graph's inputs, in the order they were added: how many, and the value
  * id of input k (-1 when out of range). */
 int ee_graph_n_inputs (EeGraph *g);
 int ee_graph_input_value (EeGraph *g, int k);
 
-/* Enqueued; `host` must stay valid until the backend is synced. */
-gboolean ee_graph_upload (EeGraph *g, int input, const float *host,
+/* Enqueued, in `arena` (NULL: the graph's own); `host` must stay valid
+ * until the backend is synced. The graph keeps no state between these calls,
+ * so threads running frames in different arenas may call them at once where
+ * the backend allows it (EE_BACKEND_CAP_CONCURRENT). */
+gboolean ee_graph_upload (EeGraph *g, void *arena, int input, const float *host,
                           GError **error);
-gboolean ee_graph_run (EeGraph *g, int first, int last, GError **error);
-gboolean ee_graph_download (EeGraph *g, int output, float *host,
+gboolean ee_graph_run (EeGraph *g, void *arena, int first, int last,
+                       GError **error);
+gboolean ee_graph_download (EeGraph *g, void *arena, int output, float *host,
                             GError **error);
 
 /* Host-side helper for model loaders: folds inference batch norm into the

@@ -273,8 +273,7 @@ ee_cursor_begin (EeCursor *c, guint32 exits)
 gboolean
 ee_cursor_upload (EeCursor *c, int input, const float *host, GError **error)
 {
-  ee_graph_use_arena (c->r->graph, c->arena);
-  return ee_graph_upload (c->r->graph, input, host, error);
+  return ee_graph_upload (c->r->graph, c->arena, input, host, error);
 }
 
 static int
@@ -325,7 +324,6 @@ ee_cursor_enqueue (EeCursor *c, int exit_index, GError **error)
                  exit_index);
     return FALSE;
   }
-  ee_graph_use_arena (r->graph, c->arena);
   prev = c->call[c->n_calls++];
   if (!be->vt->event_record (be, prev, error))
     return FALSE;
@@ -333,11 +331,12 @@ ee_cursor_enqueue (EeCursor *c, int exit_index, GError **error)
     Segment *s = &r->segs[i];
     if (!(run & (1u << i)))
       continue;
-    if (!ee_graph_run (r->graph, s->seg.first_op, s->seg.last_op, error))
+    if (!ee_graph_run (r->graph, c->arena, s->seg.first_op, s->seg.last_op,
+                       error))
       return FALSE;
     if (s->seg.is_exit) {
-      if (!ee_graph_download (r->graph, s->seg.output, c->slot[s->exit_index],
-                              error))
+      if (!ee_graph_download (r->graph, c->arena, s->seg.output,
+                              c->slot[s->exit_index], error))
         return FALSE;
       c->results[s->exit_index].requested = TRUE;
     }

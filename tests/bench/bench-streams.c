@@ -1,7 +1,8 @@
 /* gst-earlyexit: N live camera streams through avcrowdcount in one process.
  *
  * Usage: bench-streams [--seconds S] [--settle S] [--streams 1,2,4,8]
- *                      [--modes private,shared] [--model PATH] [--threads N]
+ *                      [--modes private,shared,shared-1lane] [--model PATH]
+ *                      [--threads N]
  *                      [--clip DIR] [--clip-seconds S]
  *
  * Each stream is its own pipeline, as an application watching N cameras
@@ -28,7 +29,9 @@
  * --seconds that are; a pad probe on each sink reads every buffer's result
  * meta (earlyexit-meta.h). Mode "private" gives every element its own engine;
  * "shared" sets model-instance-id to one value on all of them so that they
- * share one, when the plugin has that property. */
+ * share one, when the plugin has that property; "shared-1lane" is "shared"
+ * with an engine that runs one frame at a time (EE_ENGINE_LANES=1, the
+ * design before lanes), for comparison. */
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
@@ -97,10 +100,21 @@ typedef struct
   gboolean has_instance_id, has_threads;
 } Config;
 
+typedef enum
+{
+  MODE_PRIVATE,
+  MODE_SHARED,
+  MODE_SHARED_1LANE,
+  N_MODES
+} Mode;
+
+static const char *const mode_names[N_MODES]
+    = { "private", "shared", "shared-1lane" };
+
 typedef struct
 {
   guint n;
-  gboolean shared;
+  Mode mode;
   Stats total;
   double elapsed_s, rss_mb;
 } Row;
@@ -691,7 +705,8 @@ run_config (const Config *cfg, const Clip *clip, Row *row, GError **error)
     streams[i].clip = clip;
     streams[i].measuring = &measuring;
     streams[i].offset = i % OFFSET_SLOTS * clip->n_frames / OFFSET_SLOTS;
-    ok = ok && stream_build (&streams[i], cfg, row->shared, error);
+    ok = ok
+         && stream_build (&streams[i], cfg, row->mode != MODE_PRIVATE, error);
   }
   /* models load at READY -> PAUSED: all of them before any stream starts */
   ok = ok && set_states (streams, row->n, GST_STATE_PAUSED, error)
@@ -771,10 +786,10 @@ print_header (const Config *cfg, const Clip *clip, double gen_s)
           "extra streams\n"
           "  MAE       mean |count - truth| over every result (carried "
           "included)\n\n");
-  printf ("| streams | mode    | frames | on-time | carried | exits "
+  printf ("| streams | mode         | frames | on-time | carried | exits "
           "(fresh)                      | mean-ex | fps/str | lag ms |  late | "
           "RSS MB | +MB/str |   MAE |\n");
-  printf ("|--------:|---------|-------:|--------:|--------:|"
+  printf ("|--------:|--------------|-------:|--------:|--------:|"
           "-----------------------------------|--------:|--------:|-------:|"
           "------:|-------:|--------:|------:|\n");
   fflush (stdout);
@@ -812,11 +827,10 @@ print_row (const Row *row, const Row *base)
                            (row->rss_mb - base->rss_mb) / (row->n - base->n));
   else
     inc = g_strdup ("-");
-  printf ("| %7u | %-7s | %6" G_GUINT64_FORMAT " | %6.1f%% | %6.1f%% | %-33s "
+  printf ("| %7u | %-12s | %6" G_GUINT64_FORMAT " | %6.1f%% | %6.1f%% | %-33s "
           "| %7.2f | %7.2f | %6.0f | %4.1f%% | %6.0f | %7s | %5.2f |\n",
-          row->n, row->shared ? "shared" : "private", st->frames,
-          st->on_time * pct, st->carried * pct, exits,
-          fresh ? (double)st->exit_sum / fresh : NAN,
+          row->n, mode_names[row->mode], st->frames, st->on_time * pct,
+          st->carried * pct, exits, fresh ? (double)st->exit_sum / fresh : NAN,
           st->frames / row->elapsed_s / row->n,
           st->have_lag ? st->max_lag / 1e6 : NAN,
           st->n_lag ? 100.0 * st->late / st->n_lag : NAN, row->rss_mb, inc,
@@ -878,25 +892,28 @@ parse_streams (const gchar *text)
   return a;
 }
 
-/* "private,shared" -> *private_, *shared; FALSE when malformed. */
+/* "private,shared" -> want[MODE_PRIVATE], want[MODE_SHARED]; FALSE when
+ * malformed. */
 static gboolean
-parse_modes (const gchar *text, gboolean *private_, gboolean *shared)
+parse_modes (const gchar *text, gboolean *want)
 {
   gchar **parts = g_strsplit (text, ",", -1);
-  gboolean ok = TRUE;
+  gboolean ok = TRUE, any = FALSE;
 
-  *private_ = *shared = FALSE;
+  for (int m = 0; m < N_MODES; m++)
+    want[m] = FALSE;
   for (gchar **p = parts; *p && ok; p++) {
+    int m = 0;
+
     g_strstrip (*p);
-    if (g_str_equal (*p, "private"))
-      *private_ = TRUE;
-    else if (g_str_equal (*p, "shared"))
-      *shared = TRUE;
-    else
-      ok = FALSE;
+    while (m < N_MODES && !g_str_equal (*p, mode_names[m]))
+      m++;
+    ok = m < N_MODES;
+    if (ok)
+      want[m] = any = TRUE;
   }
   g_strfreev (parts);
-  return ok && (*private_ || *shared);
+  return ok && any;
 }
 
 /* Which optional properties this build's avcrowdcount has. */
@@ -953,27 +970,33 @@ prepare_clip (const gchar *clip_dir, gint seconds, Clip *clip, gchar **tmp_dir,
 
 /* Runs (N, mode) in order, printing each row as it is done. */
 static gboolean
-run_all (const Config *cfg, const Clip *clip, GArray *ns, gboolean private_,
-         gboolean shared, GError **error)
+run_all (const Config *cfg, const Clip *clip, GArray *ns, const gboolean *want,
+         GError **error)
 {
-  Row base[2] = { { 0 } };
+  Row base[N_MODES] = { { 0 } };
   Stats names = { 0 };
   GstClockTime lat_min = GST_CLOCK_TIME_NONE, lat_max = 0;
 
   for (guint k = 0; k < ns->len; k++)
-    for (gint m = 0; m < 2; m++) {
-      Row row = { .n = g_array_index (ns, guint, k), .shared = m == 1 };
-      if (!(m == 0 ? private_ : shared))
+    for (Mode m = 0; m < N_MODES; m++) {
+      Row row = { .n = g_array_index (ns, guint, k), .mode = m };
+      gboolean ok;
+
+      if (!want[m])
         continue;
-      if (row.shared && !cfg->has_instance_id) {
+      if (m != MODE_PRIVATE && !cfg->has_instance_id) {
         printf ("| %7u | shared: (model-instance-id not supported by this "
                 "build) |\n",
                 row.n);
         continue;
       }
-      if (!run_config (cfg, clip, &row, error)) {
-        g_prefix_error (error, "%u streams, %s: ", row.n,
-                        row.shared ? "shared" : "private");
+      if (m == MODE_SHARED_1LANE)
+        g_setenv ("EE_ENGINE_LANES", "1", TRUE);
+      ok = run_config (cfg, clip, &row, error);
+      if (m == MODE_SHARED_1LANE)
+        g_unsetenv ("EE_ENGINE_LANES");
+      if (!ok) {
+        g_prefix_error (error, "%u streams, %s: ", row.n, mode_names[m]);
         return FALSE;
       }
       /* exits that no result of this row came from are named by others */
@@ -1006,7 +1029,7 @@ main (int argc, char **argv)
           { "streams", 0, 0, G_OPTION_ARG_STRING, &streams_opt,
             "Stream counts (default 1,2,4,8)", "LIST" },
           { "modes", 0, 0, G_OPTION_ARG_STRING, &modes_opt,
-            "private, shared or both (default private,shared)", "LIST" },
+            "private, shared, shared-1lane (default private,shared)", "LIST" },
           { "model", 0, 0, G_OPTION_ARG_FILENAME, &cfg.model,
             "Model file (default: the bundled SL-ViT model)", "PATH" },
           { "threads", 0, 0, G_OPTION_ARG_INT, &cfg.threads,
@@ -1024,7 +1047,7 @@ main (int argc, char **argv)
                                               "streams in one process");
   GError *error = NULL;
   GArray *ns = NULL;
-  gboolean private_ = TRUE, shared = TRUE;
+  gboolean want[N_MODES] = { TRUE, TRUE, FALSE };
   gchar *tmp_dir = NULL;
   Clip clip = { 0 };
   double gen_s = 0;
@@ -1035,8 +1058,8 @@ main (int argc, char **argv)
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     goto out;
   if (!(ns = parse_streams (streams_opt ? streams_opt : "1,2,4,8"))
-      || (modes_opt && !parse_modes (modes_opt, &private_, &shared))
-      || cfg.seconds < 1 || cfg.settle < 0 || clip_seconds < 1) {
+      || (modes_opt && !parse_modes (modes_opt, want)) || cfg.seconds < 1
+      || cfg.settle < 0 || clip_seconds < 1) {
     g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                  "bad --streams, --modes, --seconds, --settle or "
                  "--clip-seconds (see --help)");
@@ -1056,7 +1079,7 @@ main (int argc, char **argv)
   print_header (&cfg, &clip, gen_s);
   notes = g_ptr_array_new_with_free_func (g_free);
   g_log_set_handler ("earlyexit", G_LOG_LEVEL_MESSAGE, keep_note, NULL);
-  if (run_all (&cfg, &clip, ns, private_, shared, &error))
+  if (run_all (&cfg, &clip, ns, want, &error))
     status = 0;
   print_notes ();
 

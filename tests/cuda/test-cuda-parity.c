@@ -499,9 +499,9 @@ run_case (EeBackend *be, int c, Result *r, GError **error)
   cases[c].build (&b);
   ok = !b.error && ee_graph_plan (b.g, &b.error);
   for (guint i = 0; ok && i < b.inputs->len; i++)
-    ok = ee_graph_upload (b.g, g_array_index (b.inputs, int, i),
+    ok = ee_graph_upload (b.g, NULL, g_array_index (b.inputs, int, i),
                           g_ptr_array_index (b.input_data, i), &b.error);
-  ok = ok && ee_graph_run (b.g, 0, ee_graph_n_ops (b.g), &b.error);
+  ok = ok && ee_graph_run (b.g, NULL, 0, ee_graph_n_ops (b.g), &b.error);
   for (guint i = 0; ok && i < b.outputs->len; i++) {
     int id = g_array_index (b.outputs, int, i);
     gint64 n = ee_tensor_desc_numel (ee_graph_desc (b.g, id));
@@ -509,7 +509,7 @@ run_case (EeBackend *be, int c, Result *r, GError **error)
 
     g_ptr_array_add (r->values, host);
     g_array_append_val (r->numel, n);
-    ok = ee_graph_download (b.g, id, host, &b.error);
+    ok = ee_graph_download (b.g, NULL, id, host, &b.error);
   }
   /* Inputs and outputs stay in use until the stream has run. */
   ok = ee_backend_sync (be, ok ? &b.error : NULL) && ok;

@@ -181,9 +181,9 @@ conc_run (gpointer data)
   y = y < 0 ? -1 : ee_graph_mark_output (g, y, &job->error);
   ok = y >= 0 && ee_graph_plan (g, &job->error);
   for (int r = 0; ok && r < CONC_RUNS; r++)
-    ok = ee_graph_upload (g, in, x, &job->error)
-         && ee_graph_run (g, 0, ee_graph_n_ops (g), &job->error)
-         && ee_graph_download (g, y, job->out, &job->error)
+    ok = ee_graph_upload (g, NULL, in, x, &job->error)
+         && ee_graph_run (g, NULL, 0, ee_graph_n_ops (g), &job->error)
+         && ee_graph_download (g, NULL, y, job->out, &job->error)
          && ee_backend_sync (be, &job->error);
   ee_graph_free (g);
   ee_backend_free (be);

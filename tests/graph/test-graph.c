@@ -170,10 +170,10 @@ test_attention_block (void)
   z = g_new0 (float, nz);
 
   /* all at once */
-  g_assert_true (ee_graph_upload (b.g, b.x, x, &error));
-  g_assert_true (ee_graph_run (b.g, 0, ee_graph_n_ops (b.g), &error));
-  g_assert_true (ee_graph_download (b.g, b.y, y, &error));
-  g_assert_true (ee_graph_download (b.g, b.z, z, &error));
+  g_assert_true (ee_graph_upload (b.g, NULL, b.x, x, &error));
+  g_assert_true (ee_graph_run (b.g, NULL, 0, ee_graph_n_ops (b.g), &error));
+  g_assert_true (ee_graph_download (b.g, NULL, b.y, y, &error));
+  g_assert_true (ee_graph_download (b.g, NULL, b.z, z, &error));
   g_assert_true (ee_backend_sync (be, &error));
   g_assert_no_error (error);
   ry = max_rel_err (y, ey, (gsize)ny);
@@ -188,12 +188,12 @@ test_attention_block (void)
   /* two stages, as the multi-exit runner does: identical results */
   memset (y, 0, sizeof (float) * ny);
   memset (z, 0, sizeof (float) * nz);
-  g_assert_true (ee_graph_upload (b.g, b.x, x, &error));
-  g_assert_true (ee_graph_run (b.g, 0, b.stage1_end, &error));
-  g_assert_true (ee_graph_download (b.g, b.y, y, &error));
+  g_assert_true (ee_graph_upload (b.g, NULL, b.x, x, &error));
+  g_assert_true (ee_graph_run (b.g, NULL, 0, b.stage1_end, &error));
+  g_assert_true (ee_graph_download (b.g, NULL, b.y, y, &error));
   g_assert_true (
-      ee_graph_run (b.g, b.stage1_end, ee_graph_n_ops (b.g), &error));
-  g_assert_true (ee_graph_download (b.g, b.z, z, &error));
+      ee_graph_run (b.g, NULL, b.stage1_end, ee_graph_n_ops (b.g), &error));
+  g_assert_true (ee_graph_download (b.g, NULL, b.z, z, &error));
   g_assert_true (ee_backend_sync (be, &error));
   g_assert_no_error (error);
   g_assert_cmpfloat (max_rel_err (y, ey, (gsize)ny), <=, 1e-5);
