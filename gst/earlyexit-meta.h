@@ -5,13 +5,21 @@
  * exitclassify) carries a custom meta, EARLYEXIT_RESULT_META_NAME, registered
  * by the plugin with gst_meta_register_custom() and no tags, so it survives
  * videoconvert, videoscale and other elements that copy untagged metas;
- * audioexitclassify attaches one to the audio buffer that completes each
- * window (one meta per window completed, oldest first:
- * gst_buffer_iterate_earlyexit_results() gives them all). The meta holds a
- * GstStructure named EARLYEXIT_RESULT_NAME; the element message the element
- * posts on the bus for the same frame or window carries the same fields (plus
- * timestamp, stream-time, running-time and duration), so the typed getters
- * below accept either structure.
+ * audioexitclassify attaches its results to the audio buffer that completes
+ * each window. The meta holds a GstStructure named EARLYEXIT_RESULT_NAME; the
+ * element message the element posts on the bus for the same frame or window
+ * carries the same fields (plus timestamp, stream-time, running-time and
+ * duration), so the typed getters below accept either structure.
+ *
+ * One meta per buffer, however many results: the meta's fields are the
+ * buffer's first result, and the later ones (audioexitclassify when one
+ * buffer completes several windows, or a second earlyexit element on the same
+ * buffers) are in its field EARLYEXIT_RESULT_MORE_FIELD ("more-results"), an
+ * array (GstValueArray) of EARLYEXIT_RESULT_NAME structures, oldest first,
+ * absent when the buffer has one result. So a binding that reaches only the
+ * first meta of a buffer (Python on GStreamer 1.22:
+ * Gst.Buffer.get_custom_meta()) reads every result, and
+ * gst_buffer_iterate_earlyexit_results() walks them all.
  *
  * Header only: it needs GStreamer >= 1.20 and no library of this project. The
  * meta is known once the plugin has been loaded (any earlyexit element made).
@@ -44,6 +52,8 @@ G_BEGIN_DECLS
 
 #define EARLYEXIT_RESULT_META_NAME "EarlyExitResultMeta"
 #define EARLYEXIT_RESULT_NAME "earlyexit/result"
+/* The field of the meta's structure listing the buffer's later results. */
+#define EARLYEXIT_RESULT_MORE_FIELD "more-results"
 
 /* The result meta of `buffer`, or NULL. */
 static inline GstCustomMeta *
@@ -63,21 +73,62 @@ gst_buffer_get_earlyexit_result (GstBuffer *buffer)
   return meta ? gst_custom_meta_get_structure (meta) : NULL;
 }
 
+/* Number of results `r` holds: 1 + the length of its more-results (a meta's
+ * structure), or 1 (a message, or a buffer with one result). */
+static inline guint
+earlyexit_result_get_n_results (const GstStructure *r)
+{
+  const GValue *more = gst_structure_get_value (r, EARLYEXIT_RESULT_MORE_FIELD);
+
+  return 1
+         + (more && GST_VALUE_HOLDS_ARRAY (more)
+                ? gst_value_array_get_size (more)
+                : 0);
+}
+
+/* Result `i` of the meta structure `r`: 0 is `r` itself, i > 0 the entry
+ * i - 1 of its more-results; NULL past the end. */
+static inline const GstStructure *
+earlyexit_result_get_nth (const GstStructure *r, guint i)
+{
+  const GValue *more, *v;
+
+  if (i == 0)
+    return r;
+  more = gst_structure_get_value (r, EARLYEXIT_RESULT_MORE_FIELD);
+  if (!more || !GST_VALUE_HOLDS_ARRAY (more)
+      || i - 1 >= gst_value_array_get_size (more))
+    return NULL;
+  v = gst_value_array_get_value (more, i - 1);
+  return GST_VALUE_HOLDS_STRUCTURE (v) ? gst_value_get_structure (v) : NULL;
+}
+
 /* Every result of `buffer`, in the order they were attached (oldest window
- * first; audioexitclassify attaches one per window the buffer completes, the
- * other elements one per buffer). Start with *state = NULL; NULL at the end.
- * gst_buffer_get_earlyexit_result() gives the first. */
+ * first): the meta's own fields, then its more-results (and, should a buffer
+ * ever hold several result metas, theirs in turn). Start with *state = NULL;
+ * NULL at the end. gst_buffer_get_earlyexit_result() gives the first. */
 static inline const GstStructure *
 gst_buffer_iterate_earlyexit_results (GstBuffer *buffer, gpointer *state)
 {
   const GstMetaInfo *info = gst_meta_get_info (EARLYEXIT_RESULT_META_NAME);
+  guint want = GPOINTER_TO_UINT (*state), seen = 0;
+  gpointer it = NULL;
   GstMeta *meta;
 
   if (!info)
     return NULL;
-  while ((meta = gst_buffer_iterate_meta (buffer, state)))
-    if (meta->info == info)
-      return gst_custom_meta_get_structure ((GstCustomMeta *)meta);
+  while ((meta = gst_buffer_iterate_meta (buffer, &it)))
+    if (meta->info == info) {
+      const GstStructure *r
+          = gst_custom_meta_get_structure ((GstCustomMeta *)meta);
+      guint n = earlyexit_result_get_n_results (r);
+
+      if (want < seen + n) {
+        *state = GUINT_TO_POINTER (want + 1);
+        return earlyexit_result_get_nth (r, want - seen);
+      }
+      seen += n;
+    }
   return NULL;
 }
 

@@ -27,11 +27,33 @@ void
 ee_result_meta_attach (GstBuffer *buffer, const GstStructure *result)
 {
   GstCustomMeta *meta
-      = gst_buffer_add_custom_meta (buffer, EARLYEXIT_RESULT_META_NAME);
-  GstStructure *s = gst_custom_meta_get_structure (meta);
+      = gst_buffer_get_custom_meta (buffer, EARLYEXIT_RESULT_META_NAME);
+  GstStructure *s;
+  const GValue *old;
+  GValue more = G_VALUE_INIT, item = G_VALUE_INIT;
 
-  gst_structure_set_name (s, EARLYEXIT_RESULT_NAME);
-  gst_structure_foreach (result, copy_field, s);
+  if (!meta) {
+    meta = gst_buffer_add_custom_meta (buffer, EARLYEXIT_RESULT_META_NAME);
+    s = gst_custom_meta_get_structure (meta);
+    gst_structure_set_name (s, EARLYEXIT_RESULT_NAME);
+    gst_structure_foreach (result, copy_field, s);
+    return;
+  }
+  /* A later result of the same buffer goes into the first meta's
+   * more-results, not into a meta of its own: a binding that reaches only a
+   * buffer's first meta of a kind (Python on GStreamer 1.22) then reads
+   * every result. */
+  s = gst_custom_meta_get_structure (meta);
+  old = gst_structure_get_value (s, EARLYEXIT_RESULT_MORE_FIELD);
+  g_value_init (&more, GST_TYPE_ARRAY);
+  if (old && GST_VALUE_HOLDS_ARRAY (old))
+    g_value_copy (old, &more);
+  g_value_init (&item, GST_TYPE_STRUCTURE);
+  g_value_take_boxed (&item, gst_structure_copy (result));
+  gst_structure_set_name ((GstStructure *)gst_value_get_structure (&item),
+                          EARLYEXIT_RESULT_NAME);
+  gst_value_array_append_and_take_value (&more, &item);
+  gst_structure_take_value (s, EARLYEXIT_RESULT_MORE_FIELD, &more);
 }
 
 GstMessage *

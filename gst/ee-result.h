@@ -10,8 +10,9 @@ G_BEGIN_DECLS
 /* Registers the result meta (once; called from plugin_init). */
 void ee_result_meta_register (void);
 
-/* Attaches a result meta holding a copy of `result`'s fields; `buffer` must be
- * writable. */
+/* Attaches a copy of `result`'s fields to `buffer` (writable): as a new result
+ * meta, or, when the buffer has one already, appended to that meta's
+ * more-results (earlyexit-meta.h: one meta per buffer). */
 void ee_result_meta_attach (GstBuffer *buffer, const GstStructure *result);
 
 /* The element message for a frame: a structure named after the element's

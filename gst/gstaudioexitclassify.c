@@ -34,7 +34,8 @@
  *
  * A window is classified as soon as the buffer that completes it arrives; its
  * result goes as a meta on that buffer (a buffer completing several windows
- * carries one meta per window, oldest first) and in one message per window.
+ * carries one meta: the first window's result, the later ones in its
+ * `more-results` array, oldest first) and in one message per window.
  * At EOS, a window holding audio that no classified window covered (the
  * stream's tail, or a stream shorter than one window) is zero-padded and
  * classified; its `audio-coverage` says how much of it was audio, and as no

@@ -1,4 +1,5 @@
-/* gst-earlyexit: AudioCSRNet with SL-ViT / CNN early exits (MODELS.md 2, 3, 5).
+/* gst-earlyexit: AudioCSRNet with SL-ViT / CNN early exits
+ * (docs/models.md sections 2, 3 and 5).
  *
  * The graph is built in anytime order, one runner segment per step:
  *   audio      VGGish conv stack -> global average -> audio vector a (1, A);

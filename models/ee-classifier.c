@@ -22,7 +22,7 @@ static const char *const common_keys[] = {
 /* ------------------------------------------------------------ configuration */
 
 /* "audio_features": null for images, else how the input is computed from a
- * clip (MODELS.md 1.2, 1.3), at the model's input size. */
+ * clip (docs/models.md 1.2, 1.3), at the model's input size. */
 static gboolean
 parse_audio_features (EeModel *m, JsonObject *cfg, GError **error)
 {

@@ -1,5 +1,5 @@
 /* gst-earlyexit: what the classification backbones (resnet.c, densenet.c,
- * inception.c; MODELS.md 4) share.
+ * inception.c; docs/models.md 4) share.
  *
  * A backbone builder calls ee_classifier_begin(), adds its layers top to
  * bottom with the torchvision tensor names, calls ee_classifier_tap() at every

@@ -188,7 +188,7 @@ ee_cmd_features (int argc, char **argv)
   g_set_prgname ("earlyexit features");
   g_option_context_set_summary (
       ctx,
-      "Computes the input features of a model from a WAV file (MODELS.md "
+      "Computes the input features of a model from a WAV file (docs/models.md "
       "section 1,\ndocs/features.md). Channels are averaged to mono; the rate "
       "must be the kind's.");
   g_option_context_add_main_entries (ctx, entries, NULL);

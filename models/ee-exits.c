@@ -1,5 +1,6 @@
-/* gst-earlyexit: SL-ViT and CNN early exits (MODELS.md 3.1, 3.2). Tensor names,
- * orders and the configuration keys are those of docs/model-format.md. */
+/* gst-earlyexit: SL-ViT and CNN early exits (docs/models.md 3.1, 3.2). Tensor
+ * names, orders and the configuration keys are those of docs/model-format.md.
+ */
 #include "ee-exits.h"
 
 #include <math.h>

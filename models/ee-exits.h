@@ -1,5 +1,5 @@
-/* gst-earlyexit: the two early-exit branch kinds (MODELS.md 3.1, 3.2), shared
- * by every backbone.
+/* gst-earlyexit: the two early-exit branch kinds (docs/models.md 3.1, 3.2),
+ * shared by every backbone.
  *
  * An exit reads one named tap of its backbone, (1, C, H, W), and gives
  * `outputs` values: a count or class logits. Its configuration and tensors

@@ -73,7 +73,7 @@ gboolean ee_model_confident (gpointer threshold, int exit_index,
                              const float *logits, int64_t n);
 
 /* TRUE when the image input is computed from audio (audio classification,
- * MODELS.md 1.2, 1.3): *params (may be NULL) then says how, output size
+ * docs/models.md 1.2, 1.3): *params (may be NULL) then says how, output size
  * included. Feed the features through ee_model_set_image. */
 gboolean ee_model_audio_features (const EeModel *m, EeFeatureParams *params);
 

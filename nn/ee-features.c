@@ -1,4 +1,4 @@
-/* gst-earlyexit: audio features (MODELS.md section 1) with FFTW3.
+/* gst-earlyexit: audio features (docs/models.md section 1) with FFTW3.
  *
  * Three kinds, each a fixed recipe; docs/features.md says the same for users.
  *
@@ -17,15 +17,15 @@
  * - Plans are made with FFTW_ESTIMATE: deterministic, so two extractors (or two
  *   runs) give bit-identical features; FFTW_MEASURE picks codelets by timing.
  *
- * VGGISH (MODELS.md 1.1, AudioSet mel_features.py): 16000 samples; frames of
- * 400 at hop 160 with no centring or padding (98 frames, the first 96 kept, so
- * the last 2 are not computed); periodic Hann 400, rfft of length 512
+ * VGGISH (docs/models.md 1.1, AudioSet mel_features.py): 16000 samples; frames
+ * of 400 at hop 160 with no centring or padding (98 frames, the first 96 kept,
+ * so the last 2 are not computed); periodic Hann 400, rfft of length 512
  * zero-padded at the end; magnitude; 64 HTK mel bands (1127 ln (1 + f / 700))
  * 125-7500 Hz, triangles in the mel domain, no area normalisation, DC weight 0;
  * log (mel + 0.01). Output (1, 1, 96, 64): rows are time, columns mel bands.
  * The params' log, size, mel scale and mean/std do not apply.
  *
- * SC (MODELS.md 1.2, as TensorFlow's tf.signal.stft (frame_length=255,
+ * SC (docs/models.md 1.2, as TensorFlow's tf.signal.stft (frame_length=255,
  * frame_step=128) of the Speech Commands tutorial): 16000 samples; frames of
  * 255 at hop 128 with no padding (124 frames); periodic Hann 255 (TF's
  * default); FFT length 256 (TF's next power of two), zero-padded at the end:
@@ -34,11 +34,11 @@
  * bilinear resize to out_height x out_width, the one channel repeated to three,
  * and (x - mean[c]) / std[c] per channel.
  *
- * GTZAN (MODELS.md 1.3, librosa defaults): 66150 samples (3 s at 22050 Hz).
- * Every channel is librosa.stft with n_fft = window length (so no zero-padding
- * inside the FFT, even for the odd 2205), center=True with zero padding of
- * n_fft / 2 on both sides (librosa >= 0.10's pad_mode="constant"), periodic
- * Hann; frames = 1 + (66150 + 2 (n_fft / 2) - n_fft) / hop.
+ * GTZAN (docs/models.md 1.3, librosa defaults): 66150 samples (3 s at 22050
+ * Hz). Every channel is librosa.stft with n_fft = window length (so no
+ * zero-padding inside the FFT, even for the odd 2205), center=True with zero
+ * padding of n_fft / 2 on both sides (librosa >= 0.10's pad_mode="constant"),
+ * periodic Hann; frames = 1 + (66150 + 2 (n_fft / 2) - n_fft) / hop.
  * - channel 0: n_fft 512, hop 256: 259 frames x 257 bins, magnitude (|stft|).
  * - channel 1: 128 mel bands of the power spectrum (melspectrogram's power=2),
  *   window 100 ms = 2205, hop 50 ms = 1102.5 -> 1102: 61 frames.

@@ -1,5 +1,5 @@
-/* gst-earlyexit: audio features with FFTW3 (double-precision FFT), MODELS.md
- * section 1.
+/* gst-earlyexit: audio features with FFTW3 (double-precision FFT),
+ * docs/models.md section 1.
  *
  * An extractor owns its FFTW plans (made once, under a global lock, because
  * FFTW planning is not thread-safe) and its work buffers. Different extractors
@@ -14,9 +14,12 @@ G_BEGIN_DECLS
 
 typedef enum
 {
-  EE_FEATURES_VGGISH, /* 16 kHz, 1 s -> (1,1,96,64) log-mel (MODELS.md 1.1) */
-  EE_FEATURES_SC,     /* 16 kHz, 1 s -> (1,3,H,W) spectrogram (MODELS.md 1.2) */
-  EE_FEATURES_GTZAN,  /* 22050 Hz, 3 s -> (1,3,H,W) (MODELS.md 1.3) */
+  /* 16 kHz, 1 s -> (1,1,96,64) log-mel (docs/models.md 1.1) */
+  EE_FEATURES_VGGISH,
+  /* 16 kHz, 1 s -> (1,3,H,W) spectrogram (docs/models.md 1.2) */
+  EE_FEATURES_SC,
+  /* 22050 Hz, 3 s -> (1,3,H,W) (docs/models.md 1.3) */
+  EE_FEATURES_GTZAN,
 } EeFeatureKind;
 
 typedef enum

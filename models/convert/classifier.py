@@ -46,7 +46,7 @@ check_tensors = audiocsrnet.check_tensors
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
-# The paper's branch placements (MODELS.md 3.3) and torchvision's defaults.
+# The paper's branch placements (docs/models.md 3.3) and torchvision's defaults.
 ARCHS = {
     "resnet152": {"head": "fc", "features": 2048, "bn_eps": 1e-5, "patch": 4,
                   "min_size": 1, "taps": {"b1": "layer2.0.conv2", "b2": "layer2"},
@@ -631,7 +631,7 @@ def parser():
     g.add_argument("--std", type=_floats3, default=IMAGENET_STD)
     g.add_argument("--channel-order", choices=["rgb", "bgr"], default="rgb")
     g.add_argument("--audio-features", choices=["none", "sc", "gtzan"], default="none",
-                   help="compute the input from audio (MODELS.md 1.2, 1.3)")
+                   help="compute the input from audio (docs/models.md 1.2, 1.3)")
     g.add_argument("--feature-log", type=_bool, default=True)
     g.add_argument("--feature-log-offset", type=float, default=1e-6)
     g.add_argument("--feature-mel-scale", choices=["slaney", "htk"], default="slaney")

@@ -1,4 +1,4 @@
-"""PyTorch modules of the two early-exit branch kinds (docs/MODELS.md 3.1, 3.2).
+"""PyTorch modules of the two early-exit branch kinds (docs/models.md 3.1, 3.2).
 
 These modules define the *exit checkpoint format*: the keys of `ExitSet.state_dict()`
 are `<exit name>.<parameter>` (e.g. `v1.proj.weight`), and each parameter name is the
@@ -84,7 +84,7 @@ def patchify(x, p):
 
 
 class SLViTExit(nn.Module):
-    """Single-layer ViT exit (MODELS.md 3.1).
+    """Single-layer ViT exit (docs/models.md 3.1).
 
     in_shape = (C, H, W) of the tap; audio_token "shared_projection" appends the
     audio vector (length C) tiled to a P x P x C patch and projected by `proj`."""
@@ -133,7 +133,7 @@ class SLViTExit(nn.Module):
 
 
 class CNNExit(nn.Module):
-    """CNN baseline exit (MODELS.md 3.2): conv 3x3 (filters, bias) [-> FiLM] -> ReLU
+    """CNN baseline exit (docs/models.md 3.2): conv 3x3 (filters, bias) [-> FiLM] -> ReLU
     -> max pool (pool x pool, stride pool, floor) -> flatten (c, y, x) -> head.
     film=True: gamma, beta = film(audio) split as rows [0,F) and [F,2F)."""
 

@@ -137,7 +137,7 @@ def _vgg(spec, cin):
 
 
 class Backbone(nn.Module):
-    """AudioCSRNet as MODELS.md 2 computes it, plus BatchNorm in the front end
+    """AudioCSRNet as docs/models.md 2 computes it, plus BatchNorm in the front end
     and the audio branch for training (folded away by `reference_state_dict`)."""
 
     def __init__(self, cfg):

@@ -8,9 +8,9 @@
  * Without MODEL it writes the paper's configurations at 224x224 with random
  * weights (models/convert/classifier.py --arch A --random --classes 10
  * --classifier two_layer --exit-list b1,b2: SL-ViT exits at the paper's taps,
- * MODELS.md 3.3) for ResNet152, DenseNet201 and InceptionV3 into a temporary
- * folder (or DIR, where they are kept) and benchmarks them; this takes about
- * 15 s and 1 GB of memory per model.
+ * docs/models.md 3.3) for ResNet152, DenseNet201 and InceptionV3 into a
+ * temporary folder (or DIR, where they are kept) and benchmarks them; this
+ * takes about 15 s and 1 GB of memory per model.
  *
  * For each exit, the runner is asked for that exit alone, so the table gives
  * the time to that exit's result when only it is wanted (the backbone up to its

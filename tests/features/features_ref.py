@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference audio features in numpy (float64), written from MODELS.md section 1
+"""Reference audio features in numpy (float64), written from docs/models.md section 1
 and docs/features.md, and a comparison with the C extractor.
 
 Run by `meson test features`:
@@ -29,7 +29,7 @@ def periodic_hann(n):
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
 
 
-# ---- VGGish (MODELS.md 1.1) ------------------------------------------------
+# ---- VGGish (docs/models.md 1.1) ------------------------------------------------
 
 def vggish_mel_matrix():
     """(257, 64): HTK mel triangles in the mel domain, DC row zero."""
@@ -82,7 +82,7 @@ def default_params():
             "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
 
 
-# ---- Speech Commands (MODELS.md 1.2), tf.signal.stft(255, 128) -------------
+# ---- Speech Commands (docs/models.md 1.2), tf.signal.stft(255, 128) -------------
 
 def sc(x, p):
     x = np.asarray(x, np.float32).astype(np.float64)
@@ -92,7 +92,7 @@ def sc(x, p):
     return finish([mag, mag, mag], p)      # rows time, columns frequency
 
 
-# ---- GTZAN (MODELS.md 1.3), librosa defaults -------------------------------
+# ---- GTZAN (docs/models.md 1.3), librosa defaults -------------------------------
 
 def slaney_hz_to_mel(hz):
     hz = np.asarray(hz, np.float64)

@@ -1,7 +1,7 @@
 """Writes a pre-norm attention block case for tests/graph/test-graph.c.
 
 Expected output, from PyTorch: y = x + MHA(LN(x)) where each of the h heads has
-key/value width d (MODELS.md 3.1), then z = relu(linear(y)) as a second stage.
+key/value width d (docs/models.md 3.1), then z = relu(linear(y)) as a second stage.
 Usage: gen_attention_case.py OUT.safetensors
 """
 import os

@@ -2,7 +2,7 @@
 """Golden tests of the C AudioCSRNet (earlyexit run) against the PyTorch reference
 (tests/reference/, float64) on random-weight model files written by the converter.
 
-Every configuration switch of MODELS.md is exercised by at least one model:
+Every configuration switch of docs/models.md is exercised by at least one model:
 exit kind (slvit, cnn), bn_affine, count_head (sum, dense +/- bias), last_residual,
 final_ln, mlp_out_gelu, head_act, ln_eps, audio_token, channel order, width scale;
 both variants: PyTorch-reference style (BN without affine, eps 1e-5, DISCO mean/std,

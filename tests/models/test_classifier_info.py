@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """`earlyexit info` on the paper's classification configurations (224x224, CIFAR-10
-heads): every exit's parameter count equals MODELS.md 3.4 exactly, for SL-ViT and
+heads): every exit's parameter count equals docs/models.md 3.4 exactly, for SL-ViT and
 CNN exits at the paper's taps of ResNet152, DenseNet201 and InceptionV3; and the
 FLOPs of each whole backbone are torchvision's (counted here from its modules).
 
@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "models", "convert"))
 import classifier  # noqa: E402
 
-# MODELS.md 3.4: (SL-ViT b1, b2), (CNN b1, b2)
+# docs/models.md 3.4: (SL-ViT b1, b2), (CNN b1, b2)
 EXPECTED = {
     "resnet152": ((591818, 788426), (779290, 834586)),
     "densenet201": ((591818, 657354), (779290, 797722)),
@@ -81,7 +81,7 @@ def main():
                   f"{cfg['exits'][['s1', 'c1', 's2', 'c2'].index(name)]['tap']:26s}) "
                   f"params {got:>7d} expected {want:>7d}")
             if got != want:
-                sys.exit(f"{arch} {name}: {got} parameters, MODELS.md 3.4 says {want}")
+                sys.exit(f"{arch} {name}: {got} parameters, docs/models.md 3.4 says {want}")
         got = exits["final"]["flops_to_exit"] / 1e9
         want = torchvision_gflop(cfg)
         print(f"{arch:12s} backbone GFLOP {got:.3f}, torchvision's convs and linears "
@@ -91,7 +91,7 @@ def main():
     text = run([ee, "info", model])
     if "classification" not in text or "Mixed_5c" not in text:
         sys.exit(f"info text output:\n{text}")
-    print("exit parameter counts match MODELS.md 3.4; backbone FLOPs match torchvision's")
+    print("exit parameter counts match docs/models.md 3.4; backbone FLOPs match torchvision's")
 
 
 if __name__ == "__main__":

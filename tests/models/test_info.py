@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """`earlyexit info` on the paper's AudioCSRNet configuration (1024x576, full widths):
-exit parameter counts equal MODELS.md 3.4 exactly, and FLOPs up to each exit are
-within 1 % of the paper's (MODELS.md 5), for SL-ViT and CNN exits.
+exit parameter counts equal docs/models.md 3.4 exactly, and FLOPs up to each exit are
+within 1 % of the paper's (docs/models.md 5), for SL-ViT and CNN exits.
 
 Usage: test_info.py EARLYEXIT_BINARY WORKDIR
 """
@@ -17,7 +17,7 @@ EXPECTED_PARAMS = {
     "slvit": {"v1": 2353825, "av1": 2362049, "av2": 2353825},
     "cnn": {"v1": 2499345, "av1": 2515761, "av2": 2499345},
 }
-# MODELS.md 5: FLOPs up to and including each SL-ViT exit, and the full model
+# docs/models.md 5: FLOPs up to and including each SL-ViT exit, and the full model
 PAPER_GFLOP = {"v1": 328.7, "av1": 330.3, "av2": 373.8}
 
 
@@ -42,7 +42,7 @@ def main():
             print(f"{kind:5s} {name:5s} params {got:>9d} expected {params:>9d} "
                   f"GFLOP to exit {exits[name]['flops_to_exit'] / 1e9:8.1f}")
             if got != params:
-                sys.exit(f"{kind} {name}: {got} parameters, MODELS.md 3.4 says {params}")
+                sys.exit(f"{kind} {name}: {got} parameters, docs/models.md 3.4 says {params}")
         print(f"{kind:5s} final GFLOP {exits['final']['flops_to_exit'] / 1e9:8.1f} "
               f"(paper: about 490)")
         if kind == "slvit":
@@ -50,7 +50,7 @@ def main():
                 got = exits[name]["flops_to_exit"] / 1e9
                 if abs(got - gflop) > 0.01 * gflop:
                     sys.exit(f"{name}: {got:.1f} GFLOP to exit, paper {gflop}")
-    print("parameter counts match MODELS.md 3.4; FLOPs within 1 % of MODELS.md 5")
+    print("parameter counts match docs/models.md 3.4; FLOPs within 1 % of docs/models.md 5")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""PyTorch reference of AudioCSRNet with early exits, written from docs/MODELS.md
+"""PyTorch reference of AudioCSRNet with early exits, written from docs/models.md
 sections 2 and 3 and docs/model-format.md. Used only to produce expected outputs for
 the C engine's tests; it runs a model file written by models/convert/audiocsrnet.py.
 

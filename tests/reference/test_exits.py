@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Checks the exit reference modules (models/convert/exits_ref.py) against a second,
-loop-by-loop numpy transcription of docs/MODELS.md 3.1/3.2, for every switch.
+loop-by-loop numpy transcription of docs/models.md 3.1/3.2, for every switch.
 
   /usr/bin/python3 tests/reference/test_exits.py      (exit status 0 = all passed)
 """

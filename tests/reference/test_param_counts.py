@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Exit parameter counts against docs/MODELS.md 3.4 (the paper's tables), counted
+"""Exit parameter counts against docs/models.md 3.4 (the paper's tables), counted
 twice: from the PyTorch exit modules and from the converter's tensor table (what a
 model file holds). No forward pass; runs in about a second.
 
