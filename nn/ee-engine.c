@@ -398,8 +398,42 @@ choose_first (EeEngine *e, GPtrArray *waiting, double now, int *exit_index)
   return chosen;
 }
 
-/* Later exits: the earliest deadline among frames whose next exit fits;
- * frames with nothing more to run are published. */
+/* ANYTIME, for a frame that has its first exit and would run exit i next:
+ * when running the later exits in order would not reach the frame's last
+ * one by the deadline, the deepest later exit that can be reached by going
+ * straight to it (the heads of the exits in between cost time that a deeper
+ * exit can use); else i, the next in order. */
+static int
+jump_exit (EeEngine *e, EeStream *s, int i, double now)
+{
+  guint32 enq = ee_cursor_enqueued (s->cur), done = enq;
+  int last = highest (s->set), seq = -1;
+  double t = now;
+
+  for (int j = i; j <= last; j++) {
+    guint32 need;
+
+    if (!(s->set & (1u << j)))
+      continue;
+    need = plan_step (e, s->set, j, done);
+    if (t + cost (e, need) > (double)s->p.deadline)
+      break;
+    t += cost (e, need);
+    done |= need;
+    seq = j;
+  }
+  if (seq == last)
+    return i;
+  for (int j = last; j > MAX (seq, i); j--)
+    if ((s->set & (1u << j)) && ee_cursor_can_run (s->cur, j)
+        && now + cost (e, ee_cursor_step (s->cur, j)) <= (double)s->p.deadline)
+      return j;
+  return i;
+}
+
+/* Later exits: the earliest deadline among frames whose next exit fits (or
+ * a deeper one: jump_exit); frames with nothing more to run are
+ * published. */
 static EeStream *
 choose_next (EeEngine *e, GPtrArray *going, double now, int *exit_index)
 {
@@ -414,6 +448,14 @@ choose_next (EeEngine *e, GPtrArray *going, double now, int *exit_index)
     if (i < 0 || s->accepted) {
       publish (e, s, FALSE);
       continue;
+    }
+    if (s->p.policy == EE_POLICY_ANYTIME) {
+      int j = jump_exit (e, s, i, now);
+
+      if (j != i) {
+        i = j;
+        need = ee_cursor_step (s->cur, j);
+      }
     }
     if (!fits (e, &s->p, i, need, now, &try)) {
       s->stopped = i;

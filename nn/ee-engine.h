@@ -15,7 +15,10 @@
  *   its stream's last result instead (`carried`), so a live stream never
  *   falls behind. A frame continues with its next exit only when no frame
  *   waits for its first one and the exit is expected to finish by the frame's
- *   deadline; among such frames the earliest deadline goes first.
+ *   deadline; among such frames the earliest deadline goes first. Under
+ *   ANYTIME, when running the later exits in order would not reach the last
+ *   one in time, a frame goes straight to the deepest exit it can reach,
+ *   skipping the heads of the exits in between.
  * - Costs: a running estimate per runner segment, measured at warm-up and
  *   then after every segment (exponential moving average, weight 1/4, a
  *   measurement counting at most twice the estimate so that one preempted

@@ -282,6 +282,12 @@ highest_bit (guint32 bits)
   return bits ? 31 - __builtin_clz (bits) : -1;
 }
 
+guint32
+ee_cursor_enqueued (EeCursor *c)
+{
+  return c->enqueued;
+}
+
 gboolean
 ee_cursor_can_run (EeCursor *c, int exit_index)
 {

@@ -107,6 +107,8 @@ gboolean ee_cursor_upload (EeCursor *c, int input, const float *host,
 /* The segments enqueueing exit `exit_index` would run now (0 when it has
  * been enqueued, or can no longer run: see ee_cursor_can_run). */
 guint32 ee_cursor_step (EeCursor *c, int exit_index);
+/* The segments (bit i) enqueued in this frame so far. */
+guint32 ee_cursor_enqueued (EeCursor *c);
 /* Whether exit `exit_index` may still be enqueued in this frame: it is one of
  * the frame's exits and no segment after its own has run. */
 gboolean ee_cursor_can_run (EeCursor *c, int exit_index);

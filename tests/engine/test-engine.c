@@ -6,6 +6,7 @@
  * - two frames in flight at once on two cursors do not disturb each other,
  *   also when two threads run them at once;
  * - the policies, the deadline between exits and the tries of skipped exits;
+ *   going straight to a deeper exit when the heads in between would cost it;
  * - streams of one engine run from several threads give every frame its own
  *   result; a frame that cannot make its deadline carries the last result;
  * - engines shared by instance id, and refused with other settings. */
@@ -459,6 +460,51 @@ stop_at (gpointer user_data, int exit_index, const float *value, int64_t n_out)
   return exit_index == *(int *)user_data;
 }
 
+/* ANYTIME goes straight to a deeper exit when the heads of the exits in
+ * between would cost it: here exits 1 and 2's heads take a whole budget each,
+ * the rest next to nothing. */
+static void
+test_engine_jump (void)
+{
+  GError *err = NULL;
+  EeEngine *e = engine_open (NULL, &err);
+  EeRunner *r = ee_engine_runner (e);
+  const gint64 budget = 10 * SECOND;
+  EeFrameParams p;
+  EeFrameResult res;
+  EeStream *s;
+  Inputs in;
+  float ref[4];
+
+  g_assert_no_error (err);
+  inputs_init (&in, ee_engine_owner (e), 0);
+  reference (ee_engine_owner (e), &in, ref);
+  s = stream_open (e, &in);
+  for (int seg = 0; seg < ee_runner_n_segments (r); seg++)
+    ee_engine_set_cost (e, seg, 1000);
+  ee_engine_set_cost (e, ee_runner_exit_segment (r, 1), budget);
+  ee_engine_set_cost (e, ee_runner_exit_segment (r, 2), budget);
+
+  p = params (EE_POLICY_ANYTIME, budget);
+  run (s, &p, &res);
+  g_assert_cmphex (res.ran, ==, 0x9);
+  g_assert_cmpint (res.exit, ==, 3);
+  g_assert_false (res.missed);
+  g_assert_true (memcmp (res.value, &ref[3], sizeof (float)) == 0);
+
+  /* with time for everything, every exit runs in order */
+  for (int seg = 0; seg < ee_runner_n_segments (r); seg++)
+    ee_engine_set_cost (e, seg, 1000);
+  p = params (EE_POLICY_ANYTIME, budget);
+  run (s, &p, &res);
+  g_assert_cmphex (res.ran, ==, ALL);
+  g_assert_cmpint (res.exit, ==, 3);
+
+  ee_stream_free (s);
+  ee_engine_release (e);
+  inputs_clear (&in);
+}
+
 static void
 test_engine_confidence (void)
 {
@@ -723,6 +769,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/policies", test_engine_policies);
   g_test_add_func ("/engine/budget-between-exits",
                    test_engine_budget_between_exits);
+  g_test_add_func ("/engine/jump", test_engine_jump);
   g_test_add_func ("/engine/confidence", test_engine_confidence);
   g_test_add_func ("/engine/streams", test_engine_streams);
   g_test_add_func ("/engine/carry", test_engine_carry);
