@@ -3,8 +3,10 @@
  */
 #include "ee-element.h"
 
+#include <math.h>
 #include <string.h>
 
+#include "ee-backend-select.h"
 #include "ee-result.h"
 
 GST_DEBUG_CATEGORY_STATIC (ee_element_debug);
@@ -520,6 +522,36 @@ check_model (EeElement *ee, EeModel *model, const char *path, int max_exits)
   return TRUE;
 }
 
+/* Says in the element's debug category which backend device=auto chose
+ * and why: no GPU is no fault (INFO); a precision the CPU lacks, run in
+ * fp32 instead, is a WARNING. */
+static void
+log_backend (EeElement *ee, const EeEngineConfig *cfg)
+{
+  EeBackend *be = ee_engine_backend (ee->engine);
+  gchar *reason;
+
+  if (cfg->device && *cfg->device && strcmp (cfg->device, "auto") != 0) {
+    GST_INFO_OBJECT (ee->element, "device %s: the %s backend", cfg->device,
+                     be->vt->name);
+    return;
+  }
+  if (ee_backend_is_cuda (be)) {
+    GST_INFO_OBJECT (ee->element, "device auto: using CUDA device 0 in %s",
+                     ee_precision_name (cfg->precision));
+    return;
+  }
+  reason = ee_backend_auto_cpu_reason ();
+  GST_INFO_OBJECT (ee->element, "No GPU, using the CPU (device auto: %s)",
+                   reason ? reason : "CUDA not available");
+  g_free (reason);
+  if (cfg->precision != EE_PRECISION_FP32
+      && cfg->precision != EE_PRECISION_BF16)
+    GST_WARNING_OBJECT (ee->element,
+                        "precision %s needs CUDA: running in fp32 on the CPU",
+                        ee_precision_name (cfg->precision));
+}
+
 static gboolean
 open_engine (EeElement *ee, const EeEngineConfig *cfg, int max_exits)
 {
@@ -576,6 +608,7 @@ open_engine (EeElement *ee, const EeEngineConfig *cfg, int max_exits)
   ee->exit_names = names;
   GST_OBJECT_UNLOCK (ee->element);
 
+  log_backend (ee, cfg);
   GST_INFO_OBJECT (ee->element, "model \"%s\": %s", path,
                    ee_model_source (ee->model) ? ee_model_source (ee->model)
                                                : "(no source metadata)");
@@ -609,6 +642,8 @@ ee_element_start (EeElement *ee, int max_exits)
   cfg.threads = ee->prop_threads;
   ee->items = 0;
   GST_OBJECT_UNLOCK (ee->element);
+  ee->checked_exits = FALSE;
+  ee->invalid = 0;
 
   cfg.model_file = path;
   cfg.device = device;
@@ -657,7 +692,9 @@ ee_element_budget (EeElement *ee, GstClockTime natural)
   GstClockTime budget;
 
   GST_OBJECT_LOCK (ee->element);
-  if (ee->deadline > 0)
+  if (ee->deadline >= EE_ELEMENT_NO_DEADLINE)
+    budget = EE_ELEMENT_NO_DEADLINE;
+  else if (ee->deadline > 0)
     budget = ee->deadline;
   else if (GST_CLOCK_TIME_IS_VALID (natural) && natural > 0)
     budget = natural;
@@ -697,6 +734,47 @@ ee_element_take_turn (EeElement *ee)
   return fresh;
 }
 
+/* Warns once per setting when min-exit and max-exit do not name a range of
+ * the model's exits, saying what runs instead (the engine's rule: max-exit
+ * past the last exit is the last; min-exit past max-exit is max-exit). */
+static void
+check_exit_range (EeElement *ee, int min_exit, int max_exit)
+{
+  int n = ee->n_exits, hi, lo;
+  gchar *what;
+
+  if (ee->checked_exits && min_exit == ee->checked_min_exit
+      && max_exit == ee->checked_max_exit)
+    return;
+  ee->checked_exits = TRUE;
+  ee->checked_min_exit = min_exit;
+  ee->checked_max_exit = max_exit;
+  if (min_exit < n && max_exit < n
+      && (min_exit < 0 || max_exit < 0 || min_exit <= max_exit))
+    return;
+  hi = max_exit >= 0 ? MIN (max_exit, n - 1) : n - 1;
+  lo = min_exit >= 0 ? MIN (min_exit, hi) : 0;
+  what = lo == hi
+             ? g_strdup_printf ("Only exit %d (%s) will run", hi,
+                                ee->exit_names[hi])
+             : g_strdup_printf ("Exits %d (%s) to %d (%s) will run", lo,
+                                ee->exit_names[lo], hi, ee->exit_names[hi]);
+  if (min_exit >= n || max_exit >= n)
+    GST_ELEMENT_WARNING (
+        ee->element, RESOURCE, SETTINGS,
+        ("min-exit %d, max-exit %d: model \"%s\" has exits 0 to %d only. "
+         "%s; set min-exit and max-exit within 0 to %d (or -1).",
+         min_exit, max_exit, ee_model_path (ee->model), n - 1, what, n - 1),
+        (NULL));
+  else
+    GST_ELEMENT_WARNING (ee->element, RESOURCE, SETTINGS,
+                         ("min-exit %d is greater than max-exit %d. %s; set "
+                          "min-exit to max-exit or less.",
+                          min_exit, max_exit, what),
+                         (NULL));
+  g_free (what);
+}
+
 static void
 post_qos (EeElement *ee, const EeFrameResult *res, const GstSegment *segment,
           GstClockTime pts, GstClockTime duration)
@@ -734,8 +812,13 @@ ee_element_run (EeElement *ee, guint32 allowed, gint64 processable,
   p.min_exit = ee->min_exit;
   p.max_exit = ee->max_exit;
   GST_OBJECT_UNLOCK (ee->element);
+  check_exit_range (ee, p.min_exit, p.max_exit);
   p.allowed = allowed;
-  p.deadline = processable + (gint64)budget;
+  /* saturating: a budget of EE_ELEMENT_NO_DEADLINE (a deadline of 2^63 - 1
+   * ns or more) is no limit, not a sum that wraps into the past */
+  p.deadline = budget >= (GstClockTime)(G_MAXINT64 - MAX (processable, 0))
+                   ? G_MAXINT64
+                   : processable + (gint64)budget;
   p.position
       = (gint64)gst_segment_to_running_time (segment, GST_FORMAT_TIME, pts);
   p.stop = stop;
@@ -769,6 +852,46 @@ ee_element_result_new (const char *task)
                             NULL);
 }
 
+/* Whether the exit's output has a NaN or an infinity. */
+static gboolean
+output_finite (const EeFrameResult *res)
+{
+  for (int64_t i = 0; i < res->n_out; i++)
+    if (!isfinite (res->value[i]))
+      return FALSE;
+  return TRUE;
+}
+
+/* A result from a non-finite output: the element's fields (all but task)
+ * are dropped rather than published as numbers, and valid=FALSE says so. */
+static void
+invalidate (EeElement *ee, GstStructure *result, const EeFrameResult *res)
+{
+  guint64 n;
+
+  while (gst_structure_n_fields (result) > 1) {
+    const gchar *name = gst_structure_nth_field_name (result, 0);
+    if (strcmp (name, "task") == 0)
+      name = gst_structure_nth_field_name (result, 1);
+    gst_structure_remove_field (result, name);
+  }
+  gst_structure_set (result, "valid", G_TYPE_BOOLEAN, FALSE, NULL);
+  n = ++ee->invalid;
+  GST_WARNING_OBJECT (ee->element,
+                      "exit %s gave a NaN or infinite output: result marked "
+                      "invalid (%" G_GUINT64_FORMAT " since start)",
+                      ee->exit_names[res->exit], n);
+  if (n == 1)
+    GST_ELEMENT_WARNING (
+        ee->element, STREAM, FAILED,
+        ("Exit %s of model \"%s\" gave a NaN or infinite output: the %s's "
+         "result is published with valid=false and without its values. "
+         "Check the input for NaN or infinite samples, and the model.",
+         ee->exit_names[res->exit], ee_model_path (ee->model), ee->info->item),
+        ("further such results are logged at WARNING level in the "
+         "earlyexit-element debug category"));
+}
+
 void
 ee_element_result_finish (EeElement *ee, GstStructure *result,
                           const EeFrameResult *res, gint64 processable,
@@ -776,6 +899,8 @@ ee_element_result_finish (EeElement *ee, GstStructure *result,
 {
   guint unique_id;
 
+  if (!output_finite (res))
+    invalidate (ee, result, res);
   GST_OBJECT_LOCK (ee->element);
   unique_id = ee->unique_id;
   GST_OBJECT_UNLOCK (ee->element);

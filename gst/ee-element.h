@@ -68,6 +68,12 @@ GType gst_early_exit_precision_get_type (void);
 
 #define EE_ELEMENT_MAX_EXITS EE_RUNNER_MAX_SEGMENTS
 
+/* The budget of a deadline of 2^63 - 1 ns or more (the deadline property
+ * is a guint64, and deadline=-1 from gst-launch-1.0 is 2^64 - 1): no limit,
+ * every exit allowed runs and no result is late. Budgets are clamped to it
+ * so that sums of a running time and a budget do not wrap. */
+#define EE_ELEMENT_NO_DEADLINE ((GstClockTime)G_MAXINT64)
+
 /* Property ids of the common properties; an element numbers its own from
  * EE_ELEMENT_PROP_LAST on. */
 enum
@@ -133,6 +139,9 @@ typedef struct
   /* streaming thread only */
   guint64 index;             /* items since start or flush */
   GstStructure *last_result; /* the last fresh result */
+  gboolean checked_exits;    /* min/max-exit below were checked (warned) */
+  gint checked_min_exit, checked_max_exit;
+  guint64 invalid; /* results with a non-finite output since start */
 
   /* object lock */
   GstClockTime period; /* natural period (frame duration, hop) */
@@ -159,8 +168,9 @@ gboolean ee_element_start (EeElement *ee, int max_exits);
 void ee_element_stop (EeElement *ee);
 gboolean ee_element_running (EeElement *ee);
 
-/* The budget of one item: the deadline property, else `natural` (its
- * duration), else the period, else 40 ms. */
+/* The budget of one item: the deadline property (at most
+ * EE_ELEMENT_NO_DEADLINE), else `natural` (its duration), else the period,
+ * else 40 ms. */
 GstClockTime ee_element_budget (EeElement *ee, GstClockTime natural);
 void ee_element_set_period (EeElement *ee, GstClockTime period);
 /* Whether the next item runs the network (interval); counts it. */
@@ -169,7 +179,9 @@ gboolean ee_element_take_turn (EeElement *ee);
 gboolean ee_element_next_turn (EeElement *ee);
 
 /* Runs one item whose inputs were given with ee_stream_set_input:
- * `allowed` exits, `budget` from `processable` (ee_now() time). Posts a QoS
+ * `allowed` exits, `budget` from `processable` (ee_now() time). Warns once
+ * per setting when min-exit and max-exit name no range of the model's exits
+ * (past the last exit, min above max) and says what runs. Posts a QoS
  * message when downstream lateness lowered the aim (for the item at pts in
  * `segment`), and an element error on failure (FALSE). stop/stop_data: the
  * CONFIDENCE test. */
@@ -182,7 +194,9 @@ gboolean ee_element_run (EeElement *ee, guint32 allowed, gint64 processable,
 /* A new result: `task` first; the element adds its own fields (count,
  * label ...), then ee_element_result_finish the common ones (exit,
  * exit-index, n-exits, fresh, deadline, inference-time, deadline-missed,
- * unique-id), so that every result reads in that order. */
+ * unique-id), so that every result reads in that order. When the exit's
+ * output has a NaN or an infinity, result_finish drops the element's fields
+ * and sets valid=FALSE (warning once per start, logging each). */
 GstStructure *ee_element_result_new (const char *task);
 void ee_element_result_finish (EeElement *ee, GstStructure *result,
                                const EeFrameResult *res, gint64 processable,

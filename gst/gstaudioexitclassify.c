@@ -80,8 +80,8 @@
  * - `stats` (GstStructure, read only): results, fresh-results,
  *   deadline-misses, confident-stops, and per exit exit-names, exits-taken,
  *   exit-runs, mean-inference-time and estimated-time (ns).
- * - `latency` (guint64 ns, read only): the latency the element adds (one
- *   budget).
+ * - `processing-latency` (guint64 ns, read only): the latency the element
+ *   adds (one budget).
  *
  * ## Result fields (meta and message)
  *

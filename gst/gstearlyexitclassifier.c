@@ -22,7 +22,8 @@
  * Properties (every subclass has them): model-file, labels-file, device,
  * precision, model-instance-id, threads (READY only), deadline, policy,
  * min-exit, max-exit, confidence-threshold, top-k, interval, post-messages,
- * unique-id, and the read-only stats and latency; see each element's page.
+ * unique-id, and the read-only stats and processing-latency; see each
+ * element's page.
  */
 /* clang-format on */
 
@@ -44,7 +45,8 @@ enum
 {
   PROP_LABELS_FILE = EE_ELEMENT_PROP_LAST,
   PROP_TOP_K,
-  PROP_LATENCY,
+  PROP_PROCESSING_LATENCY,
+  PROP_QOS,
 };
 
 static const EeElementInfo element_info = {
@@ -130,20 +132,38 @@ gst_early_exit_classifier_class_init (GstEarlyExitClassifierClass *klass)
               | GST_PARAM_MUTABLE_PLAYING));
 
   /**
-   * GstEarlyExitClassifier:latency:
+   * GstEarlyExitClassifier:processing-latency:
    *
    * The latency the element adds, in nanoseconds: the budget of one frame
    * or window (deadline, or the period when 0), which a buffer may be held
    * for. Also answered to latency queries (added to upstream's). 0 before
-   * the element has started.
+   * the element has started. (Not avcrowdcount's `latency`, GstAggregator's
+   * writable extra wait for live sources.)
    */
   g_object_class_install_property (
-      gobject_class, PROP_LATENCY,
+      gobject_class, PROP_PROCESSING_LATENCY,
       g_param_spec_uint64 (
-          "latency", "Latency",
-          "Latency the element adds (in nanoseconds): the budget of one frame "
-          "or audio window; 0 before the element has started",
+          "processing-latency", "Processing Latency",
+          "Latency the element adds, read only (in nanoseconds): the budget "
+          "of one frame or audio window, added to upstream's in latency "
+          "queries; 0 before the element has started",
           0, G_MAXUINT64, 0, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * GstEarlyExitClassifier:qos:
+   *
+   * GstBaseTransform's property, with this element's meaning and default:
+   * whether downstream lateness (QoS events) lowers the exit aimed for, as
+   * on avcrowdcount. Buffers are never dropped. FALSE: QoS events are
+   * passed upstream untouched.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_QOS,
+      g_param_spec_boolean (
+          "qos", "QoS",
+          "Lower the exit aimed for when downstream reports lateness (QoS "
+          "events), as avcrowdcount does; buffers are never dropped",
+          TRUE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS));
 
   GST_DEBUG_CATEGORY_INIT (gst_early_exit_classifier_debug,
                            "earlyexitclassifier", 0,
@@ -169,6 +189,10 @@ gst_early_exit_classifier_init (GstEarlyExitClassifier *self)
    * written */
   gst_base_transform_set_in_place (trans, TRUE);
   gst_base_transform_set_passthrough (trans, FALSE);
+  /* GstBaseTransform's qos property: whether downstream lateness lowers the
+   * exit aimed for (the base class itself never drops: the QoS events stop
+   * here) */
+  gst_base_transform_set_qos_enabled (trans, TRUE);
 
   ee_element_init (&self->ee, GST_ELEMENT (self), &element_info);
   self->prop_labels_file = g_strdup (DEFAULT_LABELS_FILE);
@@ -231,6 +255,12 @@ gst_early_exit_classifier_set_property (GObject *object, guint prop_id,
     case PROP_TOP_K:
       self->top_k = g_value_get_uint (value);
       break;
+    case PROP_QOS:
+      /* takes the object lock itself */
+      GST_OBJECT_UNLOCK (self);
+      gst_base_transform_set_qos_enabled (GST_BASE_TRANSFORM (self),
+                                          g_value_get_boolean (value));
+      return;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -254,7 +284,12 @@ gst_early_exit_classifier_get_property (GObject *object, guint prop_id,
     case PROP_TOP_K:
       g_value_set_uint (value, self->top_k);
       break;
-    case PROP_LATENCY:
+    case PROP_QOS:
+      GST_OBJECT_UNLOCK (self);
+      g_value_set_boolean (
+          value, gst_base_transform_is_qos_enabled (GST_BASE_TRANSFORM (self)));
+      return;
+    case PROP_PROCESSING_LATENCY:
       g_value_set_uint64 (
           value, GST_CLOCK_TIME_IS_VALID (self->latency) ? self->latency : 0);
       break;
@@ -466,9 +501,10 @@ gst_early_exit_classifier_query (GstBaseTransform *trans,
     GST_OBJECT_LOCK (self);
     ours = GST_CLOCK_TIME_IS_VALID (self->latency) ? self->latency : 0;
     GST_OBJECT_UNLOCK (self);
-    min += ours;
+    /* saturating: a deadline of no limit is a budget of 2^63 - 1 ns */
+    min = min > G_MAXUINT64 - 1 - ours ? G_MAXUINT64 - 1 : min + ours;
     if (GST_CLOCK_TIME_IS_VALID (max))
-      max += ours;
+      max = max >= G_MAXUINT64 - 1 - ours ? GST_CLOCK_TIME_NONE : max + ours;
     GST_DEBUG_OBJECT (self, "latency: adding %" GST_TIME_FORMAT,
                       GST_TIME_ARGS (ours));
     gst_query_set_latency (query, live, min, max);
@@ -478,15 +514,17 @@ gst_early_exit_classifier_query (GstBaseTransform *trans,
       ->query (trans, direction, query);
 }
 
-/* Downstream lateness lowers the exit aimed for (as avcrowdcount does) instead
- * of dropping buffers; the event is not forwarded upstream, where it would
- * make elements drop frames. */
+/* With qos=true (the default), downstream lateness lowers the exit aimed for
+ * (as avcrowdcount does) instead of dropping buffers; the event is not
+ * forwarded upstream, where it would make elements drop frames. With
+ * qos=false the element ignores it and passes it on. */
 static gboolean
 gst_early_exit_classifier_src_event (GstBaseTransform *trans, GstEvent *event)
 {
   GstEarlyExitClassifier *self = GST_EARLY_EXIT_CLASSIFIER (trans);
 
-  if (GST_EVENT_TYPE (event) == GST_EVENT_QOS) {
+  if (GST_EVENT_TYPE (event) == GST_EVENT_QOS
+      && gst_base_transform_is_qos_enabled (trans)) {
     ee_element_qos (&self->ee, event);
     gst_event_unref (event);
     return TRUE;

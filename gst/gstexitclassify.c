@@ -38,7 +38,11 @@
  * - `full`: every exit up to max-exit, deadline ignored; the last one's result.
  *
  * The first exit allowed by min-exit always runs, so a deadline shorter than
- * any exit still gives a result: that exit's, flagged `deadline-missed`. The
+ * any exit still gives a result: that exit's, flagged `deadline-missed`. A
+ * deadline of 2^63 - 1 ns or more (deadline=-1 on a gst-launch-1.0 line is
+ * 2^64 - 1) is no limit: every allowed exit runs and no result is late. A
+ * min-exit above max-exit, or an exit index past the model's last, is
+ * warned about with what runs instead (max-exit's exit; the last exit). The
  * element's latency is one budget.
  *
  * ## Properties
@@ -67,8 +71,11 @@
  * - `stats` (GstStructure, read only): results, fresh-results,
  *   deadline-misses, confident-stops, and per exit exit-names, exits-taken,
  *   exit-runs, mean-inference-time and estimated-time (ns).
- * - `latency` (guint64 ns, read only): the latency the element adds (one
- *   budget).
+ * - `processing-latency` (guint64 ns, read only): the latency the element
+ *   adds (one budget), also added to upstream's in latency queries.
+ * - `qos` (boolean, default TRUE): downstream lateness (QoS events) lowers
+ *   the exit aimed for; FALSE passes QoS events upstream untouched. No
+ *   buffer is ever dropped.
  *
  * ## Result fields (meta and message)
  *
@@ -98,6 +105,9 @@
  *   result.
  * - `deadline-missed` (boolean): the result came after the deadline.
  * - `unique-id` (uint): the unique-id property.
+ * - `valid` (boolean, only when FALSE): the exit's output had a NaN or an
+ *   infinity; `label`, `label-id`, `confidence` and the top-k arrays are
+ *   then left out (the element warns once).
  *
  * The element message is named `exitclassify` and has, before the fields
  * above, `timestamp`, `stream-time`, `running-time` and `duration`
@@ -172,7 +182,9 @@ gst_exit_classify_class_init (GstExitClassifyClass *klass)
       "EarlyExitResultMeta, a structure earlyexit/result with task, label, "
       "label-id, confidence, top-labels, top-label-ids, top-confidences, "
       "exit, exit-index, n-exits, fresh, deadline, inference-time, "
-      "deadline-missed and unique-id; post-messages=true posts the same "
+      "deadline-missed and unique-id (and valid=false, without the label "
+      "fields, when the network's output was not finite); post-messages=true "
+      "posts the same "
       "fields, after timestamp, stream-time, running-time and duration, in "
       "an element message named exitclassify",
       "gst-earlyexit");

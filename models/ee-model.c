@@ -36,6 +36,20 @@ ee_model_tensor (EeModel *m, const char *name, int ndim, const int64_t *shape,
   data = g_new (float, MAX (t->numel, 1));
   ee_st_tensor_to_f32 (t, data);
   g_ptr_array_add (m->scratch, data);
+  /* one pass over what was just converted: a NaN or an infinity in the
+   * weights would only show as NaN results, frame after frame */
+  for (int64_t i = 0; i < t->numel; i++) {
+    if (!isfinite (data[i])) {
+      g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+                   "%s: tensor \"%s\" holds %s at element %" G_GINT64_FORMAT
+                   " (of %" G_GINT64_FORMAT "): the weights are not finite "
+                   "(a diverged training or a damaged file); export the "
+                   "model again",
+                   ee_safetensors_path (m->st), name,
+                   isnan (data[i]) ? "NaN" : "an infinity", i, t->numel);
+      return NULL;
+    }
+  }
   g_hash_table_add (m->used, g_strdup (name));
   return data;
 }

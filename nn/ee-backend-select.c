@@ -1,14 +1,24 @@
 /* gst-earlyexit: backend selection and the CUDA module loader.
  *
- * The module is opened once per process and kept resident: unloading the
- * CUDA runtime while its threads may still run is not safe, and a failed
- * load is remembered so that "auto" does not retry it for every backend. */
+ * Before the module is opened, the CUDA driver (libcuda.so.1) is asked
+ * whether there is a device: the module pulls in the CUDA runtime, cuDNN and
+ * cuBLAS, about 150 MB of memory, which a machine without a GPU should not
+ * pay for device=auto. The module is opened once per process and kept
+ * resident: unloading the CUDA runtime while its threads may still run is
+ * not safe, and a failed probe or load is remembered so that "auto" does not
+ * retry it for every backend.
+ *
+ * Nothing here prints: why "auto" chose the CPU goes to the GLib debug log
+ * (domain "earlyexit", shown with G_MESSAGES_DEBUG=earlyexit) and is kept for
+ * callers to log their own way (ee_backend_auto_cpu_reason; the elements
+ * log it in their debug category). */
 #define G_LOG_DOMAIN "earlyexit"
 
 #include "ee-backend-select.h"
 #include "ee-backend-cuda.h"
 
 #include <gmodule.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +54,12 @@ ee_precision_name (EePrecision precision)
 typedef struct
 {
   gboolean tried;
-  GError *error; /* why the module is unusable, once tried */
+  /* why CUDA is unusable, once tried (failed). In static storage, not a
+   * GError: a block the process keeps to its end would show as a leak in
+   * valgrind's check of the tests (make check-valgrind). */
+  gboolean failed;
+  int code;
+  char message[512];
   EeCudaNewFunc new_backend;
   EeCudaHostAllocFunc host_alloc;
   EeCudaHostFreeFunc host_free;
@@ -52,7 +67,25 @@ typedef struct
 } CudaModule;
 
 static CudaModule cuda_module;
+/* why the last "auto" fell back to the CPU ("": none did); under the same
+ * lock */
+static char auto_cpu_reason[512];
 G_LOCK_DEFINE_STATIC (cuda_module);
+
+static void module_fail (CudaModule *m, int code, const char *format, ...)
+    G_GNUC_PRINTF (3, 4);
+
+static void
+module_fail (CudaModule *m, int code, const char *format, ...)
+{
+  va_list ap;
+
+  va_start (ap, format);
+  g_vsnprintf (m->message, sizeof m->message, format, ap);
+  va_end (ap);
+  m->code = code;
+  m->failed = TRUE;
+}
 
 #ifdef EE_HAVE_CUDA
 static const char *
@@ -65,6 +98,65 @@ module_path (void)
   if (g_file_test (EE_CUDA_MODULE_PATH, G_FILE_TEST_EXISTS))
     return EE_CUDA_MODULE_PATH;
   return EE_CUDA_MODULE_BUILD_PATH;
+}
+
+/* The CUDA driver API's entry points used by the probe (cuda.h's
+ * signatures; CUresult is an int, 0 = CUDA_SUCCESS). */
+typedef int (*CuInitFunc) (unsigned int flags);
+typedef int (*CuDeviceGetCountFunc) (int *count);
+typedef int (*CuGetErrorStringFunc) (int error, const char **str);
+
+#define CUDA_DRIVER_LIBRARY "libcuda.so.1"
+#define CU_ERROR_NO_DEVICE 100 /* CUDA_ERROR_NO_DEVICE */
+
+/* Asks the CUDA driver for devices, without the CUDA runtime, cuDNN or
+ * cuBLAS: FALSE with m failed when there is no driver, the driver fails
+ * or it has no device. The driver library stays loaded only when there is a
+ * device (the module needs it then). */
+static gboolean
+driver_has_device (CudaModule *m)
+{
+  GModule *lib = g_module_open (CUDA_DRIVER_LIBRARY,
+                                G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL);
+  CuInitFunc cu_init;
+  CuDeviceGetCountFunc cu_count;
+  CuGetErrorStringFunc cu_error_string;
+  const char *what = NULL;
+  int st, count = 0;
+
+  if (!lib) {
+    module_fail (m, EE_ERROR_BACKEND,
+                 "no CUDA driver (%s cannot be loaded: %s)",
+                 CUDA_DRIVER_LIBRARY, g_module_error ());
+    return FALSE;
+  }
+  if (!g_module_symbol (lib, "cuInit", (gpointer *)&cu_init)
+      || !g_module_symbol (lib, "cuDeviceGetCount", (gpointer *)&cu_count)) {
+    module_fail (m, EE_ERROR_BACKEND,
+                 "the CUDA driver %s lacks cuInit or cuDeviceGetCount",
+                 CUDA_DRIVER_LIBRARY);
+    g_module_close (lib);
+    return FALSE;
+  }
+  st = cu_init (0);
+  if (st == 0)
+    st = cu_count (&count);
+  if (st == 0 && count > 0) {
+    g_module_make_resident (lib);
+    return TRUE;
+  }
+  if (st == CU_ERROR_NO_DEVICE || (st == 0 && count == 0)) {
+    module_fail (m, EE_ERROR_BACKEND, "no CUDA device (the driver found none)");
+  } else {
+    if (g_module_symbol (lib, "cuGetErrorString", (gpointer *)&cu_error_string))
+      cu_error_string (st, &what);
+    module_fail (m, EE_ERROR_BACKEND,
+                 "no usable CUDA device (the driver's cuInit failed: %s, "
+                 "error %d)",
+                 what ? what : "unknown error", st);
+  }
+  g_module_close (lib);
+  return FALSE;
 }
 
 static void
@@ -84,15 +176,15 @@ module_open (CudaModule *m)
   };
 
   if (!mod) {
-    g_set_error (&m->error, EE_ERROR, EE_ERROR_BACKEND,
+    module_fail (m, EE_ERROR_BACKEND,
                  "the CUDA backend module cannot be loaded: %s",
                  g_module_error ());
     return;
   }
   for (guint i = 0; i < G_N_ELEMENTS (symbols); i++) {
     if (!g_module_symbol (mod, symbols[i].name, symbols[i].dst)) {
-      g_set_error (
-          &m->error, EE_ERROR, EE_ERROR_BACKEND,
+      module_fail (
+          m, EE_ERROR_BACKEND,
           "the CUDA backend module %s lacks %s (a module of another version?)",
           path, symbols[i].name);
       g_module_close (mod);
@@ -113,19 +205,36 @@ cuda_module_get (GError **error)
   if (!cuda_module.tried) {
     cuda_module.tried = TRUE;
 #ifdef EE_HAVE_CUDA
-    module_open (&cuda_module);
+    /* a module that is not there is not worth asking the driver about (and
+     * EE_CUDA_MODULE naming none keeps the driver out, as under valgrind) */
+    if (!g_file_test (module_path (), G_FILE_TEST_EXISTS))
+      module_fail (&cuda_module, EE_ERROR_BACKEND,
+                   "the CUDA backend module %s does not exist", module_path ());
+    else if (driver_has_device (&cuda_module))
+      module_open (&cuda_module);
 #else
-    g_set_error (&cuda_module.error, EE_ERROR, EE_ERROR_UNSUPPORTED,
+    module_fail (&cuda_module, EE_ERROR_UNSUPPORTED,
                  "CUDA backend not built (configure with -Dcuda=enabled on a "
                  "machine with the CUDA toolkit and cuDNN)");
 #endif
   }
   G_UNLOCK (cuda_module);
-  if (m->error) {
-    g_propagate_error (error, g_error_copy (m->error));
+  if (m->failed) {
+    g_set_error_literal (error, EE_ERROR, m->code, m->message);
     return NULL;
   }
   return m;
+}
+
+gchar *
+ee_backend_auto_cpu_reason (void)
+{
+  gchar *reason;
+
+  G_LOCK (cuda_module);
+  reason = auto_cpu_reason[0] ? g_strdup (auto_cpu_reason) : NULL;
+  G_UNLOCK (cuda_module);
+  return reason;
 }
 
 /* ---- creating backends ---- */
@@ -168,16 +277,20 @@ ee_backend_new_full (const char *device, int n_threads, EePrecision precision,
   if (!device || !*device || strcmp (device, "auto") == 0) {
     be = cuda_new (0, precision, &cuda_error);
     if (be) {
-      g_info ("device auto: using CUDA device 0 in %s",
-              ee_precision_name (precision));
+      g_debug ("device auto: using CUDA device 0 in %s",
+               ee_precision_name (precision));
       return be;
     }
-    /* The CPU in the precision asked for if it has it, else in fp32. */
+    /* The CPU in the precision asked for if it has it, else in fp32. Not
+     * having a GPU is no fault: debug level, not a message. */
     be = ee_backend_cpu_new_full (n_threads, precision, NULL);
     if (!be)
       precision = EE_PRECISION_FP32;
-    g_message ("device auto: using the CPU in %s (%s)",
-               ee_precision_name (precision), cuda_error->message);
+    g_debug ("device auto: using the CPU in %s (%s)",
+             ee_precision_name (precision), cuda_error->message);
+    G_LOCK (cuda_module);
+    g_strlcpy (auto_cpu_reason, cuda_error->message, sizeof auto_cpu_reason);
+    G_UNLOCK (cuda_module);
     g_error_free (cuda_error);
     return be ? be : ee_backend_cpu_new_full (n_threads, precision, error);
   }

@@ -20,8 +20,9 @@
 
 G_BEGIN_DECLS
 
-/* device: "auto" (or NULL): CUDA device 0 when the module loads and a device
- * is usable, else the CPU, saying why through g_message; "cpu"; "cuda"
+/* device: "auto" (or NULL): CUDA device 0 when the CUDA driver reports a
+ * device and the module loads, else the CPU, saying why at GLib debug level
+ * (ee_backend_auto_cpu_reason gives the reason); "cpu"; "cuda"
  * (device 0) or "cuda:N". n_threads: CPU threads, <= 0 for all cores.
  * A precision the CPU lacks (see ee_backend_cpu_new_full) is
  * EE_ERROR_UNSUPPORTED with "cpu"; "auto" falling back to the CPU then
@@ -31,6 +32,12 @@ EeBackend *ee_backend_new_full (const char *device, int n_threads,
                                 EePrecision precision, GError **error);
 
 gboolean ee_backend_is_cuda (EeBackend *be);
+
+/* Why the last backend made for device "auto" is the CPU's: "no CUDA
+ * driver (...)", "no CUDA device ...", a CUDA module that does not load, a
+ * device it cannot use ...; NULL before any "auto" fell back to the CPU.
+ * Free with g_free. For callers that log the choice their own way. */
+gchar *ee_backend_auto_cpu_reason (void);
 
 /* Host memory for upload and download. On CUDA it is page-locked: copies
  * run asynchronously without a staging copy. Elsewhere it is ordinary

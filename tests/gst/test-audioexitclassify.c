@@ -255,7 +255,7 @@ GST_START_TEST (test_hop_longer_than_window)
   /* deadline 0: the budget and the latency are one hop */
   fail_unless_equals_uint64 (earlyexit_result_get_deadline (meta_at (&f, 0)),
                              1500 * MS);
-  g_object_get (f.e, "latency", &latency, NULL);
+  g_object_get (f.e, "processing-latency", &latency, NULL);
   fail_unless_equals_uint64 (latency, 1500 * MS);
   fx_stop (&f);
 }
@@ -595,7 +595,7 @@ GST_START_TEST (test_gtzan_wav_decodebin)
   check_result (g_ptr_array_index (results, 1), 3, GTZAN_CLASSES, genres);
   check_window (g_ptr_array_index (results, 1), 3 * GST_SECOND, 6 * GST_SECOND,
                 0.5 / 3);
-  g_object_get (c, "latency", &latency, NULL);
+  g_object_get (c, "processing-latency", &latency, NULL);
   fail_unless_equals_uint64 (latency, 10 * GST_SECOND);
   g_ptr_array_unref (results);
   gst_element_set_state (pipe, GST_STATE_NULL);

@@ -381,16 +381,133 @@ GST_START_TEST (test_latency)
   guint64 latency = 1;
   GstElement *e = make_element ("deadline", (guint64)0, NULL);
 
-  g_object_get (e, "latency", &latency, NULL);
+  /* read-only processing-latency; `latency` is avcrowdcount's
+   * GstAggregator property (a writable extra wait), not ours */
+  fail_if (g_object_class_find_property (G_OBJECT_GET_CLASS (e), "latency"));
+  g_object_get (e, "processing-latency", &latency, NULL);
   fail_unless_equals_uint64 (latency, 0);
   /* deadline 0: one frame duration from the caps */
   fx_start (&f, e);
   gst_structure_free (run_frame (&f, 0));
-  g_object_get (f.e, "latency", &latency, NULL);
+  g_object_get (f.e, "processing-latency", &latency, NULL);
   fail_unless_equals_uint64 (latency, FRAME);
   g_object_set (f.e, "deadline", (guint64)(5 * MS), NULL);
-  g_object_get (f.e, "latency", &latency, NULL);
+  g_object_get (f.e, "processing-latency", &latency, NULL);
   fail_unless_equals_uint64 (latency, 5 * MS);
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+/* A deadline of 2^63 - 1 ns or more is no limit (it used to wrap a signed
+ * sum into the past: every frame got the first exit, flagged missed). */
+GST_START_TEST (test_deadline_no_limit)
+{
+  static const gchar *const deadlines[]
+      = { "18446744073709551615", "9223372036854775807", "-1",
+          "9223372036854775808" };
+  Fx f;
+  guint k = 0;
+
+  fx_start (&f, make_element (NULL));
+  for (guint i = 0; i < G_N_ELEMENTS (deadlines); i++) {
+    guint64 latency = 0;
+
+    /* as gst-launch-1.0 sets it: deadline=-1 is 2^64 - 1 */
+    gst_util_set_object_arg (G_OBJECT (f.e), "deadline", deadlines[i]);
+    for (int n = 0; n < 2; n++) {
+      GstStructure *r = run_frame (&f, k++);
+      fail_unless_equals_int (exit_of (r), EXIT_FINAL);
+      fail_if (earlyexit_result_get_deadline_missed (r), "deadline %s",
+               deadlines[i]);
+      fail_unless_equals_uint64 (earlyexit_result_get_deadline (r),
+                                 (guint64)G_MAXINT64);
+      gst_structure_free (r);
+    }
+    g_object_get (f.e, "processing-latency", &latency, NULL);
+    fail_unless_equals_uint64 (latency, (guint64)G_MAXINT64);
+  }
+  fx_stop (&f);
+}
+
+GST_END_TEST;
+
+/* The next warning on the bus (owned error), or NULL. */
+static GError *
+pop_warning (Fx *f)
+{
+  GstMessage *msg = gst_bus_pop_filtered (f->bus, GST_MESSAGE_WARNING);
+  GError *err = NULL;
+
+  if (msg) {
+    gst_message_parse_warning (msg, &err, NULL);
+    gst_message_unref (msg);
+  }
+  return err;
+}
+
+/* min-exit above max-exit, or an exit past the model's last: a warning
+ * that says what runs, once per setting. */
+GST_START_TEST (test_exit_range_warnings)
+{
+  Fx f;
+  GstStructure *r;
+  GError *err;
+  guint k = 0;
+
+  fx_start (&f, make_element (NULL));
+  set_policy (f.e, "full", -1, -1);
+  r = run_frame (&f, k++);
+  fail_unless_equals_int (exit_of (r), EXIT_FINAL);
+  gst_structure_free (r);
+  fail_if (pop_warning (&f), "a warning for the default exits");
+
+  /* min above max: only max-exit's exit */
+  g_object_set (f.e, "min-exit", EXIT_FINAL, "max-exit", EXIT_B2, NULL);
+  for (int n = 0; n < 2; n++) {
+    r = run_frame (&f, k++);
+    fail_unless_equals_int (exit_of (r), EXIT_B2);
+    gst_structure_free (r);
+  }
+  err = pop_warning (&f);
+  fail_unless (err != NULL, "no warning for min-exit > max-exit");
+  fail_unless (err->domain == GST_RESOURCE_ERROR
+               && err->code == GST_RESOURCE_ERROR_SETTINGS);
+  fail_unless (strstr (err->message, "min-exit 2 is greater than max-exit 1")
+                   && strstr (err->message, "Only exit 1 (b2) will run"),
+               "%s", err->message);
+  g_error_free (err);
+  fail_if (pop_warning (&f), "warned twice for one setting");
+
+  /* past the last exit: clamped to it */
+  g_object_set (f.e, "min-exit", -1, "max-exit", 7, NULL);
+  r = run_frame (&f, k++);
+  fail_unless_equals_int (exit_of (r), EXIT_FINAL);
+  gst_structure_free (r);
+  err = pop_warning (&f);
+  fail_unless (err != NULL, "no warning for max-exit past the last exit");
+  fail_unless (
+      strstr (err->message, "has exits 0 to 2 only")
+          && strstr (err->message, "Exits 0 (b1) to 2 (final) will run"),
+      "%s", err->message);
+  g_error_free (err);
+
+  g_object_set (f.e, "min-exit", 5, "max-exit", -1, NULL);
+  r = run_frame (&f, k++);
+  fail_unless_equals_int (exit_of (r), EXIT_FINAL);
+  gst_structure_free (r);
+  err = pop_warning (&f);
+  fail_unless (err != NULL && strstr (err->message, "min-exit 5")
+                   && strstr (err->message, "Only exit 2 (final) will run"),
+               "%s", err ? err->message : "no warning");
+  g_error_free (err);
+
+  /* a sound range again: no warning */
+  g_object_set (f.e, "min-exit", EXIT_B1, "max-exit", EXIT_B2, NULL);
+  r = run_frame (&f, k++);
+  fail_unless_equals_int (exit_of (r), EXIT_B2);
+  gst_structure_free (r);
+  fail_if (pop_warning (&f), "a warning for a sound range");
   fx_stop (&f);
 }
 
@@ -655,6 +772,146 @@ GST_START_TEST (test_labels_file)
 
 GST_END_TEST;
 
+/* A copy of the model in $`model_var` with the first element of tensor
+ * `name` (of dtype `dtype`) replaced by `value` (`size` bytes, little
+ * endian); the copy's path (owned). */
+static gchar *
+patched_model (const gchar *model_var, const gchar *name, const gchar *dtype,
+               const void *value, gsize size, const gchar *file)
+{
+  gchar *contents, *key = g_strdup_printf ("\"%s\":{", name), *path;
+  gchar *want = g_strdup_printf ("\"dtype\":\"%s\"", dtype);
+  const gchar *at, *offsets;
+  gsize len;
+  guint64 header, start;
+
+  fail_unless (
+      g_file_get_contents (env_path (model_var), &contents, &len, NULL));
+  memcpy (&header, contents, 8);
+  header = GUINT64_FROM_LE (header);
+  at = g_strstr_len (contents + 8, (gssize)header, key);
+  fail_unless (at != NULL, "no tensor %s in %s", name, model_var);
+  fail_unless (strstr (at, want) && strstr (at, want) < strchr (at, '}'),
+               "tensor %s is not %s", name, dtype);
+  offsets = strstr (at, "\"data_offsets\":[");
+  fail_unless (offsets != NULL);
+  start = g_ascii_strtoull (offsets + strlen ("\"data_offsets\":["), NULL, 10);
+  fail_unless (8 + header + start + size <= len);
+  memcpy (contents + 8 + header + start, value, size);
+  path = write_temp (file, contents, len);
+  g_free (contents);
+  g_free (key);
+  g_free (want);
+  return path;
+}
+
+/* A model whose weights hold a NaN or an infinity is refused at load, the
+ * error naming the tensor (it used to load, and give NaN confidences). */
+GST_START_TEST (test_nonfinite_weights)
+{
+  static const struct
+  {
+    const gchar *tensor;
+    guint16 half; /* F16, little endian on the machines we run on */
+    const gchar *what;
+  } cases[] = {
+    { "classifier.bias", 0x7e00, "NaN" },
+    { "exits.b1.pos", 0x7c00, "infinity" },
+    { "exits.b2.proj.weight", 0xfc00, "infinity" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    guint16 half = GUINT16_TO_LE (cases[i].half);
+    gchar *path = patched_model ("EE_TEST_IMAGE_MODEL", cases[i].tensor, "F16",
+                                 &half, sizeof half, "nonfinite.safetensors");
+    gchar *needle = g_strdup_printf ("tensor \"%s\" holds", cases[i].tensor);
+
+    check_start_error ("exitclassify", "EE_TEST_IMAGE_MODEL", "model-file",
+                       path, GST_RESOURCE_ERROR_FAILED, needle, cases[i].what);
+    g_unlink (path);
+    g_free (path);
+    g_free (needle);
+  }
+}
+
+GST_END_TEST;
+
+/* A network output that is not finite is published as valid=false without
+ * the task's fields, with one warning (ee-element.c, the same for every
+ * element). Finite weights that overflow: the crowd-counting test model
+ * with a huge output bias, whose density map sums to infinity. */
+GST_START_TEST (test_nonfinite_result_flagged)
+{
+  guint32 bits = GUINT32_TO_LE (0x7f61b1e6); /* 3e38f */
+  gchar *path = patched_model ("EE_TEST_COUNT_MODEL", "output.bias", "F32",
+                               &bits, sizeof bits, "overflow.safetensors");
+  GstElement *pipe = launch (
+      "videotestsrc num-buffers=3 ! "
+      "video/x-raw,format=RGB,width=64,height=32,framerate=25/1 ! c.video "
+      "audiotestsrc num-buffers=20 samplesperbuffer=1600 ! "
+      "audio/x-raw,format=F32LE,rate=16000,channels=1 ! c.audio "
+      "avcrowdcount name=c model-file=\"%s\" device=cpu policy=fixed "
+      "deadline=10000000000 ! fakesink",
+      path);
+  GstBus *bus = gst_element_get_bus (pipe);
+  GError *warning = NULL;
+  guint results = 0, warnings = 0;
+  gboolean eos = FALSE;
+
+  fail_if (gst_element_set_state (pipe, GST_STATE_PLAYING)
+           == GST_STATE_CHANGE_FAILURE);
+  while (!eos) {
+    GstMessage *msg = gst_bus_timed_pop_filtered (
+        bus, 30 * GST_SECOND,
+        GST_MESSAGE_ELEMENT | GST_MESSAGE_EOS | GST_MESSAGE_ERROR
+            | GST_MESSAGE_WARNING);
+    const GstStructure *r;
+    gboolean valid = TRUE;
+
+    fail_unless (msg != NULL, "the pipeline stalled");
+    switch (GST_MESSAGE_TYPE (msg)) {
+      case GST_MESSAGE_ERROR:
+        fail ("pipeline error");
+        break;
+      case GST_MESSAGE_WARNING:
+        g_clear_error (&warning);
+        gst_message_parse_warning (msg, &warning, NULL);
+        warnings++;
+        break;
+      case GST_MESSAGE_EOS:
+        eos = TRUE;
+        break;
+      default:
+        r = gst_message_get_structure (msg);
+        if (!gst_structure_has_name (r, "avcrowdcount"))
+          break;
+        results++;
+        fail_unless (gst_structure_get_boolean (r, "valid", &valid) && !valid,
+                     "frame %u: valid", results);
+        fail_if (gst_structure_has_field (r, "count"),
+                 "frame %u: a count of %f", results,
+                 earlyexit_result_get_count (r));
+        fail_unless_equals_string (earlyexit_result_get_task (r), "count");
+        fail_unless_equals_string (earlyexit_result_get_exit (r), "final");
+        break;
+    }
+    gst_message_unref (msg);
+  }
+  fail_unless_equals_int (results, 3);
+  fail_unless_equals_int (warnings, 1);
+  fail_unless (strstr (warning->message, "NaN or infinite")
+                   && strstr (warning->message, "valid=false"),
+               "%s", warning->message);
+  g_error_free (warning);
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_object_unref (bus);
+  gst_object_unref (pipe);
+  g_unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_device_errors)
 {
   check_start_error ("exitclassify", "EE_TEST_IMAGE_MODEL", "device", "tpu",
@@ -698,12 +955,16 @@ exitclassify_suite (void)
   tcase_add_test (tc, test_deadline_shorter_than_any_exit);
   tcase_add_test (tc, test_interval);
   tcase_add_test (tc, test_latency);
+  tcase_add_test (tc, test_deadline_no_limit);
+  tcase_add_test (tc, test_exit_range_warnings);
   tcase_add_test (tc, test_pipeline_meta_and_messages);
   tcase_add_test (tc, test_live_latency);
   tcase_add_test (tc, test_state_cycles);
   tcase_add_test (tc, test_wrong_caps);
   tcase_add_test (tc, test_model_errors);
   tcase_add_test (tc, test_labels_file);
+  tcase_add_test (tc, test_nonfinite_weights);
+  tcase_add_test (tc, test_nonfinite_result_flagged);
   tcase_add_test (tc, test_device_errors);
   tcase_add_test (tc, test_inspect_documents_everything);
   return s;
