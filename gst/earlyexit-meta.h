@@ -139,6 +139,18 @@ earlyexit_result_get_task (const GstStructure *r)
   return gst_structure_get_string (r, "task");
 }
 
+/* FALSE when the network's output was not finite (NaN or infinity): the
+ * result then has its task and the common fields (exit, timing) but not the
+ * task's values (count; label, confidence, top-k), and the element posted a
+ * warning. TRUE otherwise (the field `valid` is only present when FALSE). */
+static inline gboolean
+earlyexit_result_is_valid (const GstStructure *r)
+{
+  gboolean v;
+
+  return gst_structure_get_boolean (r, "valid", &v) ? v : TRUE;
+}
+
 /* avcrowdcount: the estimated number of people; NAN when absent. */
 static inline gdouble
 earlyexit_result_get_count (const GstStructure *r)

@@ -134,14 +134,6 @@ number (gchar *buf, gsize size, gboolean have, gdouble v, const gchar *format)
     g_strlcpy (buf, "-", size);
 }
 
-static gboolean
-is_valid (const GstStructure *r)
-{
-  gboolean valid;
-
-  return !gst_structure_get_boolean (r, "valid", &valid) || valid;
-}
-
 /* "EXIT AV2 4.1 MS", late and carried marks. */
 static void
 add_exit_line (EeOverlayText *t, const GstStructure *r, gboolean carried_mark)
@@ -182,7 +174,7 @@ count_text (const GstStructure *r, EeOverlayText *t)
   gdouble count = NAN;
   gchar num[32];
 
-  if (!is_valid (r)) {
+  if (!earlyexit_result_is_valid (r)) {
     add_line (t, "count invalid");
   } else {
     gboolean have = gst_structure_get_double (r, "count", &count);
@@ -202,7 +194,7 @@ label_text (const GstStructure *r, EeOverlayText *t)
   gchar suffix[16];
   int len = 0;
 
-  if (!is_valid (r)) {
+  if (!earlyexit_result_is_valid (r)) {
     add_line (t, "label invalid");
   } else {
     if (gst_structure_get_double (r, "confidence", &confidence)
@@ -275,7 +267,8 @@ other_text (const GstStructure *r, EeOverlayText *t)
 {
   const gchar *task = earlyexit_result_get_task (r);
 
-  add_line (t, "task %s%s", task ? task : "-", is_valid (r) ? "" : " invalid");
+  add_line (t, "task %s%s", task ? task : "-",
+            earlyexit_result_is_valid (r) ? "" : " invalid");
   if (earlyexit_result_get_exit (r))
     add_exit_line (t, r, TRUE);
   gst_structure_foreach (r, field_text, t);

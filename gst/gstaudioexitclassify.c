@@ -82,6 +82,8 @@
  *   exit-runs, mean-inference-time and estimated-time (ns).
  * - `processing-latency` (guint64 ns, read only): the latency the element
  *   adds (one budget).
+ * - `qos` (boolean, default TRUE): downstream lateness lowers the exit aimed
+ *   for; FALSE passes QoS events upstream untouched.
  *
  * ## Result fields (meta and message)
  *

@@ -346,6 +346,18 @@ test_engine_policies (void)
   for (int i = 1; i < 4; i++)
     g_assert_cmpint (res.finish[i], >=, res.finish[i - 1]);
 
+  /* the largest deadline (the elements' "no limit", clamped there from
+   * deadlines of 2^63 - 1 ns and more): every exit, none late */
+  for (int k = 0; k < 2; k++) {
+    p = params (k ? EE_POLICY_CONFIDENCE : EE_POLICY_ANYTIME, 0);
+    p.deadline = G_MAXINT64;
+    g_assert_cmpint (ee_stream_target (s, &p), ==, 3);
+    run (s, &p, &res);
+    g_assert_cmpint (res.exit, ==, 3);
+    g_assert_cmpuint (res.ran, ==, ALL);
+    g_assert_false (res.missed || res.carried);
+  }
+
   /* visual exits only */
   p = params (EE_POLICY_ANYTIME, 10 * SECOND);
   p.allowed = 0x1;

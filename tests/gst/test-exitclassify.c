@@ -888,6 +888,7 @@ GST_START_TEST (test_nonfinite_result_flagged)
         results++;
         fail_unless (gst_structure_get_boolean (r, "valid", &valid) && !valid,
                      "frame %u: valid", results);
+        fail_if (earlyexit_result_is_valid (r));
         fail_if (gst_structure_has_field (r, "count"),
                  "frame %u: a count of %f", results,
                  earlyexit_result_get_count (r));
