@@ -21,6 +21,7 @@ GST_DEBUG_CATEGORY_STATIC (ee_element_debug);
 #define DEFAULT_INSTANCE_ID NULL
 #define DEFAULT_THREADS 0
 #define DEFAULT_DEADLINE 0
+#define DEFAULT_DEADLINE_REFERENCE GST_EARLY_EXIT_DEADLINE_REFERENCE_PROCESSING
 #define DEFAULT_POLICY GST_EARLY_EXIT_POLICY_ANYTIME
 #define DEFAULT_MIN_EXIT -1
 #define DEFAULT_MAX_EXIT -1
@@ -49,6 +50,26 @@ gst_early_exit_policy_get_type (void)
   if (g_once_init_enter (&type))
     g_once_init_leave (&type,
                        g_enum_register_static ("GstEarlyExitPolicy", values));
+  return type;
+}
+
+GType
+gst_early_exit_deadline_reference_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    { GST_EARLY_EXIT_DEADLINE_REFERENCE_PROCESSING,
+      "From when the element can process the item", "processing" },
+    { GST_EARLY_EXIT_DEADLINE_REFERENCE_CAPTURE,
+      "From the item's capture (NTP reference timestamp meta, else the "
+      "pipeline clock at its running time)",
+      "capture" },
+    { 0, NULL, NULL },
+  };
+
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static (
+                                  "GstEarlyExitDeadlineReference", values));
   return type;
 }
 
@@ -126,9 +147,19 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
       klass, EE_ELEMENT_PROP_DEADLINE,
       g_param_spec_uint64 (
           "deadline", "Deadline",
-          "Time budget per frame or window, from it being processable to its "
-          "result (in nanoseconds; 0 = one frame duration or hop)",
+          "Time budget per frame or window, from it being processable (or "
+          "captured: deadline-reference) to its result (in nanoseconds; 0 = "
+          "one frame duration or hop)",
           0, G_MAXUINT64, DEFAULT_DEADLINE, PLAYING));
+  g_object_class_install_property (
+      klass, EE_ELEMENT_PROP_DEADLINE_REFERENCE,
+      g_param_spec_enum (
+          "deadline-reference", "Deadline Reference",
+          "What the deadline counts from: processing (when the element can "
+          "process the item) or capture (its NTP reference timestamp meta, "
+          "else the pipeline clock at its running time; for live sources)",
+          GST_TYPE_EARLY_EXIT_DEADLINE_REFERENCE, DEFAULT_DEADLINE_REFERENCE,
+          PLAYING));
   g_object_class_install_property (
       klass, EE_ELEMENT_PROP_POLICY,
       g_param_spec_enum (
@@ -208,6 +239,7 @@ ee_element_init (EeElement *ee, GstElement *element, const EeElementInfo *info)
   ee->prop_precision = DEFAULT_PRECISION;
   ee->prop_threads = DEFAULT_THREADS;
   ee->deadline = DEFAULT_DEADLINE;
+  ee->deadline_reference = DEFAULT_DEADLINE_REFERENCE;
   ee->policy = DEFAULT_POLICY;
   ee->min_exit = DEFAULT_MIN_EXIT;
   ee->max_exit = DEFAULT_MAX_EXIT;
@@ -252,6 +284,9 @@ ee_element_set_property (EeElement *ee, guint prop_id, const GValue *value,
       break;
     case EE_ELEMENT_PROP_THREADS:
       ee->prop_threads = g_value_get_int (value);
+      break;
+    case EE_ELEMENT_PROP_DEADLINE_REFERENCE:
+      ee->deadline_reference = g_value_get_enum (value);
       break;
     case EE_ELEMENT_PROP_DEADLINE:
       ee->deadline = g_value_get_uint64 (value);
@@ -371,6 +406,9 @@ ee_element_get_property (EeElement *ee, guint prop_id, GValue *value)
       break;
     case EE_ELEMENT_PROP_THREADS:
       g_value_set_int (value, ee->prop_threads);
+      break;
+    case EE_ELEMENT_PROP_DEADLINE_REFERENCE:
+      g_value_set_enum (value, ee->deadline_reference);
       break;
     case EE_ELEMENT_PROP_DEADLINE:
       g_value_set_uint64 (value, ee->deadline);
@@ -798,6 +836,44 @@ post_qos (EeElement *ee, const EeFrameResult *res, const GstSegment *segment,
   gst_element_post_message (ee->element, msg);
 }
 
+/* NTP time (ns since 1900) of the Unix epoch. */
+#define NTP_UNIX_OFFSET (G_GUINT64_CONSTANT (2208988800) * GST_SECOND)
+
+gint64
+ee_element_item_begin (EeElement *ee, GstBuffer *buffer,
+                       GstClockTime running_time)
+{
+  static GstCaps *ntp_caps;
+  gint64 now = ee_now (), real = g_get_real_time () * 1000, age = 0;
+  GstReferenceTimestampMeta *meta = NULL;
+  GstClock *clock;
+
+  if (g_once_init_enter (&ntp_caps))
+    g_once_init_leave (&ntp_caps,
+                       gst_caps_new_empty_simple ("timestamp/x-ntp"));
+  ee->have_capture = FALSE;
+  if (buffer)
+    meta = gst_buffer_get_reference_timestamp_meta (buffer, ntp_caps);
+  if (meta && meta->timestamp > NTP_UNIX_OFFSET) {
+    age = real - (gint64)(meta->timestamp - NTP_UNIX_OFFSET);
+    ee->have_capture = TRUE;
+  } else if (GST_CLOCK_TIME_IS_VALID (running_time)
+             && (clock = gst_element_get_clock (ee->element))) {
+    GstClockTime base = gst_element_get_base_time (ee->element);
+
+    if (GST_CLOCK_TIME_IS_VALID (base)) {
+      age = GST_CLOCK_DIFF (base + running_time, gst_clock_get_time (clock));
+      ee->have_capture = TRUE;
+    }
+    gst_object_unref (clock);
+  }
+  /* a capture in the future: a file played faster than real time */
+  age = MAX (age, 0);
+  ee->capture_at = now - age;
+  ee->capture_utc = (guint64)MAX (real - age, 0);
+  return now;
+}
+
 gboolean
 ee_element_run (EeElement *ee, guint32 allowed, gint64 processable,
                 GstClockTime budget, const GstSegment *segment,
@@ -811,6 +887,9 @@ ee_element_run (EeElement *ee, guint32 allowed, gint64 processable,
   p.policy = (EePolicy)ee->policy;
   p.min_exit = ee->min_exit;
   p.max_exit = ee->max_exit;
+  if (ee->deadline_reference == GST_EARLY_EXIT_DEADLINE_REFERENCE_CAPTURE
+      && ee->have_capture)
+    processable = ee->capture_at;
   GST_OBJECT_UNLOCK (ee->element);
   check_exit_range (ee, p.min_exit, p.max_exit);
   p.allowed = allowed;
@@ -892,6 +971,18 @@ invalidate (EeElement *ee, GstStructure *result, const EeFrameResult *res)
          "earlyexit-element debug category"));
 }
 
+/* capture-time (UTC, ns since 1970) and age (capture to `published`) of
+ * the item in hand, when its capture is known. */
+static void
+set_capture (EeElement *ee, GstStructure *result, gint64 published)
+{
+  if (!ee->have_capture)
+    return;
+  gst_structure_set (result, "capture-time", G_TYPE_UINT64, ee->capture_utc,
+                     "age", G_TYPE_UINT64,
+                     (guint64)MAX (published - ee->capture_at, 0), NULL);
+}
+
 void
 ee_element_result_finish (EeElement *ee, GstStructure *result,
                           const EeFrameResult *res, gint64 processable,
@@ -911,6 +1002,7 @@ ee_element_result_finish (EeElement *ee, GstStructure *result,
                      (guint64)MAX (res->published - processable, 0),
                      "deadline-missed", G_TYPE_BOOLEAN, res->missed,
                      "unique-id", G_TYPE_UINT, unique_id, NULL);
+  set_capture (ee, result, res->published);
 }
 
 GstStructure *
@@ -933,6 +1025,9 @@ ee_element_carry (EeElement *ee, const EeFrameResult *res, gint64 processable,
                        "inference-time", G_TYPE_UINT64,
                        (guint64)MAX (res->published - processable, 0),
                        "deadline-missed", G_TYPE_BOOLEAN, res->missed, NULL);
+  /* the item's capture, not that of the result carried */
+  gst_structure_remove_fields (result, "capture-time", "age", NULL);
+  set_capture (ee, result, res ? res->published : ee_now ());
   return result;
 }
 

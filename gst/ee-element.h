@@ -61,7 +61,25 @@ typedef enum
   GST_EARLY_EXIT_PRECISION_BF16 = EE_PRECISION_BF16,
 } GstEarlyExitPrecision;
 
+/**
+ * GstEarlyExitDeadlineReference:
+ * @GST_EARLY_EXIT_DEADLINE_REFERENCE_PROCESSING: the budget counts from when
+ *   the element can process the item
+ * @GST_EARLY_EXIT_DEADLINE_REFERENCE_CAPTURE: the budget counts from the
+ *   item's capture: its NTP reference timestamp (timestamp/x-ntp meta, as
+ *   rtpjitterbuffer's add-reference-timestamp-meta gives it), else the
+ *   pipeline clock at its running time
+ */
+typedef enum
+{
+  GST_EARLY_EXIT_DEADLINE_REFERENCE_PROCESSING,
+  GST_EARLY_EXIT_DEADLINE_REFERENCE_CAPTURE,
+} GstEarlyExitDeadlineReference;
+
 GType gst_early_exit_policy_get_type (void);
+GType gst_early_exit_deadline_reference_get_type (void);
+#define GST_TYPE_EARLY_EXIT_DEADLINE_REFERENCE                                 \
+  (gst_early_exit_deadline_reference_get_type ())
 GType gst_early_exit_precision_get_type (void);
 #define GST_TYPE_EARLY_EXIT_POLICY (gst_early_exit_policy_get_type ())
 #define GST_TYPE_EARLY_EXIT_PRECISION (gst_early_exit_precision_get_type ())
@@ -85,6 +103,7 @@ enum
   EE_ELEMENT_PROP_MODEL_INSTANCE_ID,
   EE_ELEMENT_PROP_THREADS,
   EE_ELEMENT_PROP_DEADLINE,
+  EE_ELEMENT_PROP_DEADLINE_REFERENCE,
   EE_ELEMENT_PROP_POLICY,
   EE_ELEMENT_PROP_MIN_EXIT,
   EE_ELEMENT_PROP_MAX_EXIT,
@@ -120,6 +139,7 @@ typedef struct
   GstEarlyExitPrecision prop_precision;
   gint prop_threads;
   GstClockTime deadline;
+  GstEarlyExitDeadlineReference deadline_reference;
   GstEarlyExitPolicy policy;
   gint min_exit, max_exit;
   gdouble confidence_threshold;
@@ -142,6 +162,11 @@ typedef struct
   gboolean checked_exits;    /* min/max-exit below were checked (warned) */
   gint checked_min_exit, checked_max_exit;
   guint64 invalid; /* results with a non-finite output since start */
+  /* the item in hand (ee_element_item_begin): its capture, when known, as
+   * ee_now() time and as UTC (ns since 1970) */
+  gboolean have_capture;
+  gint64 capture_at;
+  guint64 capture_utc;
 
   /* object lock */
   GstClockTime period; /* natural period (frame duration, hop) */
@@ -178,8 +203,17 @@ gboolean ee_element_take_turn (EeElement *ee);
 /* The same without counting it. */
 gboolean ee_element_next_turn (EeElement *ee);
 
+/* An item arrives: returns its `processable` time (ee_now()), and notes when
+ * it was captured: buffer's NTP reference timestamp meta (timestamp/x-ntp),
+ * else the pipeline clock at `running_time` (GST_CLOCK_TIME_NONE: unknown).
+ * A capture time in the future (a file played faster than real time) counts
+ * as now. */
+gint64 ee_element_item_begin (EeElement *ee, GstBuffer *buffer,
+                              GstClockTime running_time);
+
 /* Runs one item whose inputs were given with ee_stream_set_input:
- * `allowed` exits, `budget` from `processable` (ee_now() time). Warns once
+ * `allowed` exits, `budget` from `processable` (ee_now() time), or from the
+ * item's capture with deadline-reference=capture when it is known. Warns once
  * per setting when min-exit and max-exit name no range of the model's exits
  * (past the last exit, min above max) and says what runs. Posts a QoS
  * message when downstream lateness lowered the aim (for the item at pts in
@@ -194,7 +228,8 @@ gboolean ee_element_run (EeElement *ee, guint32 allowed, gint64 processable,
 /* A new result: `task` first; the element adds its own fields (count,
  * label ...), then ee_element_result_finish the common ones (exit,
  * exit-index, n-exits, fresh, deadline, inference-time, deadline-missed,
- * unique-id), so that every result reads in that order. When the exit's
+ * unique-id, and capture-time and age when the capture is known), so that
+ * every result reads in that order. When the exit's
  * output has a NaN or an infinity, result_finish drops the element's fields
  * and sets valid=FALSE (warning once per start, logging each). */
 GstStructure *ee_element_result_new (const char *task);

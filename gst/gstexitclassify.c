@@ -304,7 +304,10 @@ gst_exit_classify_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
 {
   GstExitClassify *self = GST_EXIT_CLASSIFY (trans);
   GstEarlyExitClassifier *base = GST_EARLY_EXIT_CLASSIFIER (trans);
-  gint64 processable = ee_now ();
+  gint64 processable = ee_element_item_begin (
+      &base->ee, buf,
+      gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME,
+                                   GST_BUFFER_PTS (buf)));
   GstStructure *result;
 
   if (!self->prep) {
