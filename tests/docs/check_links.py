@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Link check of the user docs: every file or folder that README.md and
-docs/**/*.md cite must exist in the project.
+docs/**/*.md cite must exist in the project, and nothing in the project
+cites the developers' specifications outside it.
 
 What counts as a citation (the rule):
 1. Markdown links [text](target), except URLs (scheme://, mailto:) and
@@ -25,6 +26,11 @@ What counts as a citation (the rule):
    each with its reason). Fenced blocks hold commands with stand-in names
    such as clip.wav, so their bare names are not checked; nor are absolute
    paths, which are not the project's.
+4. Not only the docs: no file of the project (sources, scripts, meson files,
+   docs; not .git, build folders, .ci or this folder) names the developers'
+   specifications kept outside it (SPEC_NAMES: MODELS.md, ARCHITECTURE.md,
+   STYLE.md, ../shared/, docs/background/); code comments cite docs/models.md
+   and docs/architecture.md instead.
 A ":LINE" suffix (gstavcrowdcount.c:1668) is ignored.
 
 Usage: check_links.py [--root DIR]   (default: the project holding this file)
@@ -45,6 +51,10 @@ EXTERNAL = {
     "mel_features.py": "Google AudioSet's VGGish log-mel code, the recipe "
                        "docs/features.md follows",
 }
+SPEC_NAMES = re.compile(r"\b(MODELS|ARCHITECTURE|STYLE)\.md\b|\.\./shared/|docs/background/")
+SPEC_SKIP = {".ci", os.path.join("tests", "docs")}  # the CI harness; this checker
+TEXT_EXT = (".c", ".h", ".cu", ".cuh", ".py", ".sh", ".build", ".txt", ".md", ".json",
+            ".supp", ".dict")
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|!\[[^\]]*\]\(([^)\s]+)\)")
 CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 SPLIT = re.compile(r"[\s=\"'()\[\]<>;|]+")
@@ -179,6 +189,23 @@ class Checker:
                     for w in SPLIT.split(m.group(2)):
                         self.cite(doc, lineno, w, True, False)
 
+    def check_spec_citations(self):
+        """Rule 4: no file of the project names the specs outside it."""
+        for f in sorted(self.files):
+            if any(f == d or f.startswith(d + os.sep) for d in SPEC_SKIP):
+                continue
+            name = os.path.basename(f)
+            if not (f.endswith(TEXT_EXT) or name in ("Makefile", "meson_options.txt")):
+                continue
+            path = os.path.join(self.root, f)
+            if not os.path.isfile(path):
+                continue
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    m = SPEC_NAMES.search(line)
+                    if m:
+                        self.errors.append(f"{f}:{lineno}: {m.group(0)} (outside the project)")
+
     def docs(self):
         out = ["README.md"] if os.path.isfile(os.path.join(self.root, "README.md")) else []
         out += sorted(os.path.relpath(p, self.root) for p in glob.glob(
@@ -197,12 +224,14 @@ def main():
         sys.exit(f"check_links: no README.md or docs/*.md under {checker.root}")
     for doc in docs:
         checker.check_doc(doc)
+    checker.check_spec_citations()
     if checker.errors:
         print("check_links: cited but not in the project:", file=sys.stderr)
         for e in checker.errors:
             print("  " + e, file=sys.stderr)
         sys.exit(1)
-    print(f"check_links: {len(docs)} documents, every cited path exists")
+    print(f"check_links: {len(docs)} documents, every cited path exists; "
+          "no file names the specifications outside the project")
 
 
 if __name__ == "__main__":

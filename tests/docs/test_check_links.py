@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """check_links.py must fail on a doc citing what the project lacks: runs it on
 a small made-up project whose README and docs cite existing and missing
-files, and checks that exactly the missing ones are reported."""
+files, and whose code names the specs outside the project, and checks that
+exactly those are reported."""
 import os
 import subprocess
 import sys
@@ -27,7 +28,10 @@ tool --model nn/absent.safetensors
 WANT = {"README.md:9: docs/gone.md", "README.md:9: MODELS.md",
         "README.md:9: ../shared/docs/MODELS.md", "README.md:9: nn/missing.c",
         "README.md:10: build/nn/not-made", "README.md:10: nn/ee-engine.x",
-        "README.md:12: nn/absent.safetensors", "docs/engine.md:1: ../nothing.md"}
+        "README.md:12: nn/absent.safetensors", "docs/engine.md:1: ../nothing.md",
+        "nn/ee-engine.c:1: MODELS.md (outside the project)",
+        "README.md:9: MODELS.md (outside the project)",
+        "nn/meson.build:2: ../shared/ (outside the project)"}
 
 
 def run(root):
@@ -55,6 +59,10 @@ def main():
             f.write(BAD)
         with open(os.path.join(d, "docs", "engine.md"), "w") as f:
             f.write("[back](../README.md#nothing-missing) [gone](../nothing.md)\n")
+        with open(os.path.join(d, "nn", "ee-engine.c"), "w") as f:
+            f.write("/* the engine (MODELS.md 5) */\n")
+        with open(os.path.join(d, "nn", "meson.build"), "a") as f:
+            f.write("# see ../shared/docs\n")
         rc, errors = run(d)
         if rc != 1 or errors != WANT:
             sys.exit(f"test_check_links: rc {rc}; missing reports "

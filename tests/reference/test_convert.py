@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Converter tests: checkpoints of the public reference code (key names as
-docs/background/audiocsrnet.md lists them, built here by a module tree with those
+docs/model-format.md 4.1 lists them, built here by a module tree with those
 names), exit checkpoints, error reporting, and the model-file round trip.
 
   /usr/bin/python3 tests/reference/test_convert.py      (exit status 0 = all passed)
