@@ -6,6 +6,7 @@
 #include "gstaudioexitclassify.h"
 #include "gstavcrowdcount.h"
 #include "gstearlyexitoverlay.h"
+#include "gstearlyexitpublish.h"
 #include "gstexitclassify.h"
 
 static gboolean
@@ -15,7 +16,8 @@ plugin_init (GstPlugin *plugin)
   return GST_ELEMENT_REGISTER (avcrowdcount, plugin)
          && GST_ELEMENT_REGISTER (earlyexitoverlay, plugin)
          && GST_ELEMENT_REGISTER (exitclassify, plugin)
-         && GST_ELEMENT_REGISTER (audioexitclassify, plugin);
+         && GST_ELEMENT_REGISTER (audioexitclassify, plugin)
+         && GST_ELEMENT_REGISTER (earlyexitpublish, plugin);
 }
 
 GST_PLUGIN_DEFINE (

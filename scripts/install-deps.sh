@@ -10,6 +10,7 @@ PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad check
   python3-numpy python3-torch python3-torchvision python3-gst-1.0
+  libmosquitto-dev librdkafka-dev mosquitto mosquitto-clients openssl python3-jsonschema
 )
 
 missing=()
