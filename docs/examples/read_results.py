@@ -85,12 +85,17 @@ def print_result(r, as_json):
 
 
 def describe(r):
-    if r.get("task") == "count":
+    task = r.get("task")
+    if r.get("valid") is False:  # the network's output was not finite
+        what = f"{task} invalid"
+    elif task == "count":
         what = f"count {r['count']:.1f}"
-    else:
+    elif task == "label":
         what = f"label {r.get('label')} ({r.get('confidence', float('nan')):.2f})"
         if r.get("window-start") is not None:  # audioexitclassify
             what += f" window from {r['window-start'] / Gst.SECOND:.3f} s"
+    else:
+        what = f"task {task}"
     fresh = "" if r.get("fresh") else " carried"
     missed = " missed" if r.get("deadline-missed") else ""
     return f"{what} exit {r.get('exit')}{fresh}{missed}"
