@@ -54,7 +54,9 @@
  *   (`"count"` or `"label"`), `count`, `label`, `label-id`, `confidence`,
  *   `exit`, `exit-index`, `n-exits`, `fresh`, `deadline` (ns),
  *   `inference-time` (ns), `deadline-missed`, `unique-id`, `audio-coverage`,
- *   `audio-used`, `window-start` and `window-end` (ns), `valid`. Booleans,
+ *   `audio-used`, `window-start` and `window-end` (ns), `valid`, and with
+ *   deadline-reference=capture `capture-time` (ns since 1970, UTC) and `age`
+ *   (ns from capture to the result). Booleans,
  *   integers and strings keep their type, a number that is not finite
  *   becomes null, arrays become arrays and structures objects; a value of any
  *   other type is written as GStreamer serialises it, as a string.

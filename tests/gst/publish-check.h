@@ -4,10 +4,11 @@
  * warnings, checking the messages (sequence numbers, schema), and with
  * PUBLISH_CHECK_MQTT a real mosquitto broker and a libmosquitto subscriber.
  *
- * Environment (tests/gst/meson.build): EE_TEST_IMAGE_MODEL, EE_TEST_COUNT_MODEL
- * (the test models), EE_PUBLISH_SCHEMA (docs/earlyexit-result.schema.json),
- * EE_PUBLISH_VALIDATE (tests/gst/publish_validate.py), EE_PYTHON (a python3
- * with jsonschema), EE_MOSQUITTO (the broker), EE_MOSQUITTO_PASSWD. */
+ * Environment (tests/gst/meson.build): EE_TEST_IMAGE_MODEL,
+ * EE_TEST_COUNT_MODEL, EE_TEST_SC_MODEL (the test models), EE_PUBLISH_SCHEMA
+ * (docs/earlyexit-result.schema.json), EE_PUBLISH_VALIDATE
+ * (tests/gst/publish_validate.py), EE_PYTHON (a python3 with jsonschema),
+ * EE_MOSQUITTO (the broker), EE_MOSQUITTO_PASSWD. */
 #ifndef PUBLISH_CHECK_H
 #define PUBLISH_CHECK_H
 
@@ -76,6 +77,7 @@ typedef struct
   GstElement *pipeline;
   GstElement *publish; /* the element named "pub" */
   gint frames;         /* buffers at the sink named "sink" (atomic) */
+  guint results;       /* element messages (one per result) */
   GPtrArray *warnings; /* the texts of the WARNING messages */
   gchar *error;        /* the first ERROR's text, or NULL */
 } Run;
@@ -116,7 +118,8 @@ run_poll (Run *r, GstBus *bus, gint poll_ms)
 
   while ((msg = gst_bus_timed_pop_filtered (bus, poll_ms * GST_MSECOND,
                                             GST_MESSAGE_EOS | GST_MESSAGE_ERROR
-                                                | GST_MESSAGE_WARNING))) {
+                                                | GST_MESSAGE_WARNING
+                                                | GST_MESSAGE_ELEMENT))) {
     GError *err = NULL;
     gboolean done = FALSE;
 
@@ -125,6 +128,11 @@ run_poll (Run *r, GstBus *bus, gint poll_ms)
         gst_message_parse_warning (msg, &err, NULL);
         GST_INFO ("warning: %s", err->message);
         g_ptr_array_add (r->warnings, g_strdup (err->message));
+        break;
+      case GST_MESSAGE_ELEMENT:
+        if (gst_structure_has_field (gst_message_get_structure (msg),
+                                     "unique-id"))
+          r->results++;
         break;
       case GST_MESSAGE_ERROR:
         gst_message_parse_error (msg, &err, NULL);

@@ -99,6 +99,57 @@ GST_START_TEST (test_file_rotation)
 
 GST_END_TEST;
 
+/* Audio (any caps): audioexitclassify with a hop of 250 ms on 1 s buffers
+ * completes several windows per buffer; each window is a message of its own,
+ * as many as the element posted results, in order, valid. */
+GST_START_TEST (test_file_audio_windows)
+{
+  gchar *dir = make_tmp_dir ();
+  gchar *path = g_build_filename (dir, "audio.jsonl", NULL);
+  gchar *desc = g_strdup_printf (
+      "audiotestsrc wave=pink-noise num-buffers=5 samplesperbuffer=44100 ! "
+      "audio/x-raw,rate=44100 ! audioconvert ! audioresample ! "
+      "audioexitclassify model-file=\"%s\" device=cpu hop=250000000 ! "
+      "earlyexitpublish name=pub source=" SOURCE " location=\"%s\" ! "
+      "fakesink name=sink",
+      env_path ("EE_TEST_SC_MODEL"), path);
+  Run *r = run_new (desc);
+  gchar *text, **lines;
+  guint n = 0, same_pts = 0;
+  gchar *last_pts = NULL;
+
+  run_play (r, NULL, NULL);
+  fail_unless (r->error == NULL, "%s", r->error);
+  fail_unless (r->results > 4, "%u windows", r->results);
+  fail_unless_equals_uint64 (run_stat (r, "published"), r->results);
+  fail_unless (g_file_get_contents (path, &text, NULL, NULL));
+  lines = g_strsplit (text, "\n", -1);
+  for (gchar **l = lines; *l && **l; l++, n++) {
+    gchar *pts = g_strndup (strstr (*l, "\"pts\":"), 20);
+
+    fail_unless_equals_int (message_seq (*l, strlen (*l), SOURCE), n);
+    fail_unless (strstr (*l, "\"window-end\":") != NULL);
+    if (last_pts && !strcmp (pts, last_pts))
+      same_pts++;
+    g_free (last_pts);
+    last_pts = pts;
+  }
+  fail_unless_equals_int (n, r->results);
+  fail_unless (same_pts > 0, "no buffer with several windows");
+  validate_file (path, n);
+
+  g_free (last_pts);
+  g_strfreev (lines);
+  g_free (text);
+  run_free (r);
+  g_free (desc);
+  g_free (path);
+  rm_tree (dir);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
 /* Every frame's message reaches a subscriber of the broker, on the topic with
  * the source substituted, and validates against the schema. */
 GST_START_TEST (test_mqtt_every_frame)
@@ -521,6 +572,7 @@ earlyexitpublish_suite (void)
   tcase_set_timeout (tc, 0);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_file_rotation);
+  tcase_add_test (tc, test_file_audio_windows);
   tcase_add_test (tc, test_mqtt_every_frame);
   tcase_add_test (tc, test_mqtt_broker_restart);
   tcase_add_test (tc, test_mqtt_tls_login);
