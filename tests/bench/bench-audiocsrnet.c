@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench-util.h"
 #include "ee-model.h"
 
 /* Every exit of m once: values[e] is exit e's first output. */
@@ -52,20 +53,6 @@ fp32_values (const char *path, int threads, const float *image,
   ee_model_free (m);
   ee_backend_free (be);
   return ok;
-}
-
-static int
-cmp_double (const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double
-median (double *v, int n)
-{
-  qsort (v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* Reads "exit NAME MS" lines of the PyTorch script into ms[exit index]. */
@@ -173,7 +160,7 @@ main (int argc, char **argv)
       if (it >= 0)
         samples[it] = (g_get_monotonic_time () - t0) / 1000.0;
     }
-    ours[e] = median (samples, iters);
+    ours[e] = bench_median (samples, iters);
   }
   g_free (samples);
   if (!no_torch && !torch_times (argv[1], threads, iters, r, torch, &error))

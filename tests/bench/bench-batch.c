@@ -25,6 +25,7 @@
 
 #include <json-glib/json-glib.h>
 
+#include "bench-util.h"
 #include "ee-backend.h"
 #include "ee-safetensors.h"
 
@@ -53,31 +54,6 @@ typedef struct
   EeTensorDesc desc[MAX_LAYERS + 1]; /* [0]: the input */
   void **act;                        /* slots x (n + 1) */
 } Prepared;
-
-static float *
-random_floats (GRand *rand, size_t n, double scale)
-{
-  float *p = g_new (float, n);
-
-  for (size_t i = 0; i < n; i++)
-    p[i] = (float)(g_rand_double_range (rand, -1.0, 1.0) * scale);
-  return p;
-}
-
-static int
-cmp_double (const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-
-  return (x > y) - (x < y);
-}
-
-static double
-median (double *v, int n)
-{
-  qsort (v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Appends the layers of a config list ("frontend", "backend") at the
  * current size; "M" is a max pool. */
@@ -183,9 +159,9 @@ prepare (EeBackend *be, const Trunk *t, int batch, int slots, GRand *rand,
     if (l->pool) {
       d.kernel[0] = d.kernel[1] = d.stride[0] = d.stride[1] = 2;
     } else {
-      w = random_floats (rand, (size_t)l->cout * l->cin * 9,
-                         1.0 / sqrt (l->cin * 9.0));
-      b = random_floats (rand, (size_t)l->cout, 0.1);
+      w = bench_random_floats (rand, (size_t)l->cout * l->cin * 9,
+                               1.0 / sqrt (l->cin * 9.0));
+      b = bench_random_floats (rand, (size_t)l->cout, 0.1);
       d.out_features = l->cout;
       d.kernel_size[0] = d.kernel_size[1] = 3;
       d.pad[0] = d.pad[1] = l->dilation;
@@ -203,7 +179,7 @@ prepare (EeBackend *be, const Trunk *t, int batch, int slots, GRand *rand,
     }
   }
   p->act = g_new0 (void *, slots *(t->n + 1));
-  x = random_floats (rand, p->desc[0].nbytes / sizeof (float), 1.0);
+  x = bench_random_floats (rand, p->desc[0].nbytes / sizeof (float), 1.0);
   for (int k = 0; k < slots; k++)
     for (int i = 0; i <= t->n; i++) {
       void **a = &p->act[k * (t->n + 1) + i];
@@ -308,7 +284,7 @@ per_frame (Prepared *p, int frames, int lanes, int cores, int iterations,
   for (int i = 0; i < iterations && ok; i++)
     ok = time_frames (p, frames, lanes, cores, &t[i], error);
   if (ok)
-    *ms = median (t, iterations) / frames;
+    *ms = bench_median (t, iterations) / frames;
   g_free (t);
   return ok;
 }

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench-util.h"
 #include "ee-model.h"
 
 static const char *const paper_archs[]
@@ -72,20 +73,6 @@ write_model (const char *dir, const char *arch, GError **error)
     g_clear_pointer (&path, g_free);
   g_free (out);
   return path;
-}
-
-static int
-cmp_double (const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double
-median (double *v, int n)
-{
-  qsort (v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* Reads "exit NAME MS" lines of the PyTorch script into ms[exit index]. */
@@ -173,7 +160,7 @@ bench_model (const char *path, int threads, int iters, gboolean no_torch,
       if (it >= 0)
         samples[it] = (g_get_monotonic_time () - t0) / 1000.0;
     }
-    ours[e] = median (samples, iters);
+    ours[e] = bench_median (samples, iters);
   }
   if (!no_torch && !torch_times (path, threads, iters, r, torch, error))
     goto out_samples;

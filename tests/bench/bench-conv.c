@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench-util.h"
 #include "ee-backend.h"
 
 typedef struct
@@ -33,31 +34,6 @@ static const Layer layers[] = {
 };
 
 #define N_LAYERS G_N_ELEMENTS (layers)
-
-static float *
-random_floats (GRand *rand, size_t n, double scale)
-{
-  float *p = g_new (float, n);
-
-  for (size_t i = 0; i < n; i++)
-    p[i] = (float)(g_rand_double_range (rand, -1.0, 1.0) * scale);
-  return p;
-}
-
-static int
-cmp_double (const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-
-  return (x > y) - (x < y);
-}
-
-static double
-median (double *v, int n)
-{
-  qsort (v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Prepares a conv of `in` into `out` (descriptions; out allocated here). */
 static EeOp *
@@ -81,12 +57,12 @@ time_ours (EeBackend *be, const Layer *l, int iterations, GRand *rand,
            double *ms, double *flops, GError **error)
 {
   size_t in_numel = (size_t)l->cin * l->h * l->w;
-  float *x = random_floats (rand, in_numel, 1.0);
-  float *w0 = random_floats (rand, (size_t)l->cin * l->cin, 1.0 / l->cin);
-  float *b0 = random_floats (rand, (size_t)l->cin, 0.1);
-  float *w = random_floats (rand, (size_t)l->cout * l->cin * 9,
-                            1.0 / sqrt (l->cin * 9.0));
-  float *b = random_floats (rand, (size_t)l->cout, 0.1);
+  float *x = bench_random_floats (rand, in_numel, 1.0);
+  float *w0 = bench_random_floats (rand, (size_t)l->cin * l->cin, 1.0 / l->cin);
+  float *b0 = bench_random_floats (rand, (size_t)l->cin, 0.1);
+  float *w = bench_random_floats (rand, (size_t)l->cout * l->cin * 9,
+                                  1.0 / sqrt (l->cin * 9.0));
+  float *b = bench_random_floats (rand, (size_t)l->cout, 0.1);
   EeTensor plain = { 0 }, in = { 0 }, out = { 0 };
   const EeTensor *ip;
   const EeTensorDesc *ind;
@@ -136,7 +112,7 @@ time_ours (EeBackend *be, const Layer *l, int iterations, GRand *rand,
     if (i >= 0 && !be->vt->event_elapsed_ms (be, start, end, &t[i], error))
       goto done;
   }
-  *ms = median (t, iterations);
+  *ms = bench_median (t, iterations);
   ok = ee_backend_sync (be, error);
 done:
   if (start)
