@@ -83,7 +83,7 @@
  *
  * Reconnection: after a failed or lost connection the element waits 100 ms,
  * then twice as long after each further failure, up to 5 s (librdkafka
- * reconnects by itself). Network trouble is posted as an element warning
+ * reconnects by itself, its backoff also capped at 5 s). Network trouble is posted as an element warning
  * that says what failed (the host cannot be found or refused the connection,
  * the TLS handshake failed, the broker refused the login, the connection was
  * lost) and what to check, once until the next successful connection; the
@@ -1170,12 +1170,15 @@ file_run (GstEarlyExitPublish *self)
     while ((msg = queue_pop (self))) {
       gboolean ok = TRUE;
 
-      if (f->path && f->max_size && f->size
+      if (f->path && !f->fp)
+        f->fp = fopen (f->path, "a"); /* after a failed rotation */
+      if (f->path && f->fp && f->max_size && f->size
           && f->size + msg->len + 1 > f->max_size)
         ok = file_rotate (self, f);
       if (ok && f->fp && fwrite (msg->json, 1, msg->len, f->fp) == msg->len
           && fputc ('\n', f->fp) != EOF) {
         f->size += msg->len + 1;
+        f->warned = FALSE;
         written++;
       } else {
         failed++;
@@ -1772,6 +1775,9 @@ kafka_open (GstEarlyExitPublish *self)
                        (NULL));
     goto fail;
   }
+  /* reconnection backoff capped as the MQTT method's */
+  rd_kafka_conf_set (conf, "reconnect.backoff.max.ms", "5000", errstr,
+                     sizeof errstr);
   rd_kafka_conf_set_opaque (conf, self);
   rd_kafka_conf_set_dr_msg_cb (conf, kafka_on_delivery);
   rd_kafka_conf_set_error_cb (conf, kafka_on_error);

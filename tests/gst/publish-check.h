@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "earlyexit-meta.h"
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
 #else
@@ -77,7 +78,7 @@ typedef struct
   GstElement *pipeline;
   GstElement *publish; /* the element named "pub" */
   gint frames;         /* buffers at the sink named "sink" (atomic) */
-  guint results;       /* element messages (one per result) */
+  gint results;        /* results on the buffers at the sink (atomic) */
   GPtrArray *warnings; /* the texts of the WARNING messages */
   gchar *error;        /* the first ERROR's text, or NULL */
 } Run;
@@ -85,7 +86,12 @@ typedef struct
 static inline void
 on_handoff (GstElement *sink, GstBuffer *buf, GstPad *pad, gpointer data)
 {
-  g_atomic_int_inc (&((Run *)data)->frames);
+  Run *r = data;
+  gpointer state = NULL;
+
+  g_atomic_int_inc (&r->frames);
+  while (gst_buffer_iterate_earlyexit_results (buf, &state))
+    g_atomic_int_inc (&r->results);
 }
 
 /* Parses `desc` (with a fakesink name=sink and the publisher name=pub). */
@@ -118,8 +124,7 @@ run_poll (Run *r, GstBus *bus, gint poll_ms)
 
   while ((msg = gst_bus_timed_pop_filtered (bus, poll_ms * GST_MSECOND,
                                             GST_MESSAGE_EOS | GST_MESSAGE_ERROR
-                                                | GST_MESSAGE_WARNING
-                                                | GST_MESSAGE_ELEMENT))) {
+                                                | GST_MESSAGE_WARNING))) {
     GError *err = NULL;
     gboolean done = FALSE;
 
@@ -128,11 +133,6 @@ run_poll (Run *r, GstBus *bus, gint poll_ms)
         gst_message_parse_warning (msg, &err, NULL);
         GST_INFO ("warning: %s", err->message);
         g_ptr_array_add (r->warnings, g_strdup (err->message));
-        break;
-      case GST_MESSAGE_ELEMENT:
-        if (gst_structure_has_field (gst_message_get_structure (msg),
-                                     "unique-id"))
-          r->results++;
         break;
       case GST_MESSAGE_ERROR:
         gst_message_parse_error (msg, &err, NULL);

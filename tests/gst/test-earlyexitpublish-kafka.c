@@ -81,21 +81,29 @@ consume (Mock *m, Collected *c, guint n)
   rd_kafka_destroy (rk);
 }
 
-/* `n` frames of videotestsrc through exitclassify into the publisher. */
+/* `n` frames of videotestsrc (live at 25 fps when `live`) through
+ * exitclassify into the publisher. */
 static Run *
-classify_run (guint n, const gchar *pub_props)
+classify_run_full (guint n, gboolean live, const gchar *pub_props)
 {
   gchar *desc = g_strdup_printf (
-      "videotestsrc num-buffers=%u ! "
+      "videotestsrc num-buffers=%u is-live=%s ! "
       "video/x-raw,width=32,height=24,framerate=25/1 ! "
-      "exitclassify model-file=\"%s\" device=cpu ! "
+      "exitclassify model-file=\"%s\" device=cpu interval=5 ! "
       "earlyexitpublish name=pub method=kafka source=" SOURCE " %s ! "
-      "fakesink name=sink",
-      n, env_path ("EE_TEST_IMAGE_MODEL"), pub_props);
+      "fakesink name=sink sync=%s",
+      n, live ? "true" : "false", env_path ("EE_TEST_IMAGE_MODEL"), pub_props,
+      live ? "true" : "false");
   Run *r = run_new (desc);
 
   g_free (desc);
   return r;
+}
+
+static Run *
+classify_run (guint n, const gchar *pub_props)
+{
+  return classify_run_full (n, FALSE, pub_props);
 }
 
 /* Every frame's message reaches the topic, keyed by the source, and
@@ -126,6 +134,76 @@ GST_START_TEST (test_kafka_every_frame)
   for (gint64 i = 0; i < n; i++)
     fail_unless (g_hash_table_contains (c.seqs, &i),
                  "seq %" G_GINT64_FORMAT " missing", i);
+  collected_validate (&c, dir);
+
+  collected_clear (&c);
+  run_free (r);
+  g_free (props);
+  mock_stop (&m);
+  rm_tree (dir);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
+typedef struct
+{
+  Mock *m;
+  gint down_at; /* sink frames when the brokers go down */
+  gint at_down, at_up;
+} Outage;
+
+static void
+outage_tick (Run *r, gpointer data)
+{
+  Outage *o = data;
+
+  if (o->at_down || g_atomic_int_get (&r->frames) < o->down_at)
+    return;
+  o->at_down = g_atomic_int_get (&r->frames);
+  for (int id = 1; id <= 3; id++)
+    rd_kafka_mock_broker_set_down (o->m->cluster, id);
+  g_usleep (3 * G_TIME_SPAN_SECOND);
+  o->at_up = g_atomic_int_get (&r->frames);
+  for (int id = 1; id <= 3; id++)
+    rd_kafka_mock_broker_set_up (o->m->cluster, id);
+}
+
+/* Every broker down for 3 s mid-stream, live source: every frame reaches the
+ * sink and frames kept coming meanwhile; once the brokers are back the
+ * element publishes again, and the messages the topic lacks are exactly the
+ * drops counted (max-queued=10, far less than 3 s of results). */
+GST_START_TEST (test_kafka_brokers_down)
+{
+  const guint n = 150;
+  gchar *dir = make_tmp_dir ();
+  Mock m;
+  Outage o = { &m, 30 };
+  Collected c;
+  gchar *props;
+  guint64 published, dropped;
+  Run *r;
+
+  mock_start (&m);
+  props = g_strdup_printf ("brokers=%s max-queued=10 "
+                           "flush-timeout=30000000000",
+                           m.bootstraps);
+  r = classify_run_full (n, TRUE, props);
+  run_play (r, outage_tick, &o);
+  fail_unless (r->error == NULL, "%s", r->error);
+  fail_unless (o.at_down > 0, "the brokers never went down");
+  fail_unless_equals_int (r->frames, n);
+  fail_unless (o.at_up > o.at_down, "no frame while the brokers were down");
+  published = run_stat (r, "published");
+  dropped = run_stat (r, "dropped");
+  fail_unless_equals_uint64 (published + dropped, n);
+  fail_unless_equals_uint64 (run_stat (r, "queued"), 0);
+  fail_unless (dropped > 0, "nothing dropped: the outage did not fill the "
+                            "queue");
+
+  collected_init (&c, SOURCE, NULL);
+  consume (&m, &c, (guint)published);
+  fail_unless_equals_uint64 (collected_unique (&c), published);
   collected_validate (&c, dir);
 
   collected_clear (&c);
@@ -170,6 +248,7 @@ earlyexitpublish_kafka_suite (void)
   tcase_set_timeout (tc, 0);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_kafka_every_frame);
+  tcase_add_test (tc, test_kafka_brokers_down);
   tcase_add_test (tc, test_kafka_errors);
   return s;
 }

@@ -101,7 +101,8 @@ GST_END_TEST;
 
 /* Audio (any caps): audioexitclassify with a hop of 250 ms on 1 s buffers
  * completes several windows per buffer; each window is a message of its own,
- * as many as the element posted results, in order, valid. */
+ * as many as the results the buffers carried past the publisher, in order,
+ * valid. */
 GST_START_TEST (test_file_audio_windows)
 {
   gchar *dir = make_tmp_dir ();
@@ -120,7 +121,7 @@ GST_START_TEST (test_file_audio_windows)
 
   run_play (r, NULL, NULL);
   fail_unless (r->error == NULL, "%s", r->error);
-  fail_unless (r->results > 4, "%u windows", r->results);
+  fail_unless (r->results > 4, "%d windows", r->results);
   fail_unless_equals_uint64 (run_stat (r, "published"), r->results);
   fail_unless (g_file_get_contents (path, &text, NULL, NULL));
   lines = g_strsplit (text, "\n", -1);
