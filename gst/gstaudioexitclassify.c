@@ -14,11 +14,12 @@
  * the audio buffer that completes the window and, with
  * #GstEarlyExitClassifier:post-messages, posted as an element message.
  *
- * Caps: `audio/x-raw`, F32LE or S16LE, interleaved, any number of channels
- * (averaged to mono for the features), at the model's rate (16000 or 22050
- * Hz; once the model is loaded the pads offer only that rate, so an
- * `audioconvert ! audioresample` in front converts). The same caps on both
- * pads.
+ * Caps: any raw audio (`audio/x-raw`, every sample format, rate, channel
+ * count and layout), the same on both pads. The audio passes through as it
+ * came; for the features the element averages the channels and resamples
+ * to the model's rate (16000 or 22050 Hz) itself, with GstAudioConverter at
+ * #GstAudioExitClassify:audio-resample-quality. Windows are counted in
+ * samples at the model's rate.
  *
  * ## Windows
  *
@@ -32,8 +33,11 @@
  * back drops the unfinished window and starts the windows afresh at the new
  * timestamp. GAP buffers count as missing audio.
  *
- * A window is classified as soon as the buffer that completes it arrives; its
- * result goes as a meta on that buffer (a buffer completing several windows
+ * A window is classified as soon as the buffer that completes it arrives (at
+ * another rate than the model's, the resampler holds back a few samples,
+ * 120 at 48 kHz to 16 kHz: the window is then complete with the next buffer,
+ * or at EOS, where the held-back samples come out); its result goes as a
+ * meta on that buffer (a buffer completing several windows
  * carries one meta: the first window's result, the later ones in its
  * `more-results` array, oldest first) and in one message per window.
  * At EOS, a window holding audio that no classified window covered (the
@@ -62,7 +66,12 @@
  *   line, replacing the model file's labels; its number of names must equal
  *   the number of classes. Without either, labels are the class numbers.
  * - `hop` (guint64 ns, READY only, default 0 = one window): time from one
- *   window's start to the next.
+ *   window's start to the next; otherwise at least 10 ms (a shorter hop is
+ *   raised to 10 ms with a warning at start).
+ * - `audio-resample-quality` (int 0 to 10, READY only, default 5): the
+ *   quality of the resampler to the model's rate (audioresample's scale); 5
+ *   gave the features closest to the reference pipeline's
+ *   (docs/features.md).
  * - `device` (string, READY only, default "auto"): auto, cpu, cuda or cuda:N.
  * - `precision` (enum, READY only, default fp32): fp32, tf32, fp16, bf16.
  * - `deadline` (guint64 ns, default 0 = the hop).
@@ -123,7 +132,7 @@
  * meaningless):
  * |[
  * GST_PLUGIN_PATH=build/gst gst-launch-1.0 -m \
- *   audiotestsrc num-buffers=40 ! audioconvert ! audioresample ! \
+ *   audiotestsrc num-buffers=40 ! audio/x-raw,rate=44100,channels=2 ! \
  *   audioexitclassify model-file=build/pipelines/demo-sc-classifier.safetensors \
  *     device=cpu hop=500000000 ! fakesink
  * ]|
@@ -142,13 +151,18 @@ GST_DEBUG_CATEGORY_STATIC (gst_audio_exit_classify_debug);
  * buffer (as GstAudioStreamAlign's default threshold). */
 #define ALIGN_THRESHOLD (40 * GST_MSECOND)
 #define MAX_HOP (60 * GST_SECOND)
+/* a shorter hop (but 0) is raised to this: 100 windows a second at most */
+#define MIN_HOP (10 * GST_MSECOND)
 
 #define DEFAULT_HOP 0
+#define DEFAULT_RESAMPLE_QUALITY EE_AUDIO_CONV_DEFAULT_QUALITY
 
+/* any raw audio: passed through, converted to mono float at the model's
+ * rate inside (ee-audioconv.c) */
 #define AUDIO_CAPS                                                             \
-  "audio/x-raw, format = (string) { F32LE, S16LE }, "                          \
+  "audio/x-raw, format = (string) " GST_AUDIO_FORMATS_ALL ", "                 \
   "rate = (int) [ 1, MAX ], channels = (int) [ 1, MAX ], "                     \
-  "layout = (string) interleaved"
+  "layout = (string) { interleaved, non-interleaved }"
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE (
     "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (AUDIO_CAPS));
@@ -160,6 +174,7 @@ enum
 {
   PROP_0,
   PROP_HOP,
+  PROP_AUDIO_RESAMPLE_QUALITY,
 };
 
 #define gst_audio_exit_classify_parent_class parent_class
@@ -210,15 +225,39 @@ gst_audio_exit_classify_class_init (GstAudioExitClassifyClass *klass)
    *
    * Time from one window's start to the next, in nanoseconds; 0 means one
    * window (1 s for Speech Commands features, 3 s for GTZAN), i.e. windows
-   * that neither overlap nor leave audio out. Rounded to whole samples.
+   * that neither overlap nor leave audio out. Otherwise at least 10 ms: a
+   * shorter hop is raised to 10 ms with a warning when the element starts.
+   * Rounded to whole samples.
    */
   g_object_class_install_property (
       gobject_class, PROP_HOP,
       g_param_spec_uint64 (
           "hop", "Hop",
           "Time from one audio window's start to the next (in nanoseconds; "
-          "0 = one window: 1 s for Speech Commands models, 3 s for GTZAN)",
+          "0 = one window: 1 s for Speech Commands models, 3 s for GTZAN; "
+          "else at least 10 ms, a shorter hop is raised to 10 ms)",
           0, MAX_HOP, DEFAULT_HOP,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY));
+
+  /**
+   * GstAudioExitClassify:audio-resample-quality:
+   *
+   * Quality (0 to 10) of the Kaiser-windowed sinc resampler that brings
+   * audio at other rates to the model's rate (GstAudioResampler's scale, as
+   * audioresample's `quality`). The default, 5, gave the log-mel features
+   * closest to the reference pipeline's resampy `kaiser_best`
+   * (docs/features.md, "Resampling in the elements").
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_AUDIO_RESAMPLE_QUALITY,
+      g_param_spec_int (
+          "audio-resample-quality", "Audio Resample Quality",
+          "Quality of the resampler that brings audio at other rates to the "
+          "model's rate (0 to 10, as audioresample's quality; 5 is closest "
+          "to the reference features)",
+          GST_AUDIO_RESAMPLER_QUALITY_MIN, GST_AUDIO_RESAMPLER_QUALITY_MAX,
+          DEFAULT_RESAMPLE_QUALITY,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_READY));
 
@@ -237,7 +276,9 @@ gst_audio_exit_classify_class_init (GstAudioExitClassifyClass *klass)
       "earlyexit/result with task, label, label-id, confidence, top-labels, "
       "top-label-ids, top-confidences, exit, exit-index, n-exits, fresh, "
       "window-start, window-end, audio-coverage, deadline, inference-time, "
-      "deadline-missed and unique-id; post-messages=true posts the same "
+      "deadline-missed and unique-id (valid=false when the network gave a "
+      "NaN or infinite output; capture-time and age when the window's "
+      "capture time is known); post-messages=true posts the same "
       "fields, after timestamp, stream-time, running-time and duration of "
       "the window, in an element message named audioexitclassify",
       "gst-earlyexit");
@@ -262,6 +303,7 @@ static void
 gst_audio_exit_classify_init (GstAudioExitClassify *self)
 {
   self->prop_hop = DEFAULT_HOP;
+  self->prop_resample_quality = DEFAULT_RESAMPLE_QUALITY;
 }
 
 static void
@@ -274,6 +316,11 @@ gst_audio_exit_classify_set_property (GObject *object, guint prop_id,
     case PROP_HOP:
       GST_OBJECT_LOCK (self);
       self->prop_hop = g_value_get_uint64 (value);
+      GST_OBJECT_UNLOCK (self);
+      break;
+    case PROP_AUDIO_RESAMPLE_QUALITY:
+      GST_OBJECT_LOCK (self);
+      self->prop_resample_quality = g_value_get_int (value);
       GST_OBJECT_UNLOCK (self);
       break;
     default:
@@ -294,6 +341,11 @@ gst_audio_exit_classify_get_property (GObject *object, guint prop_id,
       g_value_set_uint64 (value, self->prop_hop);
       GST_OBJECT_UNLOCK (self);
       break;
+    case PROP_AUDIO_RESAMPLE_QUALITY:
+      GST_OBJECT_LOCK (self);
+      g_value_set_int (value, self->prop_resample_quality);
+      GST_OBJECT_UNLOCK (self);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -308,6 +360,9 @@ reset_stream (GstAudioExitClassify *self)
   self->started = FALSE;
   self->acc_len = 0;
   self->acc_start = self->expected = self->next_start = self->done_end = 0;
+  self->run_start = 0;
+  if (self->conv)
+    ee_audio_conv_reset (self->conv);
   gst_early_exit_classifier_reset (GST_EARLY_EXIT_CLASSIFIER (self));
 }
 
@@ -360,10 +415,17 @@ gst_audio_exit_classify_model_ready (GstEarlyExitClassifier *base)
   self->window = ee_feature_extractor_window (self->fx);
   GST_OBJECT_LOCK (self);
   hop = self->prop_hop;
-  gst_caps_replace (&self->rate_caps, NULL);
-  self->rate_caps = gst_caps_new_simple ("audio/x-raw", "rate", G_TYPE_INT,
-                                         self->rate, NULL);
+  self->resample_quality = self->prop_resample_quality;
   GST_OBJECT_UNLOCK (self);
+  if (hop > 0 && hop < MIN_HOP) {
+    GST_ELEMENT_WARNING (
+        self, RESOURCE, SETTINGS,
+        ("hop=%" G_GUINT64_FORMAT " ns is below the 10 ms minimum: windows "
+         "start every 10 ms instead.",
+         hop),
+        ("a hop of a few samples would classify a window per sample"));
+    hop = MIN_HOP;
+  }
   self->hop
       = hop > 0
             ? MAX (gst_util_uint64_scale_round (hop, self->rate, GST_SECOND), 1)
@@ -393,42 +455,21 @@ gst_audio_exit_classify_model_unload (GstEarlyExitClassifier *base)
   g_clear_pointer (&self->acc, g_free);
   g_clear_pointer (&self->acc_covered, g_free);
   self->acc_cap = 0;
-  self->have_info = FALSE;
-  GST_OBJECT_LOCK (self);
-  gst_caps_replace (&self->rate_caps, NULL);
-  GST_OBJECT_UNLOCK (self);
+  g_clear_pointer (&self->conv, ee_audio_conv_free);
   reset_stream (self);
 }
 
 /* ------------------------------------------------------------ caps */
 
-/* Passthrough caps, restricted to the model's rate once it is loaded. */
+/* Passthrough caps: the audio goes out as it came. */
 static GstCaps *
 gst_audio_exit_classify_transform_caps (GstBaseTransform *trans,
                                         GstPadDirection direction,
                                         GstCaps *caps, GstCaps *filter)
 {
-  GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (trans);
-  GstCaps *rate_caps = NULL, *ret;
-
-  GST_OBJECT_LOCK (self);
-  if (self->rate_caps)
-    rate_caps = gst_caps_ref (self->rate_caps);
-  GST_OBJECT_UNLOCK (self);
-
-  if (rate_caps) {
-    ret = gst_caps_intersect_full (caps, rate_caps, GST_CAPS_INTERSECT_FIRST);
-    gst_caps_unref (rate_caps);
-  } else {
-    ret = gst_caps_ref (caps);
-  }
-  if (filter) {
-    GstCaps *tmp
-        = gst_caps_intersect_full (filter, ret, GST_CAPS_INTERSECT_FIRST);
-    gst_caps_unref (ret);
-    ret = tmp;
-  }
-  return ret;
+  if (filter)
+    return gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
+  return gst_caps_ref (caps);
 }
 
 /* Accept-caps as the base class answers it. Upstream only learns
@@ -449,39 +490,61 @@ gst_audio_exit_classify_accept_caps (GstBaseTransform *trans,
   GST_WARNING_OBJECT (self,
                       "refusing caps %" GST_PTR_FORMAT
                       ": audioexitclassify takes %" GST_PTR_FORMAT
-                      " (put audioconvert ! audioresample in front)",
+                      " (raw audio: put a decoder in front)",
                       caps, allowed);
   gst_caps_unref (allowed);
   gst_caps_unref (templ);
   return FALSE;
 }
 
+static void drain_run (GstAudioExitClassify *self);
+
+/* A converter from the caps to mono float at the model's rate. On new caps
+ * mid-stream the audio the old converter holds back goes in first, and the
+ * grid goes on. */
 static gboolean
 gst_audio_exit_classify_set_caps (GstBaseTransform *trans, GstCaps *incaps,
                                   GstCaps *outcaps)
 {
   GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (trans);
   GstAudioInfo info;
+  EeAudioConv *conv = NULL;
+  GError *err = NULL;
 
-  if (!gst_audio_info_from_caps (&info, incaps)) {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
-                       ("invalid audio caps %" GST_PTR_FORMAT, incaps));
+  if (gst_audio_info_from_caps (&info, incaps))
+    conv = ee_audio_conv_new (&info, self->rate, self->resample_quality, &err);
+  if (!conv) {
+    gchar *got = gst_caps_to_string (incaps);
+    GST_ELEMENT_ERROR (
+        self, CORE, NEGOTIATION,
+        ("audioexitclassify cannot take the caps %s: it takes raw audio "
+         "(audio/x-raw) of any sample format, rate, channel count and "
+         "layout, with the format fields complete.",
+         got),
+        ("refused caps %" GST_PTR_FORMAT "%s%s", incaps, err ? ": " : "",
+         err ? err->message : ""));
+    g_free (got);
+    g_clear_error (&err);
     return FALSE;
   }
-  if (GST_AUDIO_INFO_RATE (&info) != self->rate) {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
-                       ("The audio is at %d Hz but the model needs %d Hz. Put "
-                        "audioresample in front.",
-                        GST_AUDIO_INFO_RATE (&info), self->rate),
-                       ("caps %" GST_PTR_FORMAT, incaps));
-    return FALSE;
+  if (self->conv
+      && gst_audio_info_is_equal (&info, ee_audio_conv_in_info (self->conv))) {
+    ee_audio_conv_free (conv);
+    return TRUE;
   }
-  /* a format change mid-stream keeps the sample grid: same rate */
-  self->info = info;
-  self->have_info = TRUE;
+  if (self->conv) {
+    drain_run (self);
+    self->run_start = self->expected;
+  }
+  ee_audio_conv_free (self->conv);
+  self->conv = conv;
   GST_DEBUG_OBJECT (
-      self, "audio %s, %d channels at %d Hz", GST_AUDIO_INFO_NAME (&info),
-      GST_AUDIO_INFO_CHANNELS (&info), GST_AUDIO_INFO_RATE (&info));
+      self,
+      "audio %s, %d channels at %d Hz -> mono at %d Hz "
+      "(resampler quality %d, latency %" G_GSIZE_FORMAT " input samples)",
+      GST_AUDIO_INFO_NAME (&info), GST_AUDIO_INFO_CHANNELS (&info),
+      GST_AUDIO_INFO_RATE (&info), self->rate, self->resample_quality,
+      ee_audio_conv_latency (conv));
   return TRUE;
 }
 
@@ -521,41 +584,78 @@ reserve (GstAudioExitClassify *self, gsize n)
   self->acc_covered = g_renew (guint8, self->acc_covered, self->acc_cap);
 }
 
-/* Appends n samples of `data` (interleaved, self->info's format; NULL:
- * zeros) at self->expected, averaging the channels. */
+/* Appends n mono samples (NULL: zeros) at grid position pos, which is the
+ * end of acc when acc holds samples. */
 static void
-append (GstAudioExitClassify *self, const guint8 *data, gsize n,
+append (GstAudioExitClassify *self, gint64 pos, const float *data, gsize n,
         gboolean covered)
 {
-  int ch = GST_AUDIO_INFO_CHANNELS (&self->info);
-  float *out;
-
   reserve (self, n);
   if (self->acc_len == 0)
-    self->acc_start = self->expected;
-  out = self->acc + self->acc_len;
-  if (!data) {
-    memset (out, 0, n * sizeof (float));
-  } else if (GST_AUDIO_INFO_FORMAT (&self->info) == GST_AUDIO_FORMAT_F32LE) {
-    const float *in = (const float *)data;
-    for (gsize i = 0; i < n; i++) {
-      float sum = 0.0f;
-      for (int c = 0; c < ch; c++)
-        sum += GFLOAT_FROM_LE (in[i * ch + c]);
-      out[i] = sum / ch;
-    }
-  } else {
-    const gint16 *in = (const gint16 *)data;
-    for (gsize i = 0; i < n; i++) {
-      gint32 sum = 0;
-      for (int c = 0; c < ch; c++)
-        sum += GINT16_FROM_LE (in[i * ch + c]);
-      out[i] = (float)sum / (32768.0f * ch);
-    }
-  }
+    self->acc_start = pos;
+  if (data)
+    memcpy (self->acc + self->acc_len, data, n * sizeof (float));
+  else
+    memset (self->acc + self->acc_len, 0, n * sizeof (float));
   memset (self->acc_covered + self->acc_len, covered ? 1 : 0, n);
   self->acc_len += n;
-  self->expected += n;
+}
+
+/* Where the run's next input buffer begins on the grid. */
+static gint64
+run_next (GstAudioExitClassify *self)
+{
+  return self->run_start
+         + (gint64)gst_util_uint64_scale_int_round (
+             ee_audio_conv_run_in (self->conv), self->rate,
+             GST_AUDIO_INFO_RATE (ee_audio_conv_in_info (self->conv)));
+}
+
+/* Converts one buffer's samples and appends what comes out. */
+static gboolean
+convert (GstAudioExitClassify *self, GstBuffer *buf)
+{
+  const float *out;
+  gsize n;
+
+  if (!ee_audio_conv_push_buffer (self->conv, buf, &out, &n))
+    return FALSE;
+  if (n > 0)
+    append (self,
+            self->run_start + (gint64)ee_audio_conv_run_out (self->conv)
+                - (gint64)n,
+            out, n, TRUE);
+  self->expected = run_next (self);
+  return TRUE;
+}
+
+/* Ends the converter run: the samples the resampler held back are
+ * appended; the next run starts where it ended (self->expected). */
+static void
+drain_run (GstAudioExitClassify *self)
+{
+  const float *out;
+  gint64 pos;
+  gsize n;
+
+  if (!self->conv || ee_audio_conv_run_in (self->conv) == 0)
+    return;
+  self->expected = run_next (self);
+  pos = self->run_start + (gint64)ee_audio_conv_run_out (self->conv);
+  ee_audio_conv_drain (self->conv, &out, &n);
+  if (n > 0)
+    append (self, pos, out, n, TRUE);
+  self->run_start = self->expected;
+}
+
+/* Appends n zeros (missing audio) after the run, which ends first. */
+static void
+append_gap (GstAudioExitClassify *self, gsize n)
+{
+  drain_run (self);
+  append (self, self->expected, NULL, n, FALSE);
+  self->expected += (gint64)n;
+  self->run_start = self->expected;
 }
 
 /* Drops the samples before the next window's start. */
@@ -585,10 +685,14 @@ static gboolean
 classify_window (GstAudioExitClassify *self, GstBuffer *buf)
 {
   GstEarlyExitClassifier *base = GST_EARLY_EXIT_CLASSIFIER (self);
-  gint64 processable = ee_now ();
   GstClockTime start = to_pts (self, self->next_start);
   GstClockTime duration
       = gst_util_uint64_scale_int_round (self->window, GST_SECOND, self->rate);
+  /* a window is captured once its last sample is */
+  gint64 processable = ee_element_item_begin (
+      &base->ee, buf,
+      gst_segment_to_running_time (&GST_BASE_TRANSFORM (self)->segment,
+                                   GST_FORMAT_TIME, start + duration));
   GstStructure *result;
 
   if (gst_early_exit_classifier_take_turn (base)) {
@@ -647,6 +751,8 @@ place (GstAudioExitClassify *self, GstClockTime pts)
     self->base_pts = GST_CLOCK_TIME_IS_VALID (pts) ? pts : 0;
     self->acc_len = 0;
     self->acc_start = self->expected = self->next_start = self->done_end = 0;
+    self->run_start = 0;
+    ee_audio_conv_reset (self->conv);
     return;
   }
   if (!GST_CLOCK_TIME_IS_VALID (pts))
@@ -662,47 +768,57 @@ place (GstAudioExitClassify *self, GstClockTime pts)
                       "audio gap of %" G_GINT64_FORMAT " samples: "
                       "filled with zeros",
                       diff);
-    append (self, NULL, (gsize)diff, FALSE);
+    append_gap (self, (gsize)diff);
     return;
   }
   GST_DEBUG_OBJECT (self,
                     "audio jumps by %" G_GINT64_FORMAT " samples: "
                     "dropping the unfinished window, restarting there",
                     diff);
+  ee_audio_conv_reset (self->conv);
   self->acc_len = 0;
   self->acc_start = self->expected = self->next_start = self->done_end = idx;
+  self->run_start = idx;
+}
+
+/* Classifies every window the samples so far complete; `buf` carries the
+ * results (NULL: messages only). */
+static gboolean
+classify_complete (GstAudioExitClassify *self, GstBuffer *buf)
+{
+  trim (self);
+  while (self->acc_len >= self->window && self->acc_start == self->next_start)
+    if (!classify_window (self, buf))
+      return FALSE;
+  return TRUE;
 }
 
 static GstFlowReturn
 gst_audio_exit_classify_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
 {
   GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (trans);
-  GstMapInfo map;
-  gsize n;
+  const GstAudioInfo *info;
 
-  if (!self->have_info) {
+  if (!self->conv) {
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
                        ("audio buffer before audio caps"));
     return GST_FLOW_NOT_NEGOTIATED;
   }
-  if (!gst_buffer_map (buf, &map, GST_MAP_READ)) {
+  info = ee_audio_conv_in_info (self->conv);
+  place (self, GST_BUFFER_PTS (buf));
+  if (GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_GAP)) {
+    GstAudioMeta *meta = gst_buffer_get_audio_meta (buf);
+    gsize frames = meta ? meta->samples
+                        : gst_buffer_get_size (buf) / GST_AUDIO_INFO_BPF (info);
+    append_gap (self, gst_util_uint64_scale_int_round (
+                          frames, self->rate, GST_AUDIO_INFO_RATE (info)));
+  } else if (!convert (self, buf)) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED,
                        ("Could not read an audio buffer."),
-                       ("gst_buffer_map failed"));
+                       ("mapping or converting the buffer failed"));
     return GST_FLOW_ERROR;
   }
-  n = map.size / GST_AUDIO_INFO_BPF (&self->info);
-  place (self, GST_BUFFER_PTS (buf));
-  append (self,
-          GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_GAP) ? NULL : map.data,
-          n, !GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_GAP));
-  gst_buffer_unmap (buf, &map);
-
-  trim (self);
-  while (self->acc_len >= self->window && self->acc_start == self->next_start)
-    if (!classify_window (self, buf))
-      return GST_FLOW_ERROR;
-  return GST_FLOW_OK;
+  return classify_complete (self, buf) ? GST_FLOW_OK : GST_FLOW_ERROR;
 }
 
 static gboolean
@@ -712,7 +828,12 @@ gst_audio_exit_classify_sink_event (GstBaseTransform *trans, GstEvent *event)
 
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_EOS:
-      /* the tail no classified window covered, zero-padded */
+      /* the samples the resampler held back, the windows they complete,
+       * then the tail no classified window covered, zero-padded */
+      if (self->started) {
+        drain_run (self);
+        classify_complete (self, NULL);
+      }
       if (self->started && self->acc_len > 0
           && self->acc_start == self->next_start
           && self->acc_start + (gint64)self->acc_len > self->done_end) {

@@ -6,6 +6,7 @@
 #include <gst/audio/audio.h>
 
 #include "gstearlyexitclassifier.h"
+#include "ee-audioconv.h"
 #include "ee-features.h"
 
 G_BEGIN_DECLS
@@ -20,17 +21,18 @@ struct _GstAudioExitClassify
 
   /* property, protected by the object lock; READY-only, latched at start */
   GstClockTime prop_hop;
+  gint prop_resample_quality;
 
   /* latched at start (model_ready), then fixed until stop */
   EeFeatureExtractor *fx;
-  int rate;           /* the features' sample rate */
-  gsize window;       /* samples per window */
-  gsize hop;          /* samples from one window's start to the next */
-  GstCaps *rate_caps; /* audio/x-raw at `rate`; object lock (caps queries) */
+  int rate;              /* the features' sample rate */
+  gsize window;          /* samples per window */
+  gsize hop;             /* samples from one window's start to the next */
+  gint resample_quality; /* latched audio-resample-quality */
 
   /* streaming thread only */
-  GstAudioInfo info;
-  gboolean have_info;
+  EeAudioConv *conv;   /* the caps to mono float at `rate` */
+  gint64 run_start;    /* grid position of the converter run's first sample */
   float *samples;      /* one window, mono, for the features */
   float *acc;          /* mono samples [acc_start, acc_start + acc_len) */
   guint8 *acc_covered; /* per sample: 1 audio, 0 filled in */

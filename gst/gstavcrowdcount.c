@@ -15,8 +15,11 @@
  *
  * Pads: `video` (raw 8-bit RGB or YUV at any size: converted, resized
  * bilinearly and normalised to the model input inside the element), `audio`
- * (`audio/x-raw,format=F32LE,rate=16000,channels=1`; put `audioconvert !
- * audioresample` in front) and `src` (the video).
+ * (any raw audio: every sample format, rate, channel count and layout; the
+ * channels are averaged and the audio resampled to the model's 16 kHz inside
+ * the element, at #GstAvCrowdCount:audio-resample-quality, so a decoder can
+ * link to it directly) and `src` (the video). Raw caps the element cannot
+ * use are an error that names them and the caps that work.
  *
  * ## Synchronisation
  *
@@ -30,8 +33,21 @@
  * (16000 samples); a shorter #GstAvCrowdCount:window sits centred in it with
  * zeros around (the padding does not count as missing audio). When the window
  * has no audio at all, only the exits that do not read audio run (exit "v1")
- * and `audio-used` is FALSE. The audio pad must be linked (or get EOS):
- * outside live pipelines the element waits for it.
+ * and `audio-used` is FALSE. The resampler holds back a few samples (120
+ * at 48 kHz); they come out with the next buffer or at the end of the audio,
+ * and are placed on the same grid, so the pairing stays exact to the sample.
+ *
+ * ## Stalls and untimed frames
+ *
+ * Outside live pipelines the element needs data on both pads. When the
+ * `audio` pad has had no audio #GstAvCrowdCount:input-timeout after the
+ * first video frame (unlinked, not negotiated or stalled), the element posts
+ * a warning naming the pad and the fix and goes on video-only (exit v1, as
+ * without audio). When the `video` pad has had no frame that long after the
+ * first audio, it warns and ends the stream (EOS): there is nothing to
+ * count. A video frame without timestamp gets the last result carried over
+ * (before the first, the visual exits' result on it alone), flagged
+ * `untimed`, and one warning.
  *
  * ## Deadline
  *
@@ -69,6 +85,12 @@
  *   engine (a shared engine keeps the first element's).
  * - `window` (guint64 ns, READY only, 100 ms to 1 s, default 1 s): the audio
  *   window centred on each frame.
+ * - `audio-resample-quality` (int 0 to 10, READY only, default 5): the
+ *   quality of the resampler to 16 kHz (audioresample's scale); 5 gave the
+ *   features closest to the reference pipeline's (docs/features.md).
+ * - `input-timeout` (guint64 ns, READY only, default 5 s, at least 1 ms):
+ *   how long one sink pad may go without data while the other has some
+ *   before the element stops waiting for it (above).
  * - `deadline` (guint64 ns, default 0 = one frame duration): the budget of a
  *   frame from becoming processable to its result.
  * - `policy` (enum, default anytime): anytime (the newest exit finished by
@@ -121,6 +143,8 @@
  *   processable to its result (preprocessing included).
  * - `deadline-missed` (boolean): the result came after the deadline.
  * - `unique-id` (uint): #GstAvCrowdCount:unique-id.
+ * - `untimed` (boolean, only on frames without timestamp): TRUE; the result
+ *   is carried over, or before the first one computed without audio.
  * - `window-first-sample`, `window-last-sample` (double, only with
  *   #GstAvCrowdCount:diagnostics): the first and last audio samples of the
  *   window as given to the feature extractor, 0 where the window had no
@@ -141,7 +165,7 @@
  * GST_PLUGIN_PATH=build/gst gst-launch-1.0 -m \
  *   avcrowdcount name=c model-file=build/pipelines/demo-model.safetensors ! fakesink \
  *   videotestsrc num-buffers=50 ! video/x-raw,width=320,height=240,framerate=25/1 ! c.video \
- *   audiotestsrc num-buffers=20 samplesperbuffer=1600 ! audio/x-raw,format=F32LE,rate=16000,channels=1 ! c.audio
+ *   audiotestsrc num-buffers=20 ! audio/x-raw,rate=48000,channels=2 ! c.audio
  * ]|
  * Debug output: `GST_DEBUG=avcrowdcount:5`.
  */
@@ -159,7 +183,6 @@ GST_DEBUG_CATEGORY_STATIC (gst_av_crowd_count_debug);
 #define GST_CAT_DEFAULT gst_av_crowd_count_debug
 
 #define AUDIO_RATE 16000
-#define AUDIO_BPF 4
 /* The log-mel input is 1 s of audio. */
 #define FEATURE_SAMPLES AUDIO_RATE
 /* Audio buffer timestamps within this of the expected position continue the
@@ -170,14 +193,29 @@ GST_DEBUG_CATEGORY_STATIC (gst_av_crowd_count_debug);
 #define MIN_WINDOW (100 * GST_MSECOND)
 #define DEFAULT_DENSITY_MAP FALSE
 #define DEFAULT_DIAGNOSTICS FALSE
+#define DEFAULT_RESAMPLE_QUALITY EE_AUDIO_CONV_DEFAULT_QUALITY
+#define DEFAULT_INPUT_TIMEOUT (5 * GST_SECOND)
+#define MIN_INPUT_TIMEOUT GST_MSECOND
+
+/* stall_id[]: which pad an input-timeout watch waits for */
+enum
+{
+  WAIT_AUDIO,
+  WAIT_VIDEO,
+};
 
 #define VIDEO_CAPS                                                             \
   GST_VIDEO_CAPS_MAKE (                                                        \
       "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, "                                   \
       "RGBA, BGRA, ARGB, ABGR, I420, YV12, NV12, NV21, Y42B, Y444 }")
+/* any raw audio: converted to 16 kHz mono float inside (ee-audioconv.c) */
 #define AUDIO_CAPS                                                             \
-  "audio/x-raw, format = (string) F32LE, "                                     \
-  "rate = (int) 16000, channels = (int) 1, layout = (string) interleaved"
+  "audio/x-raw, format = (string) " GST_AUDIO_FORMATS_ALL ", "                 \
+  "rate = (int) [ 1, MAX ], channels = (int) [ 1, MAX ], "                     \
+  "layout = (string) { interleaved, non-interleaved }"
+#define VIDEO_FORMATS_TEXT                                                     \
+  "RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, ARGB, ABGR, I420, YV12, "     \
+  "NV12, NV21, Y42B or Y444"
 
 static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE (
     "video", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (VIDEO_CAPS));
@@ -193,6 +231,8 @@ enum
   PROP_WINDOW = EE_ELEMENT_PROP_LAST,
   PROP_DENSITY_MAP,
   PROP_DIAGNOSTICS,
+  PROP_AUDIO_RESAMPLE_QUALITY,
+  PROP_INPUT_TIMEOUT,
 };
 
 static const EeElementInfo element_info = {
@@ -309,6 +349,49 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING));
 
+  /**
+   * GstAvCrowdCount:audio-resample-quality:
+   *
+   * Quality (0 to 10) of the Kaiser-windowed sinc resampler that brings
+   * audio at other rates to the model's 16 kHz (GstAudioResampler's scale,
+   * as audioresample's `quality`). The default, 5, gave the log-mel features
+   * closest to the reference pipeline's resampy `kaiser_best` on 48 kHz and
+   * 44.1 kHz test signals (docs/features.md, "Resampling in the elements").
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_AUDIO_RESAMPLE_QUALITY,
+      g_param_spec_int (
+          "audio-resample-quality", "Audio Resample Quality",
+          "Quality of the resampler that brings audio at other rates to 16 "
+          "kHz (0 to 10, as audioresample's quality; 5 is closest to the "
+          "reference features)",
+          GST_AUDIO_RESAMPLER_QUALITY_MIN, GST_AUDIO_RESAMPLER_QUALITY_MAX,
+          DEFAULT_RESAMPLE_QUALITY,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY));
+
+  /**
+   * GstAvCrowdCount:input-timeout:
+   *
+   * How long, in nanoseconds, one sink pad may go without any data while
+   * the other has some, before the element stops waiting for it: after the
+   * first video frame, an `audio` pad without audio (unlinked, not
+   * negotiated or stalled) gets a warning naming it and is then treated as
+   * ended (video-only, exit v1); after the first audio, a `video` pad
+   * without frames gets a warning and the element ends the stream (EOS),
+   * since there is nothing to count. Measured on the system clock.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_INPUT_TIMEOUT,
+      g_param_spec_uint64 (
+          "input-timeout", "Input Timeout",
+          "How long a sink pad may stay without data while the other has "
+          "some (in nanoseconds): then a warning, and no audio means "
+          "video-only (exit v1), no video means EOS",
+          MIN_INPUT_TIMEOUT, G_MAXUINT64, DEFAULT_INPUT_TIMEOUT,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_READY));
+
   GST_DEBUG_CATEGORY_INIT (gst_av_crowd_count_debug, "avcrowdcount", 0,
                            "Audiovisual crowd counting with early exits");
 
@@ -322,13 +405,17 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
       element_class, "Audiovisual crowd counting",
       "Filter/Analyzer/Video/Audio",
       "Counts people in video frames with a multi-exit audiovisual network "
-      "(video, and audio as F32LE 16 kHz mono), publishing the newest exit "
+      "(raw video, and raw audio of any format, converted to 16 kHz mono "
+      "inside), publishing the newest exit "
       "finished by a per-frame deadline. Every output buffer carries the meta "
       "EarlyExitResultMeta, a structure earlyexit/result with task, count, "
       "exit, exit-index, n-exits, fresh, audio-coverage, audio-used, "
       "window-start, window-end, deadline, inference-time, deadline-missed "
       "and unique-id (with diagnostics=true also window-first-sample and "
-      "window-last-sample); post-messages=true posts the same fields, after "
+      "window-last-sample; valid=false when the network gave a NaN or "
+      "infinite output; untimed=true on frames without timestamp; "
+      "capture-time and age when the frame's capture time is known); "
+      "post-messages=true posts the same fields, after "
       "timestamp, stream-time, running-time and duration, in an element "
       "message named avcrowdcount",
       "gst-earlyexit");
@@ -364,16 +451,30 @@ add_sink_pad (GstAvCrowdCount *self, GstStaticPadTemplate *static_templ)
   return pad;
 }
 
+static GstPadProbeReturn seen_probe (GstPad *pad, GstPadProbeInfo *info,
+                                     gpointer user_data);
+
 static void
 gst_av_crowd_count_init (GstAvCrowdCount *self)
 {
   self->video_pad = add_sink_pad (self, &video_template);
   self->audio_pad = add_sink_pad (self, &audio_template);
+  /* the input-timeout watch learns here when data first reaches a pad */
+  gst_pad_add_probe (GST_PAD (self->video_pad),
+                     GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST
+                         | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+                     seen_probe, self, NULL);
+  gst_pad_add_probe (GST_PAD (self->audio_pad),
+                     GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST
+                         | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+                     seen_probe, self, NULL);
 
   ee_element_init (&self->ee, GST_ELEMENT (self), &element_info);
   self->prop_window = DEFAULT_WINDOW;
   self->density_map = DEFAULT_DENSITY_MAP;
   self->diagnostics = DEFAULT_DIAGNOSTICS;
+  self->prop_resample_quality = DEFAULT_RESAMPLE_QUALITY;
+  self->input_timeout = DEFAULT_INPUT_TIMEOUT;
 
   self->window = DEFAULT_WINDOW;
   self->frame_duration = GST_CLOCK_TIME_NONE;
@@ -416,11 +517,15 @@ gst_av_crowd_count_set_property (GObject *object, guint prop_id,
                                  const GValue *value, GParamSpec *pspec)
 {
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (object);
-  gboolean budget_changed;
+  gboolean budget_changed, running;
 
   if (ee_element_set_property (&self->ee, prop_id, value, &budget_changed)) {
-    /* the latency is ours to report only while running */
-    if (budget_changed && ee_element_running (&self->ee))
+    /* the latency is ours to report only while running (the flag, not the
+     * engine, which the state change sets up without the lock) */
+    GST_OBJECT_LOCK (self);
+    running = self->running;
+    GST_OBJECT_UNLOCK (self);
+    if (budget_changed && running)
       update_latency (self);
     return;
   }
@@ -434,6 +539,12 @@ gst_av_crowd_count_set_property (GObject *object, guint prop_id,
       break;
     case PROP_DIAGNOSTICS:
       self->diagnostics = g_value_get_boolean (value);
+      break;
+    case PROP_AUDIO_RESAMPLE_QUALITY:
+      self->prop_resample_quality = g_value_get_int (value);
+      break;
+    case PROP_INPUT_TIMEOUT:
+      self->input_timeout = g_value_get_uint64 (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -461,6 +572,12 @@ gst_av_crowd_count_get_property (GObject *object, guint prop_id, GValue *value,
     case PROP_DIAGNOSTICS:
       g_value_set_boolean (value, self->diagnostics);
       break;
+    case PROP_AUDIO_RESAMPLE_QUALITY:
+      g_value_set_int (value, self->prop_resample_quality);
+      break;
+    case PROP_INPUT_TIMEOUT:
+      g_value_set_uint64 (value, self->input_timeout);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -470,9 +587,15 @@ gst_av_crowd_count_get_property (GObject *object, guint prop_id, GValue *value,
 
 /* ------------------------------------------------------------ model */
 
+static void cancel_stall_watch (GstAvCrowdCount *self);
+
 static void
 unload_model (GstAvCrowdCount *self)
 {
+  GST_OBJECT_LOCK (self);
+  self->running = FALSE;
+  GST_OBJECT_UNLOCK (self);
+  cancel_stall_watch (self);
   if (self->backend) {
     if (self->image)
       ee_backend_host_free (self->backend, self->image);
@@ -483,6 +606,7 @@ unload_model (GstAvCrowdCount *self)
   ee_feature_extractor_free (self->fx);
   g_free (self->samples);
   ee_audio_ring_free (self->ring);
+  g_clear_pointer (&self->conv, ee_audio_conv_free);
   self->backend = NULL;
   self->fx = NULL;
   self->image = self->samples = self->logmel = NULL;
@@ -545,6 +669,7 @@ start_model (GstAvCrowdCount *self)
 
   GST_OBJECT_LOCK (self);
   self->window = self->prop_window;
+  self->resample_quality = self->prop_resample_quality;
   density_map = self->density_map;
   GST_OBJECT_UNLOCK (self);
 
@@ -556,9 +681,15 @@ start_model (GstAvCrowdCount *self)
   if (ok && density_map)
     GST_WARNING_OBJECT (self, "density-map=true: the model runtime does not "
                               "expose density maps yet, so none is attached");
-  if (!ok)
+  if (!ok) {
     unload_model (self);
-  return ok;
+    return FALSE;
+  }
+  GST_OBJECT_LOCK (self);
+  self->running = TRUE;
+  self->video_seen = self->audio_seen = FALSE;
+  GST_OBJECT_UNLOCK (self);
+  return TRUE;
 }
 
 static GstStateChangeReturn
@@ -604,6 +735,8 @@ reset_stream (GstAvCrowdCount *self)
 {
   if (self->ring)
     ee_audio_ring_reset (self->ring);
+  if (self->conv)
+    ee_audio_conv_reset (self->conv);
   self->audio_discont = TRUE;
   gst_clear_buffer (&self->stored_audio);
   ee_element_reset (&self->ee);
@@ -612,8 +745,143 @@ reset_stream (GstAvCrowdCount *self)
 static gboolean
 gst_av_crowd_count_start (GstAggregator *agg)
 {
-  reset_stream (GST_AVCROWDCOUNT (agg));
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
+
+  reset_stream (self);
+  self->untimed_warned = FALSE;
   return TRUE;
+}
+
+/* ------------------------------------------------------------ stalls */
+
+/* The input-timeout watch: once data reaches one sink pad, a single-shot
+ * system clock entry checks, input-timeout later, that the other pad has had
+ * some too; if not, the element warns and stops waiting for that pad by
+ * ending it (an EOS sent into the pad). The aggregator would otherwise wait
+ * for it forever outside live pipelines. One watch per pad and run. */
+
+static gboolean
+stall_fired (GstClock *clock, GstClockTime time, GstClockID id,
+             gpointer user_data)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (user_data);
+  gboolean seen = TRUE, linked;
+  GstClockTime timeout = 0;
+  int side = -1;
+  GstPad *pad;
+
+  GST_OBJECT_LOCK (self);
+  for (int i = 0; i < 2; i++)
+    if (self->stall_id[i] == id)
+      side = i;
+  if (side >= 0 && self->running) {
+    seen = side == WAIT_AUDIO ? self->audio_seen : self->video_seen;
+    timeout = self->input_timeout;
+  }
+  GST_OBJECT_UNLOCK (self);
+  if (seen)
+    return TRUE;
+
+  pad = GST_PAD (side == WAIT_AUDIO ? self->audio_pad : self->video_pad);
+  linked = gst_pad_is_linked (pad);
+  if (side == WAIT_AUDIO)
+    GST_ELEMENT_WARNING (
+        self, STREAM, DEMUX,
+        ("No audio reached avcrowdcount's \"audio\" pad %" GST_TIME_FORMAT
+         " after the first video frame (the pad is %s). Counting on video "
+         "only (exit v1) from now on. Link raw audio to the audio pad (for "
+         "example d. ! queue ! c.audio), or raise input-timeout if the "
+         "audio comes later.",
+         GST_TIME_ARGS (timeout),
+         linked ? "linked but got no audio: not negotiated or stalled"
+                : "not linked"),
+        ("input-timeout %" GST_TIME_FORMAT " expired on pad audio",
+         GST_TIME_ARGS (timeout)));
+  else
+    GST_ELEMENT_WARNING (
+        self, STREAM, DEMUX,
+        ("No video reached avcrowdcount's \"video\" pad %" GST_TIME_FORMAT
+         " after the first audio (the pad is %s). There is nothing to "
+         "count: ending the stream. Link raw video to the video pad (for "
+         "example d. ! queue ! c.video), or raise input-timeout if the video "
+         "comes later.",
+         GST_TIME_ARGS (timeout),
+         linked ? "linked but got no frame: not negotiated or stalled"
+                : "not linked"),
+        ("input-timeout %" GST_TIME_FORMAT " expired on pad video",
+         GST_TIME_ARGS (timeout)));
+  /* the aggregator now treats the pad as ended and goes on */
+  gst_pad_send_event (pad, gst_event_new_eos ());
+  return TRUE;
+}
+
+/* Starts the watch on the pad `side` waits for, unless it runs already or
+ * that pad has had data. Object lock held. */
+static void
+arm_stall_watch (GstAvCrowdCount *self, int side)
+{
+  GstClock *clock;
+  GstClockTime now;
+
+  if (!self->running || self->stall_id[side]
+      || (side == WAIT_AUDIO ? self->audio_seen : self->video_seen))
+    return;
+  clock = gst_system_clock_obtain ();
+  now = gst_clock_get_time (clock);
+  /* saturating at G_MAXINT64 (the clock compares signed differences): a
+   * huge timeout means practically never */
+  self->stall_id[side] = gst_clock_new_single_shot_id (
+      clock, self->input_timeout > (GstClockTime)G_MAXINT64 - now
+                 ? (GstClockTime)G_MAXINT64
+                 : now + self->input_timeout);
+  gst_object_unref (clock);
+  if (gst_clock_id_wait_async (self->stall_id[side], stall_fired,
+                               gst_object_ref (self), gst_object_unref)
+      != GST_CLOCK_OK)
+    GST_WARNING_OBJECT (self, "could not start the input-timeout watch");
+}
+
+static void
+cancel_stall_watch (GstAvCrowdCount *self)
+{
+  GstClockID ids[2];
+
+  GST_OBJECT_LOCK (self);
+  for (int i = 0; i < 2; i++) {
+    ids[i] = self->stall_id[i];
+    self->stall_id[i] = NULL;
+  }
+  GST_OBJECT_UNLOCK (self);
+  for (int i = 0; i < 2; i++)
+    if (ids[i]) {
+      gst_clock_id_unschedule (ids[i]);
+      gst_clock_id_unref (ids[i]);
+    }
+}
+
+/* Data (a buffer, GAP or EOS) reached a sink pad: start the watch on the
+ * other pad if it has had none. */
+static GstPadProbeReturn
+seen_probe (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (user_data);
+  gboolean video = pad == GST_PAD (self->video_pad);
+
+  if (GST_PAD_PROBE_INFO_TYPE (info) & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
+    GstEventType type = GST_EVENT_TYPE (GST_PAD_PROBE_INFO_EVENT (info));
+    if (type != GST_EVENT_EOS && type != GST_EVENT_GAP)
+      return GST_PAD_PROBE_OK;
+  }
+  GST_OBJECT_LOCK (self);
+  if (video && !self->video_seen) {
+    self->video_seen = TRUE;
+    arm_stall_watch (self, WAIT_AUDIO);
+  } else if (!video && !self->audio_seen) {
+    self->audio_seen = TRUE;
+    arm_stall_watch (self, WAIT_VIDEO);
+  }
+  GST_OBJECT_UNLOCK (self);
+  return GST_PAD_PROBE_OK;
 }
 
 static gboolean
@@ -645,17 +913,22 @@ set_video_caps (GstAvCrowdCount *self, GstCaps *caps)
 {
   GstVideoInfo info;
 
-  if (!gst_video_info_from_caps (&info, caps)) {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
-                       ("invalid video caps %" GST_PTR_FORMAT, caps));
-    return FALSE;
-  }
+  gboolean ok = gst_video_info_from_caps (&info, caps);
+
   g_clear_pointer (&self->prep, ee_video_prep_free);
-  self->prep = ee_video_prep_new (&info, self->in_width, self->in_height,
-                                  ee_model_preprocess (self->ee.model));
+  if (ok)
+    self->prep = ee_video_prep_new (&info, self->in_width, self->in_height,
+                                    ee_model_preprocess (self->ee.model));
   if (!self->prep) {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
-                       ("unsupported video caps %" GST_PTR_FORMAT, caps));
+    gchar *got = gst_caps_to_string (caps);
+    GST_ELEMENT_ERROR (
+        self, CORE, NEGOTIATION,
+        ("avcrowdcount's video pad cannot take the caps %s: it takes raw "
+         "8-bit video (video/x-raw) in format %s, any size and frame rate. "
+         "Put videoconvert in front.",
+         got, VIDEO_FORMATS_TEXT),
+        ("refused caps %" GST_PTR_FORMAT, caps));
+    g_free (got);
     return FALSE;
   }
   self->vinfo = info;
@@ -675,6 +948,55 @@ set_video_caps (GstAvCrowdCount *self, GstCaps *caps)
   return TRUE;
 }
 
+static void drain_run (GstAvCrowdCount *self);
+
+/* New audio caps: a converter from them to 16 kHz mono float. The audio of
+ * the old caps still held by the old converter goes into the ring first. */
+static gboolean
+set_audio_caps (GstAvCrowdCount *self, GstCaps *caps)
+{
+  GstAudioInfo info;
+  GError *err = NULL;
+  EeAudioConv *conv = NULL;
+
+  if (gst_audio_info_from_caps (&info, caps))
+    conv = ee_audio_conv_new (&info, AUDIO_RATE, self->resample_quality, &err);
+  if (!conv) {
+    gchar *got = gst_caps_to_string (caps);
+    GST_ELEMENT_ERROR (
+        self, CORE, NEGOTIATION,
+        ("avcrowdcount's audio pad cannot take the caps %s: it takes raw "
+         "audio (audio/x-raw) of any sample format, rate, channel count "
+         "and layout, with the format fields complete.",
+         got),
+        ("refused caps %" GST_PTR_FORMAT "%s%s", caps, err ? ": " : "",
+         err ? err->message : ""));
+    g_free (got);
+    g_clear_error (&err);
+    return FALSE;
+  }
+  if (self->conv
+      && gst_audio_info_is_equal (&info, ee_audio_conv_in_info (self->conv))) {
+    ee_audio_conv_free (conv);
+    return TRUE;
+  }
+  if (self->conv)
+    drain_run (self);
+  ee_audio_conv_free (self->conv);
+  self->conv = conv;
+  GST_DEBUG_OBJECT (
+      self,
+      "audio %s, %d channels at %d Hz, %s -> 16 kHz mono "
+      "(resampler quality %d, latency %" G_GSIZE_FORMAT " input samples)",
+      GST_AUDIO_INFO_NAME (&info), GST_AUDIO_INFO_CHANNELS (&info),
+      GST_AUDIO_INFO_RATE (&info),
+      GST_AUDIO_INFO_LAYOUT (&info) == GST_AUDIO_LAYOUT_INTERLEAVED
+          ? "interleaved"
+          : "non-interleaved",
+      self->resample_quality, ee_audio_conv_latency (conv));
+  return TRUE;
+}
+
 static gboolean
 gst_av_crowd_count_sink_event (GstAggregator *agg, GstAggregatorPad *pad,
                                GstEvent *event)
@@ -682,16 +1004,16 @@ gst_av_crowd_count_sink_event (GstAggregator *agg, GstAggregatorPad *pad,
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (agg);
 
   switch (GST_EVENT_TYPE (event)) {
-    case GST_EVENT_CAPS:
-      if (pad == self->video_pad) {
-        GstCaps *caps;
-        gst_event_parse_caps (event, &caps);
-        if (!set_video_caps (self, caps)) {
-          gst_event_unref (event);
-          return FALSE;
-        }
+    case GST_EVENT_CAPS: {
+      GstCaps *caps;
+      gst_event_parse_caps (event, &caps);
+      if (!(pad == self->video_pad ? set_video_caps (self, caps)
+                                   : set_audio_caps (self, caps))) {
+        gst_event_unref (event);
+        return FALSE;
       }
       break;
+    }
     case GST_EVENT_SEGMENT:
       if (pad == self->video_pad) {
         const GstSegment *segment;
@@ -754,13 +1076,28 @@ proxy_caps_query (GstPad *peer_side, GstQuery *query,
   return TRUE;
 }
 
-/* Accept-caps as the base class answers it. Upstream only learns
- * not-negotiated from a refusal, so the log says what the pad takes. */
+/* Accept-caps as the base class answers it, except that fixed raw caps of
+ * the pad's media type in system memory are accepted: their CAPS event then
+ * arrives, and caps the element cannot use become an element error that
+ * says which caps came and which would work (set_video_caps,
+ * set_audio_caps). Caps queries still offer only what works, so negotiation
+ * picks that. For other refusals the log says what the pad takes. */
 static gboolean
 accept_caps (GstAvCrowdCount *self, GstAggregatorPad *pad, GstQuery *query)
 {
   GstCaps *caps, *allowed;
   gboolean accepted;
+
+  gst_query_parse_accept_caps (query, &caps);
+  if (gst_caps_is_fixed (caps)
+      && gst_structure_has_name (gst_caps_get_structure (caps, 0),
+                                 pad == self->audio_pad ? "audio/x-raw"
+                                                        : "video/x-raw")
+      && gst_caps_features_is_equal (gst_caps_get_features (caps, 0),
+                                     GST_CAPS_FEATURES_MEMORY_SYSTEM_MEMORY)) {
+    gst_query_set_accept_caps_result (query, TRUE);
+    return TRUE;
+  }
 
   if (!GST_AGGREGATOR_CLASS (parent_class)
            ->sink_query (GST_AGGREGATOR (self), pad, query))
@@ -768,14 +1105,12 @@ accept_caps (GstAvCrowdCount *self, GstAggregatorPad *pad, GstQuery *query)
   gst_query_parse_accept_caps_result (query, &accepted);
   if (accepted)
     return TRUE;
-  gst_query_parse_accept_caps (query, &caps);
   allowed = gst_pad_query_caps (GST_PAD (pad), NULL);
   GST_WARNING_OBJECT (pad,
                       "refusing caps %" GST_PTR_FORMAT
                       ": this pad takes %" GST_PTR_FORMAT " (put %s in front)",
                       caps, allowed,
-                      pad == self->audio_pad ? "audioconvert ! audioresample"
-                                             : "videoconvert");
+                      pad == self->audio_pad ? "a decoder" : "videoconvert");
   gst_caps_unref (allowed);
   return TRUE;
 }
@@ -849,9 +1184,12 @@ gst_av_crowd_count_clip (GstAggregator *agg, GstAggregatorPad *pad,
 
   if (pad == self->audio_pad) {
     /* GAP buffers without data keep their time span as they are */
-    if (gst_buffer_get_size (buffer) == 0)
+    if (gst_buffer_get_size (buffer) == 0 || !self->conv)
       return buffer;
-    return gst_audio_buffer_clip (buffer, &pad->segment, AUDIO_RATE, AUDIO_BPF);
+    return gst_audio_buffer_clip (
+        buffer, &pad->segment,
+        GST_AUDIO_INFO_RATE (ee_audio_conv_in_info (self->conv)),
+        GST_AUDIO_INFO_BPF (ee_audio_conv_in_info (self->conv)));
   }
 
   if (GST_CLOCK_TIME_IS_VALID (pts) && pad->segment.format == GST_FORMAT_TIME) {
@@ -905,78 +1243,148 @@ gst_av_crowd_count_get_next_time (GstAggregator *agg)
 
 /* ------------------------------------------------------------ streaming */
 
-/* Where audio buffer `buf` goes in the ring: *pos and *n samples. FALSE when
- * it has no samples, or no timestamp and nothing to follow. */
+/* Audio goes into the ring through the converter (any raw format to 16 kHz
+ * mono float) in runs of contiguous buffers. A run starts at its first
+ * buffer's running time (ring position run_pos); its output sample k is at
+ * run_pos + k, and the run ends (drain_run: the samples the resampler held
+ * back) at a discontinuity, a GAP, new caps or the end of the audio. */
+
+/* The ring position where the run's next input buffer begins. */
+static gint64
+run_next (GstAvCrowdCount *self)
+{
+  return self->run_pos
+         + (gint64)gst_util_uint64_scale_int_round (
+             ee_audio_conv_run_in (self->conv), AUDIO_RATE,
+             GST_AUDIO_INFO_RATE (ee_audio_conv_in_info (self->conv)));
+}
+
+static void
+ring_write (GstAvCrowdCount *self, gint64 pos, const float *data, gsize n)
+{
+  ee_audio_ring_reserve (self->ring, self->window_samples + n + AUDIO_RATE);
+  ee_audio_ring_write (self->ring, pos, data, n);
+}
+
+/* Ends the converter run: the samples it held back go into the ring. */
+static void
+drain_run (GstAvCrowdCount *self)
+{
+  const float *out;
+  gsize n;
+  gint64 pos;
+
+  if (!self->conv || ee_audio_conv_run_in (self->conv) == 0)
+    return;
+  pos = self->run_pos + (gint64)ee_audio_conv_run_out (self->conv);
+  ee_audio_conv_drain (self->conv, &out, &n);
+  if (n > 0)
+    ring_write (self, pos, out, n);
+  self->run_pos = pos + (gint64)n;
+}
+
+/* Where audio buffer `buf` goes: ring position *pos, spanning *n ring
+ * samples; *continues: it continues the current run. FALSE when it has no
+ * samples, no caps before it, or no timestamp and nothing to follow. */
 static gboolean
-audio_span (GstAvCrowdCount *self, GstBuffer *buf, gint64 *pos, gint64 *n)
+audio_span (GstAvCrowdCount *self, GstBuffer *buf, gint64 *pos, gint64 *n,
+            gboolean *continues)
 {
   GstAggregatorPad *pad = self->audio_pad;
   gsize size = gst_buffer_get_size (buf);
   GstClockTime rt = GST_CLOCK_TIME_NONE;
+  const GstAudioInfo *info;
   gint sign = 0;
 
-  if (size > 0)
-    *n = size / AUDIO_BPF;
-  else if (GST_BUFFER_DURATION_IS_VALID (buf))
-    *n = to_samples (GST_BUFFER_DURATION (buf));
-  else
-    *n = 0;
-  if (*n == 0)
+  *continues = FALSE;
+  if (!self->conv)
     return FALSE;
+  info = ee_audio_conv_in_info (self->conv);
+  if (size > 0) {
+    GstAudioMeta *meta = gst_buffer_get_audio_meta (buf);
+    gsize frames = meta ? meta->samples : size / GST_AUDIO_INFO_BPF (info);
+    if (frames == 0)
+      return FALSE;
+    *n = (gint64)gst_util_uint64_scale_int_round (frames, AUDIO_RATE,
+                                                  GST_AUDIO_INFO_RATE (info));
+  } else if (GST_BUFFER_DURATION_IS_VALID (buf)) {
+    *n = to_samples (GST_BUFFER_DURATION (buf));
+    if (*n == 0)
+      return FALSE;
+  } else {
+    return FALSE;
+  }
 
   if (GST_BUFFER_PTS_IS_VALID (buf))
     sign = gst_segment_to_running_time_full (&pad->segment, GST_FORMAT_TIME,
                                              GST_BUFFER_PTS (buf), &rt);
   if (sign == 0) {
-    if (ee_audio_ring_is_empty (self->ring))
+    if (self->audio_discont)
       return FALSE;
-    *pos = ee_audio_ring_end (self->ring);
+    *pos = run_next (self);
+    *continues = TRUE;
     return TRUE;
   }
   *pos = sign > 0 ? to_samples (rt) : -to_samples (rt);
-  /* small timestamp jitter continues the previous buffer exactly */
+  /* small timestamp jitter continues the run exactly */
   if (!self->audio_discont && !GST_BUFFER_IS_DISCONT (buf)
-      && !ee_audio_ring_is_empty (self->ring)
-      && ABS (*pos - ee_audio_ring_end (self->ring))
-             < to_samples (ALIGN_THRESHOLD))
-    *pos = ee_audio_ring_end (self->ring);
+      && ABS (*pos - run_next (self)) < to_samples (ALIGN_THRESHOLD)) {
+    *pos = run_next (self);
+    *continues = TRUE;
+  }
   return TRUE;
 }
 
 /* Puts one audio buffer into the ring at its running time (GAP buffers as
  * uncovered samples). */
 static void
-store_audio (GstAvCrowdCount *self, GstBuffer *buf, gint64 pos, gint64 n)
+store_audio (GstAvCrowdCount *self, GstBuffer *buf, gint64 pos, gint64 n,
+             gboolean continues)
 {
-  GstMapInfo map;
+  const float *out;
+  gsize n_out;
 
-  if (!ee_audio_ring_is_empty (self->ring)
-      && pos != ee_audio_ring_end (self->ring))
-    GST_DEBUG_OBJECT (self, "audio discontinuity: %" G_GINT64_FORMAT " samples",
-                      pos - ee_audio_ring_end (self->ring));
+  if (!continues) {
+    drain_run (self);
+    if (!ee_audio_ring_is_empty (self->ring)
+        && pos != ee_audio_ring_end (self->ring))
+      GST_DEBUG_OBJECT (self,
+                        "audio discontinuity: %" G_GINT64_FORMAT " samples",
+                        pos - ee_audio_ring_end (self->ring));
+    ee_audio_conv_reset (self->conv);
+    self->run_pos = pos;
+  }
   self->audio_discont = FALSE;
-  ee_audio_ring_reserve (self->ring, self->window_samples + n + AUDIO_RATE);
   if (GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_GAP)
       || gst_buffer_get_size (buf) == 0) {
-    ee_audio_ring_write (self->ring, pos, NULL, n);
-  } else if (gst_buffer_map (buf, &map, GST_MAP_READ)) {
-    ee_audio_ring_write (self->ring, pos, (const float *)map.data, n);
-    gst_buffer_unmap (buf, &map);
+    drain_run (self);
+    ring_write (self, pos, NULL, n);
+    self->run_pos = pos + n;
+  } else if (ee_audio_conv_push_buffer (self->conv, buf, &out, &n_out)) {
+    ring_write (self,
+                self->run_pos + (gint64)ee_audio_conv_run_out (self->conv)
+                    - (gint64)n_out,
+                out, n_out);
   } else {
-    GST_WARNING_OBJECT (self, "could not map an audio buffer: counted as "
-                              "missing audio");
-    ee_audio_ring_write (self->ring, pos, NULL, n);
+    GST_WARNING_OBJECT (self, "could not map or convert an audio buffer: "
+                              "counted as missing audio");
+    ee_audio_conv_reset (self->conv);
+    ring_write (self, pos, NULL, n);
+    self->run_pos = pos + n;
   }
 }
 
 /* Moves the audio that starts before `window_end` (samples) into the ring;
- * TRUE when audio covers the window end (or a later buffer is waiting).
+ * TRUE when audio covers the window end (or a later run is waiting).
  * all: take every queued buffer.
  *
- * A buffer reaching past the window end is copied into the ring but left
+ * A buffer reaching past the window end is converted into the ring but left
  * queued on the pad (remembered in stored_audio): the aggregator calls
  * aggregate only while every pad has data, so the next frame, whose window
- * it may already cover, gets processed without waiting for more audio. */
+ * it may already cover, gets processed without waiting for more audio. A
+ * buffer continuing the run is converted even when it starts after the
+ * window end: the resampler holds back the run's last few samples until
+ * more input (or the end of the run) pushes them out. */
 static gboolean
 collect_audio (GstAvCrowdCount *self, gint64 window_end, gboolean all)
 {
@@ -985,21 +1393,27 @@ collect_audio (GstAvCrowdCount *self, gint64 window_end, gboolean all)
 
   while ((buf = gst_aggregator_pad_peek_buffer (pad))) {
     gint64 pos = 0, n = 0;
-    gboolean usable = audio_span (self, buf, &pos, &n);
+    gboolean continues = FALSE;
+    gboolean usable = buf == self->stored_audio
+                      || audio_span (self, buf, &pos, &n, &continues);
 
-    if (!all && usable && pos >= window_end) {
+    if (!all && usable && buf != self->stored_audio && !continues
+        && pos >= window_end) {
+      /* a later run: the current one ends before it */
+      drain_run (self);
       gst_buffer_unref (buf);
       return TRUE;
     }
     if (buf != self->stored_audio) {
       if (usable)
-        store_audio (self, buf, pos, n);
+        store_audio (self, buf, pos, n, continues);
       else
-        GST_DEBUG_OBJECT (self, "audio buffer without samples or timestamp: "
-                                "dropped");
+        GST_DEBUG_OBJECT (self, "audio buffer without samples, caps or "
+                                "timestamp: dropped");
       gst_buffer_replace (&self->stored_audio, buf);
     }
-    if (!all && usable && ee_audio_ring_end (self->ring) > window_end) {
+    if (!all && usable && !ee_audio_ring_is_empty (self->ring)
+        && ee_audio_ring_end (self->ring) > window_end) {
       gst_buffer_unref (buf);
       return TRUE;
     }
@@ -1007,6 +1421,9 @@ collect_audio (GstAvCrowdCount *self, gint64 window_end, gboolean all)
     gst_clear_buffer (&self->stored_audio);
     gst_buffer_unref (buf);
   }
+  /* the end of the audio ends the run */
+  if (gst_aggregator_pad_is_eos (pad))
+    drain_run (self);
   return !ee_audio_ring_is_empty (self->ring)
          && ee_audio_ring_end (self->ring) >= window_end;
 }
@@ -1017,10 +1434,11 @@ static GstStructure *
 process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
                gint64 processable, GstClockTime budget)
 {
+  gboolean timed = GST_CLOCK_TIME_IS_VALID (running_time);
   GstVideoFrame frame;
   EeFrameResult res;
   GstStructure *result;
-  gint64 t = to_samples (running_time);
+  gint64 t = timed ? to_samples (running_time) : 0;
   gint64 wstart = t - (gint64)self->window_samples / 2;
   gsize covered, pad_front = (FEATURE_SAMPLES - self->window_samples) / 2;
   gboolean audio_used, diagnostics;
@@ -1036,8 +1454,12 @@ process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
   ee_video_prep_process (self->prep, &frame, self->image);
   gst_video_frame_unmap (&frame);
 
-  covered = ee_audio_ring_read (self->ring, wstart, self->window_samples,
-                                self->samples + pad_front);
+  /* a frame without timestamp has no audio window: visual exits only */
+  if (timed)
+    covered = ee_audio_ring_read (self->ring, wstart, self->window_samples,
+                                  self->samples + pad_front);
+  else
+    covered = 0;
   audio_used = covered > 0;
   allowed = audio_used ? all : all & ~self->audio_exits;
   if (!allowed) {
@@ -1060,7 +1482,8 @@ process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
                        &self->video_pad->segment, GST_BUFFER_PTS (buf),
                        GST_BUFFER_DURATION (buf), NULL, NULL, &res))
     return NULL;
-  ee_audio_ring_discard_before (self->ring, wstart);
+  if (timed)
+    ee_audio_ring_discard_before (self->ring, wstart);
   if (res.carried) {
     GST_LOG_OBJECT (self,
                     "frame %" GST_TIME_FORMAT ": no exit fits, "
@@ -1080,12 +1503,14 @@ process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
   gst_structure_set (result, "count", G_TYPE_DOUBLE, (gdouble)res.value[0],
                      NULL);
   ee_element_result_finish (&self->ee, result, &res, processable, budget);
-  gst_structure_set (
-      result, "audio-coverage", G_TYPE_DOUBLE,
-      (gdouble)covered / self->window_samples, "audio-used", G_TYPE_BOOLEAN,
-      audio_used, "window-start", G_TYPE_UINT64,
-      running_time > self->window / 2 ? running_time - self->window / 2 : 0,
-      "window-end", G_TYPE_UINT64, running_time + self->window / 2, NULL);
+  gst_structure_set (result, "audio-coverage", G_TYPE_DOUBLE,
+                     (gdouble)covered / self->window_samples, "audio-used",
+                     G_TYPE_BOOLEAN, audio_used, NULL);
+  if (timed)
+    gst_structure_set (
+        result, "window-start", G_TYPE_UINT64,
+        running_time > self->window / 2 ? running_time - self->window / 2 : 0,
+        "window-end", G_TYPE_UINT64, running_time + self->window / 2, NULL);
   GST_OBJECT_LOCK (self);
   diagnostics = self->diagnostics;
   GST_OBJECT_UNLOCK (self);
@@ -1095,6 +1520,51 @@ process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
         (gdouble)self->samples[pad_front], "window-last-sample", G_TYPE_DOUBLE,
         (gdouble)self->samples[pad_front + self->window_samples - 1], NULL);
   return result;
+}
+
+/* A frame without timestamp cannot be paired with audio. It gets the last
+ * result carried over (fresh FALSE), or before the first result one of the
+ * visual exits run on it alone (audio-used FALSE, no window), either with
+ * `untimed` TRUE; the stream goes on. The first one is warned about. */
+static GstFlowReturn
+untimed_frame (GstAvCrowdCount *self, GstBuffer *buf)
+{
+  GstAggregator *agg = GST_AGGREGATOR (self);
+  GstStructure *result;
+  gint64 processable;
+
+  if (!self->untimed_warned) {
+    self->untimed_warned = TRUE;
+    GST_ELEMENT_WARNING (
+        self, STREAM, FORMAT, ("Video frame without timestamp."),
+        ("avcrowdcount pairs frames with audio by timestamp; a frame without "
+         "one gets the last result carried over (or, before the first "
+         "result, the visual exits' result) with untimed=true. Use a parser "
+         "or do-timestamp=true on the source. Warned once."));
+  }
+  gst_aggregator_pad_drop_buffer (self->video_pad);
+  processable = ee_element_item_begin (&self->ee, buf, GST_CLOCK_TIME_NONE);
+  result = ee_element_carry (&self->ee, NULL, 0, 0);
+  if (!result) {
+    result = process_frame (
+        self, buf, GST_CLOCK_TIME_NONE, processable,
+        ee_element_budget (&self->ee, GST_BUFFER_DURATION (buf)));
+    if (!result) {
+      gst_buffer_unref (buf);
+      return GST_FLOW_ERROR;
+    }
+  }
+  gst_structure_set (result, "untimed", G_TYPE_BOOLEAN, TRUE, NULL);
+  buf = gst_buffer_make_writable (buf);
+  ee_element_publish (&self->ee, buf, &self->video_pad->segment,
+                      GST_CLOCK_TIME_NONE, GST_BUFFER_DURATION (buf), result);
+  /* frames carrying this result later are not untimed themselves */
+  if (self->ee.last_result)
+    gst_structure_remove_field (self->ee.last_result, "untimed");
+  gst_aggregator_selected_samples (agg, GST_CLOCK_TIME_NONE,
+                                   GST_BUFFER_DTS (buf),
+                                   GST_BUFFER_DURATION (buf), NULL);
+  return gst_aggregator_finish_buffer (agg, buf);
 }
 
 static GstFlowReturn
@@ -1122,14 +1592,14 @@ gst_av_crowd_count_aggregate (GstAggregator *agg, gboolean timeout)
   }
 
   pts = GST_BUFFER_PTS (buf);
-  if (!GST_CLOCK_TIME_IS_VALID (pts)) {
+  if (!self->prep) {
     gst_buffer_unref (buf);
-    GST_ELEMENT_ERROR (
-        self, STREAM, FORMAT, ("Video frame without timestamp."),
-        ("avcrowdcount needs timestamps to pair frames with audio; use a "
-         "parser or do-timestamp=true on the source"));
-    return GST_FLOW_ERROR;
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+                       ("video frame before video caps"));
+    return GST_FLOW_NOT_NEGOTIATED;
   }
+  if (!GST_CLOCK_TIME_IS_VALID (pts))
+    return untimed_frame (self, buf);
   running_time
       = gst_segment_to_running_time (&vpad->segment, GST_FORMAT_TIME, pts);
   if (!GST_CLOCK_TIME_IS_VALID (running_time)) {
@@ -1137,12 +1607,6 @@ gst_av_crowd_count_aggregate (GstAggregator *agg, gboolean timeout)
     gst_aggregator_pad_drop_buffer (vpad);
     gst_buffer_unref (buf);
     return GST_FLOW_OK;
-  }
-  if (!self->prep) {
-    gst_buffer_unref (buf);
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
-                       ("video frame before video caps"));
-    return GST_FLOW_NOT_NEGOTIATED;
   }
 
   budget = ee_element_budget (&self->ee, GST_BUFFER_DURATION (buf));
@@ -1160,7 +1624,7 @@ gst_av_crowd_count_aggregate (GstAggregator *agg, gboolean timeout)
       return GST_FLOW_OK;
     }
   }
-  processable = ee_now ();
+  processable = ee_element_item_begin (&self->ee, buf, running_time);
   gst_aggregator_pad_drop_buffer (vpad);
   ee_element_take_turn (&self->ee);
 

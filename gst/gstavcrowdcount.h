@@ -7,6 +7,7 @@
 #include <gst/base/gstaggregator.h>
 #include <gst/video/video.h>
 
+#include "ee-audioconv.h"
 #include "ee-audioring.h"
 #include "ee-element.h"
 #include "ee-features.h"
@@ -34,8 +35,16 @@ struct _GstAvCrowdCount
   /* properties, protected by the object lock; prop_* are READY-only and
    * latched at READY->PAUSED */
   GstClockTime prop_window;
+  gint prop_resample_quality;
+  GstClockTime input_timeout;
   gboolean density_map;
   gboolean diagnostics;
+  gboolean running; /* between a successful start and the stop */
+
+  /* input-timeout watch: set from the pads' streaming threads and the
+   * system clock's thread, object lock */
+  gboolean video_seen, audio_seen; /* a buffer (or EOS) arrived */
+  GstClockID stall_id[2];          /* [0] waits for audio, [1] for video */
 
   /* latched at READY->PAUSED, then fixed: read by the streaming thread
    * without locking */
@@ -51,6 +60,10 @@ struct _GstAvCrowdCount
 
   /* streaming state: the aggregate thread only */
   EeAudioRing *ring;
+  EeAudioConv *conv;       /* the audio caps to 16 kHz mono float */
+  gint resample_quality;   /* latched audio-resample-quality */
+  gint64 run_pos;          /* ring position of the converter run's start */
+  gboolean untimed_warned; /* a frame without timestamp was warned about */
   gboolean audio_discont;  /* next audio buffer starts a new run */
   GstBuffer *stored_audio; /* queued head buffer already in the ring */
   GstVideoInfo vinfo;

@@ -1,0 +1,59 @@
+/* gst-earlyexit: raw audio of any format to the mono float samples a model
+ * reads, for the audio elements.
+ *
+ * One EeAudioConv turns a run of contiguous raw audio (any GStreamer raw
+ * format, rate, channel count and layout) into mono float samples at the
+ * model's rate: the channels are averaged (as the reference feature code
+ * does), then GstAudioConverter resamples with the Kaiser-windowed sinc of
+ * GstAudioResampler at a quality from 0 to 10.
+ *
+ * Sample counting: output sample k of a run is the signal at time k / out_rate
+ * after the run's first input sample, so a run that starts at running time t
+ * puts its samples at t * out_rate + k. The resampler holds back a few
+ * samples (its latency); ee_audio_conv_drain() computes them from silence
+ * after the end, and the run's output then has exactly
+ * round(in_frames * out_rate / in_rate) samples. */
+#ifndef EE_AUDIOCONV_H
+#define EE_AUDIOCONV_H
+
+#include <gst/audio/audio.h>
+
+G_BEGIN_DECLS
+
+/* The default and the range of the `audio-resample-quality` property
+ * (docs/features.md, "Resampling in the elements", measured the choice). */
+#define EE_AUDIO_CONV_DEFAULT_QUALITY 5
+
+typedef struct _EeAudioConv EeAudioConv;
+
+/* NULL and *error set when GstAudioConverter cannot convert `in`. */
+EeAudioConv *ee_audio_conv_new (const GstAudioInfo *in, int out_rate,
+                                int quality, GError **error);
+void ee_audio_conv_free (EeAudioConv *conv);
+
+const GstAudioInfo *ee_audio_conv_in_info (const EeAudioConv *conv);
+/* Input frames the resampler needs beyond an output sample (its latency). */
+gsize ee_audio_conv_latency (const EeAudioConv *conv);
+
+/* Converts n_in frames given as `planes` (one for interleaved audio, one per
+ * channel otherwise, as GstAudioBuffer maps them; NULL: silence). *out: the
+ * new output samples, owned by conv and valid until the next call; returns
+ * their number. FALSE on a conversion failure. */
+gboolean ee_audio_conv_push (EeAudioConv *conv, gpointer *planes, gsize n_in,
+                             const float **out, gsize *n_out);
+/* Maps and converts one buffer (its samples, GAP buffers included as their
+ * data); FALSE when it cannot be mapped or converted. */
+gboolean ee_audio_conv_push_buffer (EeAudioConv *conv, GstBuffer *buf,
+                                    const float **out, gsize *n_out);
+/* Ends the run: the held-back samples, so that the run's output has
+ * round(in_frames * out_rate / in_rate) samples. Then starts a new run. */
+void ee_audio_conv_drain (EeAudioConv *conv, const float **out, gsize *n_out);
+/* Forgets the run without output (flush, discontinuity). */
+void ee_audio_conv_reset (EeAudioConv *conv);
+
+/* Input frames and output samples of the current run. */
+guint64 ee_audio_conv_run_in (const EeAudioConv *conv);
+guint64 ee_audio_conv_run_out (const EeAudioConv *conv);
+
+G_END_DECLS
+#endif /* EE_AUDIOCONV_H */
