@@ -487,7 +487,7 @@ sub_new (Broker *b, Collected *c, gboolean persistent, const gchar *ca,
                  == MOSQ_ERR_SUCCESS);
   if (user)
     mosquitto_username_pw_set (s->mosq, user, password);
-  fail_unless (mosquitto_connect (s->mosq, "localhost", b->port, 10)
+  fail_unless (mosquitto_connect (s->mosq, "127.0.0.1", b->port, 10)
                == MOSQ_ERR_SUCCESS);
   fail_unless (mosquitto_loop_start (s->mosq) == MOSQ_ERR_SUCCESS);
   for (i = 0; i < 2000 && !g_atomic_int_get (&s->subscribed); i++)

@@ -421,7 +421,7 @@ GST_START_TEST (test_mqtt_tls_login)
 
   /* the right CA and password: everything arrives */
   gst_debug_add_log_function (log_collect, (gpointer)password, NULL);
-  props = g_strdup_printf ("method=mqtt host=localhost port=%d "
+  props = g_strdup_printf ("method=mqtt host=127.0.0.1 port=%d "
                            "tls-ca-file=\"%s\" username=publisher "
                            "password-file=\"%s\"",
                            b->port, ca, mypw);
@@ -463,7 +463,7 @@ GST_START_TEST (test_mqtt_tls_login)
   /* a wrong password (from the environment): a warning, the video goes on */
   g_setenv ("EE_TEST_MQTT_PASSWORD", wrong, TRUE);
   gst_debug_add_log_function (log_collect, (gpointer)wrong, NULL);
-  props = g_strdup_printf ("method=mqtt host=localhost port=%d "
+  props = g_strdup_printf ("method=mqtt host=127.0.0.1 port=%d "
                            "tls-ca-file=\"%s\" username=publisher "
                            "password-env=EE_TEST_MQTT_PASSWORD "
                            "flush-timeout=500000000",
@@ -485,7 +485,7 @@ GST_START_TEST (test_mqtt_tls_login)
   fail_unless (logged == NULL, "the password was logged: %s", logged);
 
   /* a CA that did not sign the broker's certificate */
-  props = g_strdup_printf ("method=mqtt host=localhost port=%d "
+  props = g_strdup_printf ("method=mqtt host=127.0.0.1 port=%d "
                            "tls-ca-file=\"%s\" username=publisher "
                            "password-file=\"%s\" flush-timeout=500000000",
                            b->port, other_ca, mypw);
