@@ -55,7 +55,9 @@ ee_runner_free (EeRunner *r)
 {
   if (!r)
     return;
-  for (int i = 0; i < r->n_segs; i++)
+  /* a segment still open (a model load that failed inside it) has its name
+   * too */
+  for (int i = 0; i < r->n_segs + (r->open ? 1 : 0); i++)
     g_free (r->segs[i].name);
   ee_graph_free (r->graph);
   g_free (r);
