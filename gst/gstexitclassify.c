@@ -56,7 +56,11 @@
  * - `device` (string, READY only, default "auto"): auto, cpu, cuda or cuda:N.
  * - `precision` (enum, READY only, default fp32): fp32, tf32, fp16, bf16; a
  *   precision the backend lacks is an error (the CPU has fp32 and bf16).
- * - `deadline` (guint64 ns, default 0 = one frame duration).
+ * - `deadline` (guint64 ns, default 0 = one frame duration; 2^63 - 1 or
+ *   more = no limit).
+ * - `deadline-reference` (enum, default processing): what the deadline
+ *   counts from: processing (the frame's arrival) or capture (its capture
+ *   time, for live sources).
  * - `policy` (enum, default anytime): anytime, confidence, fixed, full.
  * - `min-exit`, `max-exit` (int, default -1 = none): the range of exits, by
  *   index in anytime order, that may run.
@@ -108,6 +112,10 @@
  * - `valid` (boolean, only when FALSE): the exit's output had a NaN or an
  *   infinity; `label`, `label-id`, `confidence` and the top-k arrays are
  *   then left out (the element warns once).
+ * - `capture-time`, `age` (guint64 ns, when the frame's capture time is
+ *   known: its NTP reference timestamp meta, else the pipeline clock at its
+ *   running time): the capture in UTC (ns since 1970) and the time from it
+ *   to the result; see the `deadline-reference` property.
  *
  * The element message is named `exitclassify` and has, before the fields
  * above, `timestamp`, `stream-time`, `running-time` and `duration`
@@ -182,8 +190,9 @@ gst_exit_classify_class_init (GstExitClassifyClass *klass)
       "EarlyExitResultMeta, a structure earlyexit/result with task, label, "
       "label-id, confidence, top-labels, top-label-ids, top-confidences, "
       "exit, exit-index, n-exits, fresh, deadline, inference-time, "
-      "deadline-missed and unique-id (and valid=false, without the label "
-      "fields, when the network's output was not finite); post-messages=true "
+      "deadline-missed and unique-id (valid=false, without the label "
+      "fields, when the network's output was not finite; capture-time and "
+      "age when the frame's capture time is known); post-messages=true "
       "posts the same "
       "fields, after timestamp, stream-time, running-time and duration, in "
       "an element message named exitclassify",
