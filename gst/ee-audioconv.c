@@ -173,6 +173,25 @@ ee_audio_conv_push_buffer (EeAudioConv *conv, GstBuffer *buf, const float **out,
   return ok;
 }
 
+/* Silence in `finfo`'s format, without ORC: GStreamer's own silence
+ * (gst_audio_format_info_fill_silence, or the converter's for NULL input)
+ * runs an ORC program that liborc 0.4.33 leaks on first use. */
+static void
+fill_silence (const GstAudioFormatInfo *finfo, guint8 *dest, gsize bytes)
+{
+  gsize width = MAX (GST_AUDIO_FORMAT_INFO_WIDTH (finfo) / 8, 1);
+  gboolean zero = TRUE;
+
+  for (gsize i = 0; i < width; i++)
+    zero = zero && finfo->silence[i] == 0;
+  if (zero) {
+    memset (dest, 0, bytes);
+    return;
+  }
+  for (gsize off = 0; off + width <= bytes; off += width)
+    memcpy (dest + off, finfo->silence, width);
+}
+
 void
 ee_audio_conv_drain (EeAudioConv *conv, const float **out, gsize *n_out)
 {
@@ -190,15 +209,30 @@ ee_audio_conv_drain (EeAudioConv *conv, const float **out, gsize *n_out)
   }
   dst = scratch (conv, missing);
   if (latency > 0) {
-    /* feed silence until the held-back samples are out */
+    /* feed silence in the input format until the held-back samples are
+     * out */
     gsize n = gst_audio_converter_get_out_frames (conv->converter, latency);
     float *tmp = g_new (float, MAX (n, 1));
     gpointer outp[1] = { tmp };
-    if (gst_audio_converter_samples (conv->converter, 0, NULL, latency, outp,
+    gboolean planar
+        = GST_AUDIO_INFO_LAYOUT (&conv->in) == GST_AUDIO_LAYOUT_NON_INTERLEAVED;
+    int n_planes = planar ? GST_AUDIO_INFO_CHANNELS (&conv->in) : 1;
+    gsize plane_bytes = latency
+                        * (planar ? (gsize)GST_AUDIO_INFO_BPS (&conv->in)
+                                  : (gsize)GST_AUDIO_INFO_BPF (&conv->in));
+    guint8 *silence = g_malloc (plane_bytes * n_planes);
+    gpointer *inp = g_new (gpointer, n_planes);
+
+    fill_silence (conv->in.finfo, silence, plane_bytes * n_planes);
+    for (int i = 0; i < n_planes; i++)
+      inp[i] = silence + i * plane_bytes;
+    if (gst_audio_converter_samples (conv->converter, 0, inp, latency, outp,
                                      n)) {
       got = MIN (n, missing);
       memcpy (dst, tmp, got * sizeof (float));
     }
+    g_free (inp);
+    g_free (silence);
     g_free (tmp);
   }
   /* a resampler that held back less than the rounding asks: zeros */

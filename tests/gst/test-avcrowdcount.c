@@ -974,13 +974,14 @@ accepts (GstElement *e, const gchar *pad_name, const gchar *caps_str)
 static gchar *
 caps_error (Fx *f, GstHarness *h, const gchar *caps_str)
 {
+  GstCaps *caps = gst_caps_from_string (caps_str);
   GstMessage *msg;
   GError *err = NULL;
   gchar *debug = NULL, *text;
 
   /* sticky: stored upstream even when refused, so no result to check */
-  gst_harness_push_event (h,
-                          gst_event_new_caps (gst_caps_from_string (caps_str)));
+  gst_harness_push_event (h, gst_event_new_caps (caps));
+  gst_caps_unref (caps);
   /* the aggregator handles the event in its own thread */
   msg = gst_bus_timed_pop_filtered (f->bus, 30 * GST_SECOND, GST_MESSAGE_ERROR);
   fail_unless (msg != NULL, "no error for caps %s", caps_str);
