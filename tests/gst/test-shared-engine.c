@@ -257,6 +257,9 @@ GST_START_TEST (test_other_model_refused)
   g_free (debug);
   gst_message_unref (msg);
   gst_element_set_state (other, GST_STATE_NULL);
+  /* the state-changed message left on the bus holds the element, which
+   * holds the bus: break the cycle */
+  gst_element_set_bus (other, NULL);
   gst_object_unref (other);
   gst_object_unref (bus);
 
