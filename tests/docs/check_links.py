@@ -19,6 +19,9 @@ What counts as a citation (the rule):
      build/DIR/NAME must be as above for DIR/NAME; build/DIR must be a
      project folder or a folder that a script in scripts/ writes into the
      build folder ("$build/DIR", as scripts/demo.sh writes demo/).
+   Plain text (outside code and links) is held to the first of these: a word
+   that starts with a top-level folder of the project and a '/'
+   (docs/engine.md, tests/gst/meson.build) must exist or be made there.
 3. Inline code spans only: a bare file name (no '/') ending in one of
    EXTENSIONS must be the name of a file somewhere in the project, or a name
    that the project's code writes (a quoted literal "NAME" or 'NAME' in a
@@ -188,6 +191,13 @@ class Checker:
                 for m in CODE_SPAN.finditer(line):
                     for w in SPLIT.split(m.group(2)):
                         self.cite(doc, lineno, w, True, False)
+                prose = CODE_SPAN.sub(" ", LINK.sub(" ", line))
+                for w in SPLIT.split(prose):
+                    w = w.strip(".,:;*_`")  # a code span broken over two lines
+                    first = w.split("/")[0]
+                    if "/" in w and first in self.top and \
+                            os.path.isdir(os.path.join(self.root, first)):
+                        self.cite(doc, lineno, w, False, False)
 
     def check_spec_citations(self):
         """Rule 4: no file of the project names the specs outside it."""

@@ -12,6 +12,7 @@ CHECKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check_links.
 
 GOOD = """# A project
 [the engine](docs/engine.md), [same folder](docs/engine.md#threads), https://example.org
+In prose: docs/engine.md, audio/x-raw and nn/ee-engine.h.
 `nn/ee-engine.{c,h}`, `nn/ee-engine.c:12`, `engine.md`, `nn/*.c`, `audio/x-raw,format=F32LE`,
 `build/nn/tool`, `build/nn`, `/usr/bin/python3`, `earlyexit/result`
 ```sh
@@ -20,17 +21,18 @@ GST_PLUGIN_PATH=build/nn tool model-file=nn/ee-engine.c clip.wav
 """
 BAD = """## Bad
 [gone](docs/gone.md) `MODELS.md` `../shared/docs/MODELS.md` `nn/missing.c`
-`build/nn/not-made` `nn/ee-engine.{c,x}`
+`build/nn/not-made` `nn/ee-engine.{c,x}` and in prose nn/gone.h, not nn/ee-engine.h.
 ```sh
 tool --model nn/absent.safetensors
 ```
 """
-WANT = {"README.md:9: docs/gone.md", "README.md:9: MODELS.md",
-        "README.md:9: ../shared/docs/MODELS.md", "README.md:9: nn/missing.c",
-        "README.md:10: build/nn/not-made", "README.md:10: nn/ee-engine.x",
-        "README.md:12: nn/absent.safetensors", "docs/engine.md:1: ../nothing.md",
+WANT = {"README.md:10: docs/gone.md", "README.md:10: MODELS.md",
+        "README.md:10: ../shared/docs/MODELS.md", "README.md:10: nn/missing.c",
+        "README.md:11: build/nn/not-made", "README.md:11: nn/ee-engine.x",
+        "README.md:11: nn/gone.h",
+        "README.md:13: nn/absent.safetensors", "docs/engine.md:1: ../nothing.md",
         "nn/ee-engine.c:1: MODELS.md (outside the project)",
-        "README.md:9: MODELS.md (outside the project)",
+        "README.md:10: MODELS.md (outside the project)",
         "nn/meson.build:2: ../shared/ (outside the project)"}
 
 
