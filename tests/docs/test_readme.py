@@ -53,6 +53,14 @@ def main():
     ap.add_argument("--workdir", required=True)
     args = ap.parse_args()
     root = os.path.abspath(args.source_root)
+    try:
+        import gi
+        gi.require_version("Gst", "1.0")
+        from gi.repository import Gst
+        Gst.ValueArray  # python3-gst-1.0's overrides
+    except (ImportError, ValueError, AttributeError) as e:
+        fail(f"{sys.executable} cannot use GStreamer from Python ({e}): "
+             "install python3-gi and python3-gst-1.0 (scripts/install-deps.sh)")
 
     clip_dir = os.path.join(args.workdir, "clip")
     subprocess.run([sys.executable, os.path.join(root, "models", "synth", "scenes.py"),
