@@ -92,7 +92,14 @@
  *   how long one sink pad may go without data while the other has some
  *   before the element stops waiting for it (above).
  * - `deadline` (guint64 ns, default 0 = one frame duration): the budget of a
- *   frame from becoming processable to its result.
+ *   frame from becoming processable (or captured) to its result; 2^63 - 1 ns
+ *   or more (deadline=-1) is no limit.
+ * - `deadline-reference` (enum, default processing): what the deadline
+ *   counts from: processing (the frame became processable, its audio window
+ *   having arrived) or capture (its NTP reference timestamp meta, as rtpbin
+ *   add-reference-timestamp-meta=true gives it, else the pipeline clock at
+ *   its running time). Under capture, the wait for window/2 of audio is part
+ *   of the budget (docs/deploying.md).
  * - `policy` (enum, default anytime): anytime (the newest exit finished by
  *   the deadline), fixed (always exit max-exit), full (every exit up to
  *   max-exit, deadline ignored); confidence acts as anytime (a count has no
@@ -143,6 +150,11 @@
  *   processable to its result (preprocessing included).
  * - `deadline-missed` (boolean): the result came after the deadline.
  * - `unique-id` (uint): #GstAvCrowdCount:unique-id.
+ * - `capture-time` (guint64, when the frame's capture is known): ns since
+ *   1970 UTC (#GstAvCrowdCount:deadline-reference says how it is known).
+ * - `age` (guint64, with capture-time): ns from capture to the result.
+ * - `valid` (boolean, only when FALSE): the exit gave a NaN or infinite
+ *   output; `count` is then absent.
  * - `untimed` (boolean, only on frames without timestamp): TRUE; the result
  *   is carried over, or before the first one computed without audio.
  * - `window-first-sample`, `window-last-sample` (double, only with
