@@ -644,6 +644,7 @@ open_engine (EeElement *ee, const EeEngineConfig *cfg, int max_exits)
   GST_OBJECT_LOCK (ee->element);
   ee->n_exits = ee_runner_n_exits (r);
   ee->exit_names = names;
+  ee->running = TRUE;
   GST_OBJECT_UNLOCK (ee->element);
 
   log_backend (ee, cfg);
@@ -704,6 +705,7 @@ ee_element_stop (EeElement *ee)
   gchar **names = ee->exit_names;
 
   GST_OBJECT_LOCK (ee->element);
+  ee->running = FALSE;
   ee->stream = NULL;
   ee->engine = NULL;
   ee->model = NULL;
@@ -719,7 +721,13 @@ ee_element_stop (EeElement *ee)
 gboolean
 ee_element_running (EeElement *ee)
 {
-  return ee->stream != NULL;
+  gboolean running;
+
+  /* any thread (set_property): the flag, not the fields start fills in */
+  GST_OBJECT_LOCK (ee->element);
+  running = ee->running;
+  GST_OBJECT_UNLOCK (ee->element);
+  return running;
 }
 
 /* ------------------------------------------------------------ streaming */

@@ -169,6 +169,7 @@ typedef struct
   guint64 capture_utc;
 
   /* object lock */
+  gboolean running;    /* started (the engine and stream are open) */
   GstClockTime period; /* natural period (frame duration, hop) */
   guint64 items;       /* items out */
 } EeElement;
