@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
   libglib2.0-dev libjson-glib-dev libfftw3-dev libsndfile1-dev libdnnl-dev libpng-dev libjpeg-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
-  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad check
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav check
   python3-numpy python3-torch python3-torchvision python3-gst-1.0
   libmosquitto-dev librdkafka-dev mosquitto mosquitto-clients openssl python3-jsonschema
   python3-resampy
