@@ -133,8 +133,9 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
       g_param_spec_string (
           "model-instance-id", "Model Instance ID",
           "Elements with the same id and the same model file, device and "
-          "precision share one engine: one copy of the weights, one worker "
-          "scheduling all their frames by deadline (empty: a private engine)",
+          "precision share one engine: one copy of the weights, one "
+          "scheduler running all their frames by deadline (empty: a private "
+          "engine)",
           DEFAULT_INSTANCE_ID, READY_ONLY));
   g_object_class_install_property (
       klass, EE_ELEMENT_PROP_THREADS,

@@ -78,7 +78,7 @@
  *   precision the backend lacks is an error (the CPU has fp32 and bf16).
  * - `model-instance-id` (string, READY only, default empty): elements with
  *   the same id and the same model file, device and precision share one
- *   engine: one copy of the weights and one worker scheduling all their
+ *   engine: one copy of the weights and one scheduler running all their
  *   frames earliest deadline first (docs/engine.md). Empty: a private engine.
  *   The same id with another file, device or precision is an error.
  * - `threads` (int, READY only, default 0 = all cores): CPU threads of the
