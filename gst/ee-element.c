@@ -645,6 +645,7 @@ open_engine (EeElement *ee, const EeEngineConfig *cfg, int max_exits)
   GST_OBJECT_LOCK (ee->element);
   ee->n_exits = ee_runner_n_exits (r);
   ee->exit_names = names;
+  ee->frame_cost = (GstClockTime)ee_engine_frame_cost (ee->engine);
   ee->running = TRUE;
   GST_OBJECT_UNLOCK (ee->element);
 
@@ -717,6 +718,19 @@ ee_element_stop (EeElement *ee)
   ee_engine_release (engine);
   g_strfreev (names);
   ee_element_reset (ee);
+}
+
+GstClockTime
+ee_element_latency (EeElement *ee)
+{
+  GstClockTime budget = ee_element_budget (ee, GST_CLOCK_TIME_NONE), cost;
+
+  if (budget < EE_ELEMENT_NO_DEADLINE)
+    return budget;
+  GST_OBJECT_LOCK (ee->element);
+  cost = ee->running ? 2 * ee->frame_cost : budget;
+  GST_OBJECT_UNLOCK (ee->element);
+  return cost;
 }
 
 gboolean

@@ -169,9 +169,10 @@ typedef struct
   guint64 capture_utc;
 
   /* object lock */
-  gboolean running;    /* started (the engine and stream are open) */
-  GstClockTime period; /* natural period (frame duration, hop) */
-  guint64 items;       /* items out */
+  gboolean running;        /* started (the engine and stream are open) */
+  GstClockTime frame_cost; /* estimated full run of a frame, at start */
+  GstClockTime period;     /* natural period (frame duration, hop) */
+  guint64 items;           /* items out */
 } EeElement;
 
 /* class_init: installs the common properties (ids above). */
@@ -199,6 +200,11 @@ gboolean ee_element_running (EeElement *ee);
  * else 40 ms. */
 GstClockTime ee_element_budget (EeElement *ee, GstClockTime natural);
 void ee_element_set_period (EeElement *ee, GstClockTime period);
+/* The inference part of the latency to report: the budget, or with no
+ * limit (EE_ELEMENT_NO_DEADLINE) twice the estimated full run of a frame
+ * (measured at start), so that a live pipeline can still configure its
+ * latency. */
+GstClockTime ee_element_latency (EeElement *ee);
 /* Whether the next item runs the network (interval); counts it. */
 gboolean ee_element_take_turn (EeElement *ee);
 /* The same without counting it. */

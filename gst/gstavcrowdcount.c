@@ -511,7 +511,7 @@ update_latency (GstAvCrowdCount *self)
   GST_OBJECT_LOCK (self);
   window = self->window;
   GST_OBJECT_UNLOCK (self);
-  latency = window / 2 + ee_element_budget (&self->ee, GST_CLOCK_TIME_NONE);
+  latency = window / 2 + ee_element_latency (&self->ee);
   GST_OBJECT_LOCK (self);
   if (latency == self->latency) {
     GST_OBJECT_UNLOCK (self);

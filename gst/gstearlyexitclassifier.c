@@ -220,7 +220,7 @@ update_latency (GstEarlyExitClassifier *self)
 
   if (!ee_element_running (&self->ee))
     return;
-  latency = ee_element_budget (&self->ee, GST_CLOCK_TIME_NONE);
+  latency = ee_element_latency (&self->ee);
   GST_OBJECT_LOCK (self);
   changed = latency != self->latency;
   self->latency = latency;

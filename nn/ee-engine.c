@@ -150,6 +150,17 @@ ee_engine_exit_cost (EeEngine *e, int exit_index)
   return c;
 }
 
+gint64
+ee_engine_frame_cost (EeEngine *e)
+{
+  gint64 c;
+
+  g_mutex_lock (&e->lock);
+  c = (gint64)cost (e, (guint32)((1ull << e->n_segs) - 1));
+  g_mutex_unlock (&e->lock);
+  return c;
+}
+
 void
 ee_engine_set_cost (EeEngine *e, int segment, gint64 ns)
 {

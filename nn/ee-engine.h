@@ -114,6 +114,8 @@ int ee_engine_n_streams (EeEngine *e);
 /* Estimated nanoseconds to run exit `exit_index` and everything it needs
  * from scratch. */
 gint64 ee_engine_exit_cost (EeEngine *e, int exit_index);
+/* Estimated nanoseconds to run every exit of a frame from scratch. */
+gint64 ee_engine_frame_cost (EeEngine *e);
 /* Sets the estimate of runner segment `segment` (ns), e.g. for a test. */
 void ee_engine_set_cost (EeEngine *e, int segment, gint64 ns);
 

@@ -425,8 +425,11 @@ GST_START_TEST (test_deadline_no_limit)
                                  (guint64)G_MAXINT64);
       gst_structure_free (r);
     }
+    /* the latency reported is twice the estimated full run, so that a
+     * live pipeline can configure it: finite, more than nothing */
     g_object_get (f.e, "processing-latency", &latency, NULL);
-    fail_unless_equals_uint64 (latency, (guint64)G_MAXINT64);
+    fail_unless (latency > 0 && latency < 60 * GST_SECOND,
+                 "processing-latency %" G_GUINT64_FORMAT, latency);
   }
   fx_stop (&f);
 
