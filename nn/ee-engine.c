@@ -46,7 +46,11 @@ struct _EeEngine
   gboolean quit;
   GList *streams;
   GPtrArray *waiting, *going; /* the worker's, reused at every decision */
-  double est[EE_RUNNER_MAX_SEGMENTS];  /* ns per segment, moving average */
+  /* ns per segment on all the engine's cores, moving average */
+  double est[EE_RUNNER_MAX_SEGMENTS];
+  /* how much slower than alone a step runs now: the lanes sharing the
+   * cores (1 with one lane); set at every decision */
+  double slow;
   int skipped[EE_RUNNER_MAX_SEGMENTS]; /* per exit, frames skipped in a row */
   int probe_every[EE_RUNNER_MAX_SEGMENTS]; /* per exit */
 };
@@ -114,8 +118,9 @@ highest (guint32 bits)
   return bits ? 31 - __builtin_clz (bits) : -1;
 }
 
+/* Estimated ns of segments `segs` on all the engine's cores. */
 static double
-cost (EeEngine *e, guint32 segs)
+cost_alone (EeEngine *e, guint32 segs)
 {
   double c = 0;
 
@@ -123,6 +128,13 @@ cost (EeEngine *e, guint32 segs)
     if (segs & (1u << s))
       c += e->est[s];
   return c;
+}
+
+/* The same as the lanes share the cores now: what scheduling plans with. */
+static double
+cost (EeEngine *e, guint32 segs)
+{
+  return cost_alone (e, segs) * e->slow;
 }
 
 static void
@@ -145,7 +157,7 @@ ee_engine_exit_cost (EeEngine *e, int exit_index)
   gint64 c;
 
   g_mutex_lock (&e->lock);
-  c = (gint64)cost (e, ee_runner_exit_needs (e->r, exit_index));
+  c = (gint64)cost_alone (e, ee_runner_exit_needs (e->r, exit_index));
   g_mutex_unlock (&e->lock);
   return c;
 }
@@ -156,7 +168,7 @@ ee_engine_frame_cost (EeEngine *e)
   gint64 c;
 
   g_mutex_lock (&e->lock);
-  c = (gint64)cost (e, (guint32)((1ull << e->n_segs) - 1));
+  c = (gint64)cost_alone (e, (guint32)((1ull << e->n_segs) - 1));
   g_mutex_unlock (&e->lock);
   return c;
 }
@@ -501,6 +513,7 @@ choose (EeEngine *e, int *exit_index, int *in_flight)
     if (s->active && !s->busy)
       g_ptr_array_add (s->finished ? e->going : e->waiting, s);
   }
+  e->slow = MAX (MIN (e->n_lanes, *in_flight), 1);
   s = e->waiting->len ? choose_first (e, e->waiting, now, exit_index) : NULL;
   if (!s && e->going->len)
     s = choose_next (e, e->going, now, exit_index);
@@ -558,7 +571,7 @@ worker_main (gpointer data)
     guint32 segs;
     GError *err = NULL;
     gboolean ok, first, accepted;
-    int i, in_flight, sharing;
+    int i, in_flight, sharing, step_cores;
     EeStream *s = choose (e, &i, &in_flight);
 
     if (!s) {
@@ -572,8 +585,9 @@ worker_main (gpointer data)
     sharing = MAX (MIN (e->n_lanes, in_flight), e->running);
     g_mutex_unlock (&e->lock);
 
+    step_cores = e->n_lanes > 1 ? MAX (e->cores / sharing, 1) : e->cores;
     if (e->n_lanes > 1)
-      ee_backend_set_thread_cores (e->be, MAX (e->cores / sharing, 1));
+      ee_backend_set_thread_cores (e->be, step_cores);
 
     ok = run_step (e, s, i, first, seg_ns, &segs, &err);
     accepted = ok && accepts (s, i);
@@ -584,7 +598,8 @@ worker_main (gpointer data)
     for (int seg = 0; seg < e->n_segs; seg++)
       if ((segs & (1u << seg)) && seg_ns[seg] >= 0)
         /* a try exists to measure afresh */
-        update (e, seg, seg_ns[seg], s->probe == i);
+        /* kept as on all cores: a step on half of them counts half */
+        update (e, seg, seg_ns[seg] * step_cores / e->cores, s->probe == i);
     if (s->active) {
       if (!ok) {
         g_propagate_error (&s->error, err);
@@ -711,6 +726,7 @@ engine_new (const EeEngineConfig *cfg, EeEngineLoadFunc load,
     e->input_value[k] = ee_graph_input_value (g, k);
   for (int i = 0; i < e->n_exits; i++)
     e->probe_every[i] = PROBE_FIRST;
+  e->slow = 1;
   if (!warm_up (e, cfg->warm_up_runs, error))
     goto fail;
   e->n_lanes = 1;
@@ -1021,6 +1037,6 @@ ee_stream_get_stats (EeStream *s, EeStreamStats *stats)
   stats->qos_max_exit = s->qos_cap;
   stats->n_exits = e->n_exits;
   for (int i = 0; i < e->n_exits; i++)
-    stats->estimate[i] = (gint64)cost (e, ee_runner_exit_needs (e->r, i));
+    stats->estimate[i] = (gint64)cost_alone (e, ee_runner_exit_needs (e->r, i));
   g_mutex_unlock (&e->lock);
 }

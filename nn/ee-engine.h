@@ -22,7 +22,10 @@
  * - Costs: a running estimate per runner segment, measured at warm-up and
  *   then after every segment (exponential moving average, weight 1/4, a
  *   measurement counting at most twice the estimate so that one preempted
- *   run cannot lock a segment out). An exit skipped for lack of time 25
+ *   run cannot lock a segment out). Estimates are kept as on all the
+ *   engine's cores: a step that ran on a lane's share counts by that share,
+ *   and plans scale them by the lanes sharing the cores at the time (the
+ *   frames in flight, at most the lanes). An exit skipped for lack of time 25
  *   frames in a row is tried anyway (its estimate may be stale); a try that
  *   misses the deadline doubles the wait, up to 1600 frames.
  * - Backends: eager ones (EE_BACKEND_CAP_EAGER: the CPU) have run a segment
