@@ -5,6 +5,9 @@
 
 #include "ee-audioconv.h"
 
+GST_DEBUG_CATEGORY_STATIC (ee_audio_conv_debug);
+#define GST_CAT_DEFAULT ee_audio_conv_debug
+
 struct _EeAudioConv
 {
   GstAudioInfo in;
@@ -44,6 +47,38 @@ make_config (const GstAudioInfo *in, int out_rate, int quality)
   gst_structure_take_value (config, GST_AUDIO_CONVERTER_OPT_MIX_MATRIX,
                             &matrix);
   return config;
+}
+
+EeAudioConv *
+ee_audio_conv_new_for_caps (GstElement *element, const char *who, GstCaps *caps,
+                            int out_rate, int quality, GstAudioInfo *info)
+{
+  static gsize debug_once = 0;
+  EeAudioConv *conv = NULL;
+  GError *err = NULL;
+  gchar *got;
+
+  if (g_once_init_enter (&debug_once)) {
+    GST_DEBUG_CATEGORY_INIT (ee_audio_conv_debug, "earlyexit-audioconv", 0,
+                             "earlyexit audio conversion");
+    g_once_init_leave (&debug_once, 1);
+  }
+  if (gst_audio_info_from_caps (info, caps))
+    conv = ee_audio_conv_new (info, out_rate, quality, &err);
+  if (conv)
+    return conv;
+  got = gst_caps_to_string (caps);
+  GST_ELEMENT_ERROR (
+      element, CORE, NEGOTIATION,
+      ("%s cannot take the caps %s: it takes raw audio (audio/x-raw) of any "
+       "sample format, rate, channel count and layout, with the format "
+       "fields complete.",
+       who, got),
+      ("refused caps %" GST_PTR_FORMAT "%s%s", caps, err ? ": " : "",
+       err ? err->message : ""));
+  g_free (got);
+  g_clear_error (&err);
+  return NULL;
 }
 
 EeAudioConv *

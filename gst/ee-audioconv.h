@@ -29,6 +29,12 @@ typedef struct _EeAudioConv EeAudioConv;
 /* NULL and *error set when GstAudioConverter cannot convert `in`. */
 EeAudioConv *ee_audio_conv_new (const GstAudioInfo *in, int out_rate,
                                 int quality, GError **error);
+/* For an audio pad's caps: *info from `caps` and a converter for them, or
+ * NULL after posting a negotiation error on `element` that names the caps
+ * that came and those that work (`who`: "avcrowdcount's audio pad"). */
+EeAudioConv *ee_audio_conv_new_for_caps (GstElement *element, const char *who,
+                                         GstCaps *caps, int out_rate,
+                                         int quality, GstAudioInfo *info);
 void ee_audio_conv_free (EeAudioConv *conv);
 
 const GstAudioInfo *ee_audio_conv_in_info (const EeAudioConv *conv);

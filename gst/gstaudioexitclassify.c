@@ -508,25 +508,13 @@ gst_audio_exit_classify_set_caps (GstBaseTransform *trans, GstCaps *incaps,
 {
   GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (trans);
   GstAudioInfo info;
-  EeAudioConv *conv = NULL;
-  GError *err = NULL;
+  EeAudioConv *conv;
 
-  if (gst_audio_info_from_caps (&info, incaps))
-    conv = ee_audio_conv_new (&info, self->rate, self->resample_quality, &err);
-  if (!conv) {
-    gchar *got = gst_caps_to_string (incaps);
-    GST_ELEMENT_ERROR (
-        self, CORE, NEGOTIATION,
-        ("audioexitclassify cannot take the caps %s: it takes raw audio "
-         "(audio/x-raw) of any sample format, rate, channel count and "
-         "layout, with the format fields complete.",
-         got),
-        ("refused caps %" GST_PTR_FORMAT "%s%s", incaps, err ? ": " : "",
-         err ? err->message : ""));
-    g_free (got);
-    g_clear_error (&err);
+  conv = ee_audio_conv_new_for_caps (GST_ELEMENT (self), "audioexitclassify",
+                                     incaps, self->rate, self->resample_quality,
+                                     &info);
+  if (!conv)
     return FALSE;
-  }
   if (self->conv
       && gst_audio_info_is_equal (&info, ee_audio_conv_in_info (self->conv))) {
     ee_audio_conv_free (conv);

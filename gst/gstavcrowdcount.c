@@ -968,25 +968,13 @@ static gboolean
 set_audio_caps (GstAvCrowdCount *self, GstCaps *caps)
 {
   GstAudioInfo info;
-  GError *err = NULL;
-  EeAudioConv *conv = NULL;
+  EeAudioConv *conv;
 
-  if (gst_audio_info_from_caps (&info, caps))
-    conv = ee_audio_conv_new (&info, AUDIO_RATE, self->resample_quality, &err);
-  if (!conv) {
-    gchar *got = gst_caps_to_string (caps);
-    GST_ELEMENT_ERROR (
-        self, CORE, NEGOTIATION,
-        ("avcrowdcount's audio pad cannot take the caps %s: it takes raw "
-         "audio (audio/x-raw) of any sample format, rate, channel count "
-         "and layout, with the format fields complete.",
-         got),
-        ("refused caps %" GST_PTR_FORMAT "%s%s", caps, err ? ": " : "",
-         err ? err->message : ""));
-    g_free (got);
-    g_clear_error (&err);
+  conv = ee_audio_conv_new_for_caps (GST_ELEMENT (self),
+                                     "avcrowdcount's audio pad", caps,
+                                     AUDIO_RATE, self->resample_quality, &info);
+  if (!conv)
     return FALSE;
-  }
   if (self->conv
       && gst_audio_info_is_equal (&info, ee_audio_conv_in_info (self->conv))) {
     ee_audio_conv_free (conv);
