@@ -24,62 +24,14 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "models", "convert"))
 import classifier as conv  # noqa: E402
 import exits_ref  # noqa: E402
+from taps import tap_hooks  # noqa: E402  (what each tap is)
 
 load_model = conv.load_model
-
-
-def _module(model, path):
-    m = model
-    for part in path.split("."):
-        m = m[int(part)] if part.isdigit() else getattr(m, part)
-    return m
-
-
-def _tap_hooks(cfg, model, tap, store):
-    """Registers the hooks that put tap `tap` into store[tap]; returns the handles."""
-    def save(fn=lambda t: t):
-        def hook(_mod, _inp, out):
-            store[tap] = fn(out.detach().clone())
-        return hook
-
-    arch = cfg["arch"]
-    if arch == "resnet152":
-        if tap == "stem":
-            return [model.maxpool.register_forward_hook(save())]
-        parts = tap.split(".")
-        if len(parts) == 3:  # layerK.I.convN: after bnN and the ReLU
-            bn = _module(model, f"{parts[0]}.{parts[1]}.bn{parts[2][-1]}")
-            return [bn.register_forward_hook(save(F.relu))]
-        return [_module(model, tap).register_forward_hook(save())]
-    if arch == "densenet201":
-        if tap == "features.norm5":
-            return [model.features.norm5.register_forward_hook(save(F.relu))]
-        if ".denselayer" in tap:
-            # the block's input and the new channels of layers 1..J, concatenated
-            blk_name, layer = tap.rsplit(".", 1)
-            blk, j = _module(model, blk_name), int(layer[len("denselayer"):])
-            parts = {}
-
-            def pre(_mod, inp):
-                parts[0] = inp[0].detach().clone()
-
-            def layer_hook(i):
-                def hook(_mod, _inp, out):
-                    parts[i] = out.detach().clone()
-                    if i == j:
-                        store[tap] = torch.cat([parts[k] for k in range(j + 1)], 1)
-                return hook
-            return [blk.register_forward_pre_hook(pre)] + [
-                getattr(blk, f"denselayer{i}").register_forward_hook(layer_hook(i))
-                for i in range(1, j + 1)]
-        return [_module(model, tap).register_forward_hook(save())]
-    return [_module(model, tap).register_forward_hook(save())]
 
 
 class ClassifierRef:
@@ -121,7 +73,7 @@ class ClassifierRef:
         store, handles = {}, []
         wanted = {e["tap"] for e in self.cfg["exits"]} | set(taps)
         for t in wanted:
-            handles += _tap_hooks(self.cfg, self.model, t, store)
+            handles += tap_hooks(self.cfg, self.model, t, store)
         try:
             final = self.model(x.to(self.dtype))
         finally:
