@@ -5,6 +5,7 @@
  *   earlyexit run MODEL --image IMG [--audio WAV] [--exits LIST] [--json]
  *   earlyexit evaluate MODEL --data DIR [--deadline MS|uniform:LO:HI]
  *       [--policy anytime,confidence,fixed,full] [--json]
+ *   earlyexit calibrate MODEL --data DIR|random:N --out OUT [--method M]
  *
  * Each subcommand lives in its own ee-cmd-*.c file and parses its own options.
  */
@@ -30,6 +31,8 @@ static const Command commands[] = {
     "run one image (+ audio) through a model and print every exit's result" },
   { "evaluate", ee_cmd_evaluate,
     "a classifier's accuracy, FLOPs and time under deadlines, per policy" },
+  { "calibrate", ee_cmd_calibrate,
+    "int8 scales for the CPU's convolutions, into a copy of a model file" },
 };
 
 static void

@@ -13,8 +13,10 @@
  * --audio: a WAV at the model's rate (its first window: 1 s SC, 3 s GTZAN)
  * whose features become the network input; --image .npy gives that input
  * directly.
- * --precision: fp32 (default) or bf16 (convolutions and large inner products in
- *          bf16; refused on CPUs without AVX-512). */
+ * --precision: fp32 (default), bf16 (convolutions and large inner products in
+ *          bf16; refused on CPUs without AVX-512) or int8 (convolutions in
+ *          int8 with the scales of `earlyexit calibrate`; refused on CPUs
+ *          without VNNI and on model files without scales). */
 #include <stdio.h>
 #include <string.h>
 
@@ -196,7 +198,7 @@ ee_cmd_run (int argc, char **argv)
           { "threads", 0, 0, G_OPTION_ARG_INT, &o.threads,
             "CPU threads (default: all cores)", "N" },
           { "precision", 0, 0, G_OPTION_ARG_STRING, &o.precision,
-            "fp32 (default) or bf16", "P" },
+            "fp32 (default), bf16 or int8", "P" },
           { NULL } };
   GOptionContext *ctx
       = g_option_context_new ("MODEL - run one frame through a model");
@@ -215,13 +217,17 @@ ee_cmd_run (int argc, char **argv)
     goto out;
   if (argc != 2 || (!o.image && !o.audio)) {
     g_printerr ("usage: earlyexit run MODEL --image IMG [--audio WAV] "
-                "[--exits LIST] [--json] [--precision fp32|bf16]\n");
+                "[--exits LIST] [--json] [--precision fp32|bf16|int8]\n");
     status = 2;
     goto out;
   }
-  if (o.precision && !ee_precision_from_string (o.precision, &precision)) {
+  if (o.precision
+      && (!ee_precision_from_string (o.precision, &precision)
+          || (precision != EE_PRECISION_FP32 && precision != EE_PRECISION_BF16
+              && precision != EE_PRECISION_INT8))) {
     g_set_error (&error, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "--precision: \"%s\" is not fp32 or bf16", o.precision);
+                 "--precision: \"%s\" is not fp32, bf16 or int8",
+                 o.precision);
     goto out;
   }
   if (!(be = ee_backend_cpu_new_full (o.threads, precision, &error))

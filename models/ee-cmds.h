@@ -9,5 +9,6 @@ int ee_cmd_features (int argc, char **argv);
 int ee_cmd_info (int argc, char **argv);
 int ee_cmd_run (int argc, char **argv);
 int ee_cmd_evaluate (int argc, char **argv);
+int ee_cmd_calibrate (int argc, char **argv);
 
 #endif /* EE_CMDS_H */

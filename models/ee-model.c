@@ -345,6 +345,67 @@ check_all_used (EeModel *m, GError **error)
   return TRUE;
 }
 
+/* The optional "int8" metadata (earlyexit calibrate, docs/model-format.md):
+ * {"ops": {NAME: [in_min, in_max, out_max], ...}, ...}, handed to the graph
+ * for the CPU backend's int8 convolutions. */
+static gboolean
+read_int8 (EeModel *m, const char *text, GError **error)
+{
+  JsonParser *p = json_parser_new ();
+  GHashTable *ranges = NULL;
+  JsonObject *ops = NULL;
+  JsonNode *root;
+  GList *names;
+  gboolean ok = json_parser_load_from_data (p, text, -1, NULL);
+
+  root = ok ? json_parser_get_root (p) : NULL;
+  if (root && JSON_NODE_HOLDS_OBJECT (root)
+      && json_object_has_member (json_node_get_object (root), "ops")) {
+    JsonNode *n = json_object_get_member (json_node_get_object (root), "ops");
+
+    ops = JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+  }
+  ok = ops != NULL;
+  if (ok)
+    ranges = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  names = ok ? json_object_get_members (ops) : NULL;
+  for (GList *l = names; ok && l; l = l->next) {
+    JsonNode *n = json_object_get_member (ops, l->data);
+    JsonArray *a = JSON_NODE_HOLDS_ARRAY (n) ? json_node_get_array (n) : NULL;
+    float *r = g_new (float, 3);
+
+    ok = a && json_array_get_length (a) == 3;
+    for (guint k = 0; ok && k < 3; k++) {
+      JsonNode *v = json_array_get_element (a, k);
+
+      ok = JSON_NODE_HOLDS_VALUE (v)
+           && json_node_get_value_type (v) != G_TYPE_STRING
+           && json_node_get_value_type (v) != G_TYPE_BOOLEAN;
+      if (ok)
+        r[k] = (float)json_node_get_double (v);
+    }
+    ok = ok && isfinite (r[0]) && isfinite (r[1]) && r[1] > 0.0f
+         && isfinite (r[2]) && r[2] >= 0.0f;
+    if (ok)
+      g_hash_table_insert (ranges, g_strdup (l->data), r);
+    else
+      g_free (r);
+  }
+  g_list_free (names);
+  if (ok)
+    ee_graph_set_int8 (ee_runner_graph (m->runner), ranges);
+  else
+    g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+                 "metadata \"int8\" is not an object whose \"ops\" maps "
+                 "each convolution to [in_min, in_max, out_max] (in_max > "
+                 "0, out_max >= 0); calibrate the model again with "
+                 "earlyexit calibrate");
+  if (ranges)
+    g_hash_table_unref (ranges);
+  g_object_unref (p);
+  return ok;
+}
+
 EeModel *
 ee_model_load (const char *path, EeBackend *be, gboolean plan, GError **error)
 {
@@ -424,6 +485,9 @@ ee_model_load (const char *path, EeBackend *be, gboolean plan, GError **error)
     goto fail;
   }
   if (m->version < architectures[i].since_version) {
+  if (ee_safetensors_metadata (m->st, "int8")
+      && !read_int8 (m, ee_safetensors_metadata (m->st, "int8"), &local))
+    goto fail;
     g_set_error (
         &local, EE_ERROR, EE_ERROR_FORMAT,
         "architecture \"%s\" needs format_version %d or later, the file "

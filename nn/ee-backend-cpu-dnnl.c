@@ -15,6 +15,7 @@
  * every channel of the backbone with bf16's error. */
 #include "ee-backend-cpu-private.h"
 
+#include <math.h>
 #include <string.h>
 
 /* The layout an op that takes any layout reads input i in: the input's own
@@ -145,6 +146,122 @@ query (dnnl_primitive_desc_t pd, dnnl_query_t what)
   return dnnl_primitive_desc_query_md (pd, what, 0);
 }
 
+/* An int8 convolution. The source is u8 or s8 with scale s_x (int8 =
+ * real x s_x): as it arrives from an int8 op, else quantised from float
+ * with the calibrated range (u8 when in_min >= 0). Weights are s8, one
+ * scale per output channel, s_w[o] = 127 / max |w[o]|. oneDNN 2.6 computes
+ * dst = scale[o] x (sum x_q w_q + bias'[o]) with the ReLU after, in int32
+ * then fp32, so bias'[o] = bias[o] x s_x s_w[o] and scale[o] = s_y / (s_x
+ * s_w[o]), s_y being 1 for a float output and 255 / out_max for a u8 one
+ * (a ReLU whose range the calibration gives). */
+static gboolean
+conv_int8_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
+               const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+{
+  const EeTensorDesc *x = in[0];
+  int64_t o = d->out_features, per_o;
+  gboolean x_int8 = x->dtype == EE_DTYPE_U8 || x->dtype == EE_DTYPE_S8;
+  gboolean u8_out = d->act == EE_ACT_RELU && d->out_max > 0.0f;
+  dnnl_data_type_t src_dt, dst_dt = u8_out ? dnnl_u8 : dnnl_f32;
+  float s_x, s_y = u8_out ? 255.0f / d->out_max : 1.0f;
+  float *w_scale, *scale, *bias = NULL;
+  dnnl_memory_desc_t x_md, src_any, w_any, w_user, b_md, dst_any;
+  dnnl_dims_t strides, dilates, pad, shape;
+  dnnl_convolution_desc_t cd;
+  dnnl_primitive_attr_t attr;
+  dnnl_primitive_desc_t pd = NULL;
+  dnnl_status_t st;
+  gboolean ok;
+
+  if (x_int8) {
+    src_dt = cpu_dt (x->dtype);
+    s_x = op->in[0].have_scale;
+  } else if (!(d->in_max > 0.0f) || !isfinite (d->in_max)) {
+    g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
+                 "cpu backend: convolution %s has no int8 calibration: the "
+                 "model file holds no int8 scales for it; make a calibrated "
+                 "file with `earlyexit calibrate MODEL --data DIR --out "
+                 "MODEL.int8.safetensors` and run that",
+                 op->name ? op->name : "");
+    return FALSE;
+  } else {
+    src_dt = d->in_min >= 0.0f ? dnnl_u8 : dnnl_s8;
+    s_x = (src_dt == dnnl_u8 ? 255.0f : 127.0f) / d->in_max;
+    op->in[0].want_scale = s_x;
+  }
+  for (int i = 0; i < 2; i++) {
+    strides[i] = d->stride[i];
+    dilates[i] = d->dilation[i] - 1;
+    pad[i] = d->pad[i];
+  }
+  per_o = x->shape[1] * d->kernel_size[0] * d->kernel_size[1];
+  w_scale = cpu_buffer_new (op, (size_t)o * sizeof (float), error);
+  scale = cpu_buffer_new (op, (size_t)o * sizeof (float), error);
+  if (d->bias)
+    bias = cpu_buffer_new (op, (size_t)o * sizeof (float), error);
+  if (!w_scale || !scale || (d->bias && !bias))
+    return FALSE;
+  for (int64_t c = 0; c < o; c++) {
+    float m = 0.0f;
+
+    for (int64_t k = 0; k < per_o; k++)
+      m = MAX (m, fabsf (d->weight[c * per_o + k]));
+    w_scale[c] = m > 0.0f ? 127.0f / m : 1.0f;
+    scale[c] = s_y / (s_x * w_scale[c]);
+    if (bias)
+      bias[c] = d->bias[c] * s_x * w_scale[c];
+  }
+
+  cpu_md_any (4, x->shape, src_dt, &src_any);
+  shape[0] = o;
+  shape[1] = x->shape[1];
+  shape[2] = d->kernel_size[0];
+  shape[3] = d->kernel_size[1];
+  cpu_md_any (4, shape, dnnl_s8, &w_any);
+  cpu_md_dense (4, shape, dnnl_f32, &w_user);
+  cpu_md_dense (1, &o, dnnl_f32, &b_md);
+  cpu_md_any (4, op->head.out_shape, dst_dt, &dst_any);
+  if (!CPU_CHECK (op, error, dnnl_dilated_convolution_forward_desc_init, &cd,
+                  dnnl_forward_inference, dnnl_convolution_direct, &src_any,
+                  &w_any, bias ? &b_md : NULL, &dst_any, strides, dilates, pad,
+                  pad))
+    return FALSE;
+  attr = cpu_attr_new (op, d->act, 1.0f, error);
+  if (!attr)
+    return FALSE;
+  ok = CPU_CHECK (op, error, dnnl_primitive_attr_set_output_scales, attr, o,
+                  1 << 1, scale);
+  if (ok) {
+    st = dnnl_primitive_desc_create (&pd, &cd, attr, be->engine, NULL);
+    ok = cpu_check (st, op, "dnnl_primitive_desc_create", error);
+  }
+  dnnl_primitive_attr_destroy (attr);
+  if (!ok)
+    return FALSE;
+  ok = cpu_md_of (op, x, &x_md, error)
+       && cpu_input_setup (be, op, 0, &x_md, query (pd, dnnl_query_src_md),
+                           error)
+       && cpu_prim_create (be, op, &op->main, pd, 4, error)
+       && bind_src (be, op, 0, DNNL_ARG_SRC, query (pd, dnnl_query_src_md),
+                    error);
+  if (ok) {
+    dnnl_memory_t wm
+        = cpu_param_s8_new (be, op, &w_user, query (pd, dnnl_query_weights_md),
+                            d->weight, o, w_scale, error);
+
+    ok = wm != NULL;
+    if (ok)
+      cpu_prim_arg (&op->main, DNNL_ARG_WEIGHTS, wm);
+  }
+  ok = ok
+       && (!bias || bind_vector (be, op, DNNL_ARG_BIAS, o, bias, 0.0f, error))
+       && bind_dst (be, op, query (pd, dnnl_query_dst_md), error);
+  if (ok)
+    cpu_out_from_md_scaled (op, query (pd, dnnl_query_dst_md), s_y, out);
+  dnnl_primitive_desc_destroy (pd);
+  return ok;
+}
+
 gboolean
 cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
               const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
@@ -158,6 +275,8 @@ cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   dnnl_primitive_desc_t pd = NULL;
   gboolean ok;
 
+  if (be->int8)
+    return conv_int8_new (be, op, d, in, out, error);
   for (int i = 0; i < 2; i++) {
     strides[i] = d->stride[i];
     dilates[i] = d->dilation[i] - 1; /* oneDNN counts the gaps */
@@ -240,8 +359,11 @@ cpu_pool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   ok = cpu_prim_create (be, op, &op->main, pd, 2, error)
        && bind_src (be, op, 0, DNNL_ARG_SRC, &x_md, error)
        && bind_dst (be, op, query (pd, dnnl_query_dst_md), error);
+  /* int8 pools in int8: the output has the input's scale (a maximum of
+   * int8 values is one of them; an average is rounded to one). */
   if (ok)
-    cpu_out_from_md (op, query (pd, dnnl_query_dst_md), out);
+    cpu_out_from_md_scaled (op, query (pd, dnnl_query_dst_md),
+                            op->in[0].have_scale, out);
   dnnl_primitive_desc_destroy (pd);
   return ok;
 }
@@ -261,7 +383,7 @@ cpu_batchnorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 
   if (d->act == EE_ACT_RELU)
     flags |= dnnl_fuse_norm_relu;
-  if (!input_md (be, op, 0, x, cpu_dt (x->dtype), &x_md, error)
+  if (!input_md (be, op, 0, x, cpu_float_dt (x->dtype), &x_md, error)
       || !CPU_CHECK (op, error, dnnl_batch_normalization_forward_desc_init, &bd,
                      dnnl_forward_inference, &x_md, d->eps, flags))
     return FALSE;
@@ -473,7 +595,7 @@ cpu_eltwise_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   dnnl_primitive_desc_t pd;
   gboolean ok;
 
-  if (!input_md (be, op, 0, in[0], cpu_dt (in[0]->dtype), &x_md, error)
+  if (!input_md (be, op, 0, in[0], cpu_float_dt (in[0]->dtype), &x_md, error)
       || !CPU_CHECK (op, error, dnnl_eltwise_forward_desc_init, &ed,
                      dnnl_forward_inference,
                      d->kind == EE_OP_RELU ? dnnl_eltwise_relu
@@ -504,7 +626,7 @@ cpu_binary_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
 
   /* The second operand is brought into the first one's layout and data
    * type. */
-  if (!input_md (be, op, 0, in[0], cpu_dt (in[0]->dtype), &a_md, error)
+  if (!input_md (be, op, 0, in[0], cpu_float_dt (in[0]->dtype), &a_md, error)
       || !cpu_md_of (op, in[1], &b_md, error)
       || !cpu_input_setup (be, op, 1, &b_md, &a_md, error)
       || !CPU_CHECK (op, error, dnnl_binary_desc_init, &bd,
@@ -578,7 +700,7 @@ cpu_reorder_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   cpu_md_dense (x->ndim, x->shape, dnnl_f32, &dst_md);
   if (!cpu_md_of (op, x, &x_md, error))
     return FALSE;
-  attr = cpu_attr_new (op, EE_ACT_NONE, 1.0f, error);
+  attr = cpu_attr_new (op, EE_ACT_NONE, 1.0f / op->in[0].have_scale, error);
   ok = attr
        && CPU_CHECK (op, error, dnnl_reorder_primitive_desc_create, &pd, &x_md,
                      be->engine, &dst_md, be->engine, attr)

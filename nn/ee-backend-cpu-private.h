@@ -33,6 +33,12 @@ typedef struct
   /* bf16: convolutions compute in bf16 (fp32 accumulation) and hand bf16
    * tensors on; large inner products take bf16 weights. */
   gboolean bf16;
+  /* int8: convolutions take u8 or s8 sources and s8 weights (int32
+   * accumulation) and hand u8 tensors on after a ReLU whose range the
+   * model's calibration gives; pooling keeps int8; other ops fp32. */
+  gboolean int8;
+  EeConvObserver observer; /* calibration (fp32 instances) */
+  gpointer observer_data;
   dnnl_engine_t engine;
   GMutex lock;        /* guards `threads` (the array, not the CpuThreads) */
   GPtrArray *threads; /* CpuThread, one per thread that ran ops */
@@ -55,6 +61,10 @@ typedef struct
  * layout, a strided view fed to an op that wants it dense). */
 typedef struct
 {
+  /* Quantisation scales (int8 value = real value x scale; 1 for floats) of
+   * the input as it arrives and as the op reads it: a reorder between them
+   * scales by want_scale / have_scale. */
+  float have_scale, want_scale;
   CpuPrim reorder;    /* prim NULL: read in place */
   dnnl_memory_t from; /* reorder source, bound to the input data */
   void *scratch;      /* reorder destination */
@@ -73,6 +83,15 @@ typedef struct
   int64_t cpad;
   gboolean bf16;
 } CpuView;
+
+/* What layout_desc of a backend-layout tensor points at: oneDNN's
+ * description, first so that the pointer is also one to it, and for U8 and
+ * S8 tensors the scale (int8 value = real value x scale). */
+typedef struct
+{
+  dnnl_memory_desc_t md;
+  float scale;
+} CpuLayout;
 
 typedef void (*CpuLoopFunc) (const EeOp *op, const void *const *in, void *out);
 
@@ -97,9 +116,10 @@ struct _EeOp
   CpuView view[3]; /* of inputs 0..2 */
   CpuView out_view;
 
-  dnnl_memory_desc_t out_md; /* layout_desc of a backend-layout output */
-  GPtrArray *mems;           /* every memory object of the op */
-  GPtrArray *bufs;           /* every buffer the op owns */
+  CpuLayout out_layout; /* layout_desc of a backend-layout output */
+  char *name;           /* EeOpDesc.name, or NULL */
+  GPtrArray *mems;      /* every memory object of the op */
+  GPtrArray *bufs;      /* every buffer the op owns */
 };
 
 #define CPU_ALIGN 64
@@ -126,9 +146,33 @@ cpu_f32_to_bf16 (float f)
   return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-/* oneDNN's data type for a tensor's dtype (the backend takes F32 and BF16). */
+/* oneDNN's data type for a tensor's dtype (the backend takes F32, BF16, U8
+ * and S8). */
 static inline dnnl_data_type_t
 cpu_dt (EeDType dtype)
+{
+  switch (dtype) {
+    case EE_DTYPE_BF16:
+      return dnnl_bf16;
+    case EE_DTYPE_U8:
+      return dnnl_u8;
+    case EE_DTYPE_S8:
+      return dnnl_s8;
+    default:
+      return dnnl_f32;
+  }
+}
+
+static inline gboolean
+cpu_dt_is_int8 (dnnl_data_type_t dt)
+{
+  return dt == dnnl_u8 || dt == dnnl_s8;
+}
+
+/* The data type an op that computes in floating point reads a tensor of
+ * dtype in: its own, fp32 for int8. */
+static inline dnnl_data_type_t
+cpu_float_dt (EeDType dtype)
 {
   return dtype == EE_DTYPE_BF16 ? dnnl_bf16 : dnnl_f32;
 }
@@ -156,13 +200,18 @@ void cpu_md_dense (int ndim, const int64_t *shape, dnnl_data_type_t dt,
 void cpu_md_any (int ndim, const int64_t *shape, dnnl_data_type_t dt,
                  dnnl_memory_desc_t *md);
 gboolean cpu_md_is_dense (const dnnl_memory_desc_t *md);
-/* Fills *out from md; a layout other than dense row-major, and any bf16
- * tensor, becomes EE_LAYOUT_BACKEND pointing at op->out_md. */
+/* Fills *out from md; a layout other than dense row-major, and any bf16 or
+ * int8 tensor, becomes EE_LAYOUT_BACKEND pointing at op->out_layout, with
+ * `scale` for int8 ones. */
 void cpu_out_from_md (EeOp *op, const dnnl_memory_desc_t *md,
                       EeTensorDesc *out);
+void cpu_out_from_md_scaled (EeOp *op, const dnnl_memory_desc_t *md,
+                             float scale, EeTensorDesc *out);
 
 /* Makes input i readable in layout `want`: in place when its layout `have`
- * is already that, else through a reorder into an op-owned buffer. */
+ * is already that, else through a reorder into an op-owned buffer, which
+ * scales between op->in[i].have_scale and want_scale when either data type
+ * is int8. */
 gboolean cpu_input_setup (CpuBackend *be, EeOp *op, int i,
                           const dnnl_memory_desc_t *have,
                           const dnnl_memory_desc_t *want, GError **error);
@@ -186,6 +235,13 @@ dnnl_memory_t cpu_param_new (CpuBackend *be, EeOp *op,
                              const dnnl_memory_desc_t *user,
                              const dnnl_memory_desc_t *want, const float *host,
                              GError **error);
+/* The same for s8 convolution weights (O,...): each output channel o
+ * scaled by scales[o] (int8 = round (w x scale)). */
+dnnl_memory_t cpu_param_s8_new (CpuBackend *be, EeOp *op,
+                                const dnnl_memory_desc_t *user,
+                                const dnnl_memory_desc_t *want,
+                                const float *host, int64_t o,
+                                const float *scales, GError **error);
 /* Runs an activation oneDNN could not fuse in place on the output. */
 gboolean cpu_act_setup (CpuBackend *be, EeOp *op, EeActivation act,
                         const dnnl_memory_desc_t *md, GError **error);

@@ -181,26 +181,37 @@ cpu_md_is_dense (const dnnl_memory_desc_t *md)
 }
 
 void
-cpu_out_from_md (EeOp *op, const dnnl_memory_desc_t *md, EeTensorDesc *out)
+cpu_out_from_md_scaled (EeOp *op, const dnnl_memory_desc_t *md, float scale,
+                        EeTensorDesc *out)
 {
-  gboolean bf16 = md->data_type == dnnl_bf16;
+  dnnl_data_type_t dt = md->data_type;
 
-  op->out_md = *md;
-  /* A bf16 tensor is never plain, even when dense: the graph makes plain
-   * F32 of what is not plain (outputs it downloads, bases of views), and
-   * plain is what the host reads. */
-  if (!bf16 && cpu_md_is_dense (md)) {
+  op->out_layout.md = *md;
+  op->out_layout.scale = cpu_dt_is_int8 (dt) ? scale : 1.0f;
+  /* A bf16 or int8 tensor is never plain, even when dense: the graph makes
+   * plain F32 of what is not plain (outputs it downloads, bases of views),
+   * and plain is what the host reads. */
+  if (dt == dnnl_f32 && cpu_md_is_dense (md)) {
     *out = ee_tensor_desc_plain (EE_DTYPE_F32, md->ndims, md->dims);
     return;
   }
   memset (out, 0, sizeof *out);
-  out->dtype = bf16 ? EE_DTYPE_BF16 : EE_DTYPE_F32;
+  out->dtype = dt == dnnl_bf16 ? EE_DTYPE_BF16
+               : dt == dnnl_u8 ? EE_DTYPE_U8
+               : dt == dnnl_s8 ? EE_DTYPE_S8
+                               : EE_DTYPE_F32;
   out->ndim = md->ndims;
   for (int i = 0; i < md->ndims; i++)
     out->shape[i] = md->dims[i];
   out->layout = EE_LAYOUT_BACKEND;
-  out->layout_desc = &op->out_md;
+  out->layout_desc = &op->out_layout;
   out->nbytes = dnnl_memory_desc_get_size (md);
+}
+
+void
+cpu_out_from_md (EeOp *op, const dnnl_memory_desc_t *md, EeTensorDesc *out)
+{
+  cpu_out_from_md_scaled (op, md, 1.0f, out);
 }
 
 dnnl_primitive_attr_t
@@ -368,13 +379,14 @@ prim_clear (CpuPrim *p)
   memset (p, 0, sizeof *p);
 }
 
-/* A reorder primitive from `from` to `to`, with a user scratchpad. */
+/* A reorder primitive from `from` to `to`, with a user scratchpad, that
+ * multiplies by `scale`. */
 static gboolean
 reorder_create (CpuBackend *be, EeOp *op, CpuPrim *p,
                 const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
-                GError **error)
+                float scale, GError **error)
 {
-  dnnl_primitive_attr_t attr = cpu_attr_new (op, EE_ACT_NONE, 1.0f, error);
+  dnnl_primitive_attr_t attr = cpu_attr_new (op, EE_ACT_NONE, scale, error);
   dnnl_primitive_desc_t pd = NULL;
   gboolean ok;
 
@@ -395,9 +407,11 @@ cpu_input_setup (CpuBackend *be, EeOp *op, int i,
                  GError **error)
 {
   CpuInput *in = &op->in[i];
+  float from_scale = cpu_dt_is_int8 (have->data_type) ? in->have_scale : 1.0f;
+  float to_scale = cpu_dt_is_int8 (want->data_type) ? in->want_scale : 1.0f;
   dnnl_memory_t to;
 
-  if (dnnl_memory_desc_equal (have, want))
+  if (dnnl_memory_desc_equal (have, want) && from_scale == to_scale)
     return TRUE;
   in->scratch = cpu_buffer_new (op, dnnl_memory_desc_get_size (want), error);
   if (!in->scratch)
@@ -405,7 +419,8 @@ cpu_input_setup (CpuBackend *be, EeOp *op, int i,
   in->from = cpu_memory_new (be, op, have, NULL, error);
   to = cpu_memory_new (be, op, want, in->scratch, error);
   if (!in->from || !to
-      || !reorder_create (be, op, &in->reorder, have, want, error))
+      || !reorder_create (be, op, &in->reorder, have, want,
+                          to_scale / from_scale, error))
     return FALSE;
   cpu_prim_arg (&in->reorder, DNNL_ARG_FROM, in->from);
   cpu_prim_arg (&in->reorder, DNNL_ARG_TO, to);
@@ -522,7 +537,7 @@ cpu_param_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *user,
   /* oneDNN only reads the source of a reorder, whatever its signature says. */
   ok = CPU_CHECK (op, error, dnnl_memory_create, &src, user, be->engine,
                   (void *)host)
-       && reorder_create (be, op, &r, user, want, error);
+       && reorder_create (be, op, &r, user, want, 1.0f, error);
   if (ok) {
     CpuThread *t = cpu_thread (be, op, error);
 
@@ -535,6 +550,53 @@ cpu_param_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *user,
   if (src)
     dnnl_memory_destroy (src);
   g_free (rounded);
+  return ok ? dst : NULL;
+}
+
+dnnl_memory_t
+cpu_param_s8_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *user,
+                  const dnnl_memory_desc_t *want, const float *host, int64_t o,
+                  const float *scales, GError **error)
+{
+  CpuPrim r = { 0 };
+  dnnl_memory_t src = NULL, dst;
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_primitive_desc_t pd = NULL;
+  void *buf;
+  gboolean ok;
+
+  /* The reorder quantises (round to nearest even, saturated) and, for an
+   * s8 source, adds the compensation oneDNN's kernels want after the
+   * weights. */
+  buf = cpu_buffer_new (op, dnnl_memory_desc_get_size (want), error);
+  dst = buf ? cpu_memory_new (be, op, want, buf, error) : NULL;
+  if (!dst)
+    return NULL;
+  ok = CPU_CHECK (op, error, dnnl_memory_create, &src, user, be->engine,
+                  (void *)host)
+       && CPU_CHECK (op, error, dnnl_primitive_attr_create, &attr)
+       && CPU_CHECK (op, error, dnnl_primitive_attr_set_scratchpad_mode, attr,
+                     dnnl_scratchpad_mode_user)
+       && CPU_CHECK (op, error, dnnl_primitive_attr_set_output_scales, attr, o,
+                     1 << 0, scales)
+       && CPU_CHECK (op, error, dnnl_reorder_primitive_desc_create, &pd, user,
+                     be->engine, want, be->engine, attr)
+       && cpu_prim_create (be, op, &r, pd, 2, error);
+  if (ok) {
+    CpuThread *t = cpu_thread (be, op, error);
+
+    cpu_prim_arg (&r, DNNL_ARG_FROM, src);
+    cpu_prim_arg (&r, DNNL_ARG_TO, dst);
+    ok = t && prim_run (t, op, &r, error)
+         && CPU_CHECK (op, error, dnnl_stream_wait, t->stream);
+  }
+  prim_clear (&r);
+  if (pd)
+    dnnl_primitive_desc_destroy (pd);
+  if (attr)
+    dnnl_primitive_attr_destroy (attr);
+  if (src)
+    dnnl_memory_destroy (src);
   return ok ? dst : NULL;
 }
 
@@ -576,6 +638,9 @@ cpu_view_of (const EeTensorDesc *t, CpuView *v)
   int64_t shape[4] = { 1, 1, 1, 1 }, stride[4] = { 0, 0, 0, 0 };
   int64_t block = 1, cpad;
 
+  /* Loops read floats and bf16; int8 comes to them through a reorder. */
+  if (t->dtype != EE_DTYPE_F32 && t->dtype != EE_DTYPE_BF16)
+    return FALSE;
   if (t->layout == EE_LAYOUT_BACKEND) {
     const dnnl_memory_desc_t *md = t->layout_desc;
     const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
@@ -744,13 +809,20 @@ check_inputs (const CpuBackend *be, const EeOpDesc *desc,
   for (int i = 0; i < n_in; i++) {
     const EeTensorDesc *t = in[i];
 
-    if (t->dtype != EE_DTYPE_F32 && !(be->bf16 && t->dtype == EE_DTYPE_BF16)) {
+    gboolean int8 = t->dtype == EE_DTYPE_U8 || t->dtype == EE_DTYPE_S8;
+
+    if (t->dtype != EE_DTYPE_F32 && !(be->bf16 && t->dtype == EE_DTYPE_BF16)
+        && !(be->int8 && int8 && t->layout == EE_LAYOUT_BACKEND)) {
       g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
                    "cpu backend: %s: input %d is %s, this %s instance takes "
                    "%s",
                    name, i, ee_dtype_name (t->dtype),
-                   be->bf16 ? "bf16" : "fp32",
-                   be->bf16 ? "F32 and BF16" : "F32 only");
+                   be->bf16   ? "bf16"
+                   : be->int8 ? "int8"
+                              : "fp32",
+                   be->bf16   ? "F32 and BF16"
+                   : be->int8 ? "F32, and U8 and S8 of its own ops"
+                              : "F32 only");
       return FALSE;
     }
     if (t->layout == EE_LAYOUT_BACKEND && !t->layout_desc) {
@@ -778,6 +850,7 @@ cpu_op_free (EeBackend *base, EeOp *op)
   g_free (op->in);
   g_free (op->ptrs);
   g_free (op->src);
+  g_free (op->name);
   g_mutex_clear (&op->lock);
   g_free (op);
 }
@@ -811,6 +884,17 @@ cpu_op_new (EeBackend *base, const EeOpDesc *desc,
   op->src = g_new0 (dnnl_memory_t, n_inputs);
   op->mems = g_ptr_array_new_with_free_func (destroy_memory);
   op->bufs = g_ptr_array_new_with_free_func (free);
+  op->name = g_strdup (desc->name);
+  op->head.desc.name = NULL;
+  for (int i = 0; i < n_inputs; i++) {
+    const EeTensorDesc *t = inputs[i];
+
+    /* The scale an int8 input arrives with (its producer's). */
+    op->in[i].have_scale = op->in[i].want_scale = 1.0f;
+    if ((t->dtype == EE_DTYPE_U8 || t->dtype == EE_DTYPE_S8))
+      op->in[i].have_scale = op->in[i].want_scale
+          = ((const CpuLayout *)t->layout_desc)->scale;
+  }
 
   ok = builders[desc->kind](be, op, desc, inputs, out, error);
   if (!ok) {
@@ -856,6 +940,56 @@ op_run (CpuThread *t, EeOp *op, const EeTensor *const *inputs, int n_inputs,
   return !op->act.prim || prim_run (t, op, &op->act, error);
 }
 
+/* The elements of a float tensor a loop could address, dense NCHW; NULL
+ * for other layouts. */
+static float *
+gather (const EeTensor *t, int64_t *n_out)
+{
+  const float *d = t->data;
+  CpuView v;
+  float *out;
+  int64_t k = 0;
+
+  if (t->desc.dtype != EE_DTYPE_F32 || !cpu_view_of (&t->desc, &v))
+    return NULL;
+  out = g_new (float, MAX (v.n * v.c * v.h * v.w, 1));
+  for (int64_t n = 0; n < v.n; n++)
+    for (int64_t c = 0; c < v.c; c++)
+      for (int64_t h = 0; h < v.h; h++)
+        for (int64_t w = 0; w < v.w; w++)
+          out[k++] = d[n * v.sn + c / v.block * v.sc + h * v.sh + w * v.sw
+                       + c % v.block];
+  *n_out = k;
+  return out;
+}
+
+static void
+observe (CpuBackend *be, EeOp *op, const EeTensor *x, const EeTensor *y)
+{
+  int64_t nx = 0, ny = 0;
+  float *xs = gather (x, &nx), *ys = gather (y, &ny);
+
+  if (xs && ys)
+    be->observer (op->name ? op->name : "", xs, nx, ys, ny, be->observer_data);
+  else
+    g_warning ("cpu backend: convolution %s: a layout the calibration "
+               "cannot read; it is not observed",
+               op->name ? op->name : "");
+  g_free (xs);
+  g_free (ys);
+}
+
+void
+ee_backend_cpu_set_conv_observer (EeBackend *base, EeConvObserver fn,
+                                  gpointer data)
+{
+  CpuBackend *be = (CpuBackend *)base;
+
+  g_return_if_fail (base->vt->op_new == cpu_op_new);
+  be->observer = fn;
+  be->observer_data = data;
+}
+
 static gboolean
 cpu_op_enqueue (EeBackend *base, EeOp *op, const EeTensor *const *inputs,
                 int n_inputs, const EeTensor *out, GError **error)
@@ -873,6 +1007,8 @@ cpu_op_enqueue (EeBackend *base, EeOp *op, const EeTensor *const *inputs,
   g_mutex_lock (&op->lock);
   ok = op_run (t, op, inputs, n_inputs, out, error);
   g_mutex_unlock (&op->lock);
+  if (ok && be->observer && op->head.desc.kind == EE_OP_CONV2D)
+    observe (be, op, inputs[0], out);
   return ok;
 }
 
@@ -986,22 +1122,45 @@ probe_bf16 (CpuBackend *be)
   return st;
 }
 
+/* Whether the CPU, as oneDNN may use it, has VNNI (the int8 multiply-add
+ * that makes int8 pay): AVX512_VNNI or AVX_VNNI. oneDNN runs int8 without
+ * it too, at about the speed of fp32, and with AVX-512 alone a u8 x s8
+ * product can saturate (vpmaddubsw): not what int8 is for. */
+static gboolean
+has_vnni (void)
+{
+  dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa ();
+
+  return (isa & dnnl_cpu_isa_avx512_core_vnni) == dnnl_cpu_isa_avx512_core_vnni
+         || (isa & dnnl_cpu_isa_avx2_vnni) == dnnl_cpu_isa_avx2_vnni;
+}
+
 EeBackend *
 ee_backend_cpu_new_full (int n_threads, EePrecision precision, GError **error)
 {
   CpuBackend *be;
   dnnl_status_t st;
 
-  if (precision != EE_PRECISION_FP32 && precision != EE_PRECISION_BF16) {
+  if (precision != EE_PRECISION_FP32 && precision != EE_PRECISION_BF16
+      && precision != EE_PRECISION_INT8) {
     g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
-                 "cpu backend: computes in fp32 or bf16, not %s",
+                 "cpu backend: computes in fp32, bf16 or int8, not %s",
                  ee_precision_name (precision));
+    return NULL;
+  }
+  if (precision == EE_PRECISION_INT8 && !has_vnni ()) {
+    g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
+                 "cpu backend: this CPU cannot compute in int8: its "
+                 "instruction set (%s) has no VNNI (AVX512_VNNI or "
+                 "AVX_VNNI); use precision fp32 (or bf16 with AVX-512)",
+                 dnnl_cpu_isa2str (dnnl_get_effective_cpu_isa ()));
     return NULL;
   }
   be = g_new0 (CpuBackend, 1);
   be->parent.vt = &cpu_vtable;
   be->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs ();
   be->bf16 = precision == EE_PRECISION_BF16;
+  be->int8 = precision == EE_PRECISION_INT8;
   g_mutex_init (&be->lock);
   be->threads = g_ptr_array_new_with_free_func (cpu_thread_free);
   st = dnnl_engine_create (&be->engine, dnnl_cpu, 0);

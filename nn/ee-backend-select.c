@@ -27,6 +27,7 @@ static const char *const precision_names[] = {
   [EE_PRECISION_TF32] = "tf32",
   [EE_PRECISION_FP16] = "fp16",
   [EE_PRECISION_BF16] = "bf16",
+  [EE_PRECISION_INT8] = "int8",
 };
 
 gboolean
@@ -44,7 +45,7 @@ ee_precision_from_string (const char *name, EePrecision *precision)
 const char *
 ee_precision_name (EePrecision precision)
 {
-  return precision >= EE_PRECISION_FP32 && precision <= EE_PRECISION_BF16
+  return precision >= EE_PRECISION_FP32 && precision <= EE_PRECISION_INT8
              ? precision_names[precision]
              : "?";
 }
@@ -269,11 +270,22 @@ ee_backend_new_full (const char *device, int n_threads, EePrecision precision,
   EeBackend *be;
   int index;
 
-  if (precision < EE_PRECISION_FP32 || precision > EE_PRECISION_BF16) {
+  if (precision < EE_PRECISION_FP32 || precision > EE_PRECISION_INT8) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT, "unknown precision %d",
                  (int)precision);
     return NULL;
   }
+  /* int8 is the CPU's alone (oneDNN's VNNI convolutions). */
+  if (precision == EE_PRECISION_INT8 && device && *device
+      && strcmp (device, "auto") != 0 && strcmp (device, "cpu") != 0) {
+    g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
+                 "precision int8 runs on the CPU only, not on device \"%s\" "
+                 "(use device=cpu, or fp16/bf16 on CUDA)",
+                 device);
+    return NULL;
+  }
+  if (precision == EE_PRECISION_INT8)
+    return ee_backend_cpu_new_full (n_threads, precision, error);
   if (!device || !*device || strcmp (device, "auto") == 0) {
     be = cuda_new (0, precision, &cuda_error);
     if (be) {

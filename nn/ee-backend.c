@@ -530,6 +530,7 @@ ee_op_head_init (EeOpHead *head, const char *backend, const EeOpDesc *desc,
   head->desc = *desc;
   head->desc.weight = head->desc.bias = NULL;
   head->desc.mean = head->desc.var = NULL;
+  head->desc.name = NULL;
   if (head->desc.alpha == 0.0f)
     head->desc.alpha = 1.0f;
   head->n_inputs = n_in;

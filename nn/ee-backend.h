@@ -35,9 +35,11 @@ typedef enum
   EE_PRECISION_TF32, /* fp32 storage, TF32 tensor cores in conv/GEMM */
   EE_PRECISION_FP16, /* fp16 storage, fp32 accumulation */
   EE_PRECISION_BF16, /* bf16 storage, fp32 accumulation */
+  EE_PRECISION_INT8, /* CPU: int8 convolutions (calibrated), int32
+                        accumulation; other ops fp32 */
 } EePrecision;
 
-/* "fp32", "tf32", "fp16", "bf16"; FALSE for anything else. */
+/* "fp32", "tf32", "fp16", "bf16", "int8"; FALSE for anything else. */
 gboolean ee_precision_from_string (const char *name, EePrecision *precision);
 const char *ee_precision_name (EePrecision precision);
 
@@ -109,6 +111,15 @@ typedef struct
   const float *bias;
   const float *mean; /* BATCHNORM */
   const float *var;  /* BATCHNORM */
+
+  /* The op's name (errors, calibration), set by the graph; may be NULL.
+   * Not kept after op_new. */
+  const char *name;
+  /* CONV2D in an int8 instance: the calibrated range of input 0, in_min to
+   * in_max (in_min < 0: signed; in_max 0: not calibrated), and the largest
+   * output after act that int8 must hold (0: the output stays float). The
+   * graph fills them from the model's int8 scales (ee_graph_set_int8). */
+  float in_min, in_max, out_max;
 } EeOpDesc;
 
 /* What every backend's op keeps of its op_new call: the first member of
@@ -306,6 +317,16 @@ EeBackend *ee_backend_cpu_new (int n_threads, GError **error);
  * oneDNN has no bf16 kernels for, are EE_ERROR_UNSUPPORTED. */
 EeBackend *ee_backend_cpu_new_full (int n_threads, EePrecision precision,
                                     GError **error);
+
+/* Calibration (earlyexit calibrate): after each CONV2D of an fp32 CPU
+ * instance runs, `fn` gets the op's name and its input 0 and output
+ * (after act) as dense float arrays, valid during the call only. NULL
+ * stops. Ops prepared before the call are observed too. */
+typedef void (*EeConvObserver) (const char *op_name, const float *input,
+                                int64_t n_input, const float *output,
+                                int64_t n_output, gpointer data);
+void ee_backend_cpu_set_conv_observer (EeBackend *be, EeConvObserver fn,
+                                       gpointer data);
 
 G_END_DECLS
 #endif /* EE_BACKEND_H */

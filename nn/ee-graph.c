@@ -51,6 +51,7 @@ struct _EeGraph
   size_t unshared_bytes;
   gboolean planned;
 };
+  GHashTable *int8; /* op name -> float[3], ee_graph_set_int8 */
 
 static Value *
 value_at (EeGraph *g, int id)
@@ -126,11 +127,21 @@ ee_graph_free (EeGraph *g)
   if (g->arena)
     ee_backend_dealloc (g->be, g->arena);
   g_array_unref (g->values);
+  if (g->int8)
+    g_hash_table_unref (g->int8);
   g_array_unref (g->nodes);
   g_free (g);
 }
 
 EeBackend *
+void
+ee_graph_set_int8 (EeGraph *g, GHashTable *ranges)
+{
+  if (g->int8)
+    g_hash_table_unref (g->int8);
+  g->int8 = ranges ? g_hash_table_ref (ranges) : NULL;
+}
+
 ee_graph_backend (EeGraph *g)
 {
   return g->be;
@@ -208,10 +219,18 @@ ee_graph_op (EeGraph *g, const char *name, const EeOpDesc *desc,
     in_desc[i] = &value_at (g, inputs[i])->desc;
   }
 
-  n.op = ee_backend_op_new (g->be, desc, in_desc, n_inputs, &out, error);
+  named.name = name;
+  if (g->int8 && name && (range = g_hash_table_lookup (g->int8, name))) {
+    named.in_min = range[0];
+    named.in_max = range[1];
+    named.out_max = range[2];
+  }
+  n.op = ee_backend_op_new (g->be, &named, in_desc, n_inputs, &out, error);
   if (!n.op) {
     if (error && *error)
       g_prefix_error (error, "op %s (%s): ", name ? name : "?",
+  EeOpDesc named = *desc;
+  const float *range;
                       ee_op_kind_name (desc->kind));
     return -1;
   }

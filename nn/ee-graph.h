@@ -23,6 +23,10 @@ typedef struct _EeGraph EeGraph;
 EeGraph *ee_graph_new (EeBackend *be);
 void ee_graph_free (EeGraph *g);
 EeBackend *ee_graph_backend (EeGraph *g);
+/* int8 calibration for the ops added after this call: op name -> float[3]
+ * (in_min, in_max, out_max of EeOpDesc), a table the graph keeps a
+ * reference to; NULL: none. */
+void ee_graph_set_int8 (EeGraph *g, GHashTable *ranges);
 
 /* A plain f32 input filled with ee_graph_upload(); its bytes are never shared
  * with other values, so it survives any number of runs. */

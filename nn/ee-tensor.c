@@ -6,7 +6,17 @@
 size_t
 ee_dtype_size (EeDType dtype)
 {
-  return dtype == EE_DTYPE_F32 ? 4 : 2;
+  switch (dtype) {
+    case EE_DTYPE_F32:
+      return 4;
+    case EE_DTYPE_F16:
+    case EE_DTYPE_BF16:
+      return 2;
+    case EE_DTYPE_U8:
+    case EE_DTYPE_S8:
+      return 1;
+  }
+  return 4;
 }
 
 const char *
@@ -19,6 +29,10 @@ ee_dtype_name (EeDType dtype)
       return "F16";
     case EE_DTYPE_BF16:
       return "BF16";
+    case EE_DTYPE_U8:
+      return "U8";
+    case EE_DTYPE_S8:
+      return "S8";
   }
   return "?";
 }

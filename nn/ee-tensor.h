@@ -18,6 +18,8 @@ typedef enum
   EE_DTYPE_F32,
   EE_DTYPE_F16,
   EE_DTYPE_BF16,
+  EE_DTYPE_U8, /* quantised: the CPU backend's int8 convolutions */
+  EE_DTYPE_S8,
 } EeDType;
 
 typedef enum
