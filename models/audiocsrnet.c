@@ -333,37 +333,80 @@ backend_block (Ctx *c, int i, int x, int64_t cin, GError **error)
                         c->film[i], cout, error);
 }
 
-/* 1x1 conv -> density map D -> count = count_scale * (sum D | w . D + b) */
+/* 1x1 conv -> density map D -> count = count_scale * (sum D | w . D + b).
+ *
+ * The final exit's map (ee_runner_set_exit_map) is what the count sums:
+ * - sum head: M = count_scale * D (the scale folded into the 1x1 conv), and
+ *   count = sum M;
+ * - dense head: M[y][x] = count_scale * (w[y*Wm + x] * D[y][x] + b / (Hm*Wm)),
+ *   each cell's contribution to the count (the bias spread evenly over the
+ *   cells), and count = sum M.
+ * Either way the map's sum is the count (to float rounding) and its cells say
+ * where the counted people are. */
 static int
 count_head (Ctx *c, int x, int64_t cin, GError **error)
 {
   EeBuilder *b = &c->b;
-  EeOpDesc d;
+  const int64_t ws[4] = { 1, cin, 1, 1 }, bs[1] = { 1 };
+  const int64_t hw = c->map_h * c->map_w;
+  EeOpDesc d = ee_op_desc_init (EE_OP_CONV2D);
+  float *w, *bias;
+  int map;
 
-  x = ee_build_conv (b, "output", x, cin, 1, 1, 0, 1, EE_ACT_NONE, error);
-  if (x < 0)
+  if (!(w = ee_model_tensor (b->m, "output.weight", 4, ws, error))
+      || !(bias = ee_model_tensor (b->m, "output.bias", 1, bs, error)))
     return -1;
   if (!c->dense_count) {
-    d = ee_op_desc_init (EE_OP_SUM);
-    d.alpha = (float)c->count_scale;
-    return ee_graph_op (b->g, "count", &d, &x, 1, error);
-  } else {
-    int64_t hw = c->map_h * c->map_w;
-    const int64_t ws[2] = { 1, hw }, bs[1] = { 1 };
-    float *w = ee_model_tensor (b->m, "dense.weight", 2, ws, error);
-    float *bias = NULL, *scaled_b = ee_model_scratch (b->m, 1);
-
-    if (!w
-        || (c->dense_bias
-            && !(bias = ee_model_tensor (b->m, "dense.bias", 1, bs, error))))
-      return -1;
-    for (int64_t k = 0; k < hw; k++)
+    for (int64_t k = 0; k < cin; k++)
       w[k] *= (float)c->count_scale;
-    scaled_b[0] = bias ? (float)(c->count_scale * bias[0]) : 0.0f;
-    return ee_build_linear_with (b, "count",
-                                 ee_build_reshape2 (b, x, 1, hw, error), 1, w,
-                                 scaled_b, EE_ACT_NONE, error);
+    bias[0] *= (float)c->count_scale;
   }
+  d.out_features = 1;
+  d.kernel_size[0] = d.kernel_size[1] = 1;
+  d.weight = w;
+  d.bias = bias;
+  map = ee_graph_op (b->g, "output", &d, &x, 1, error);
+  if (map < 0)
+    return -1;
+  if (c->dense_count) {
+    /* the cells as channels of an (N, Hm*Wm, 1, 1) batch norm whose mean is 0
+     * and variance 1: gamma = count_scale * w, beta = the spread bias */
+    const int64_t n = ee_graph_desc (b->g, map)->shape[0]; /* frames */
+    const int64_t cells[4] = { n, hw, 1, 1 };
+    const int64_t grid[4] = { n, 1, c->map_h, c->map_w };
+    const int64_t dws[2] = { 1, hw }, dbs[1] = { 1 };
+    float *dw = ee_model_tensor (b->m, "dense.weight", 2, dws, error);
+    float *db = NULL, *spread = ee_model_scratch (b->m, hw);
+    float *mean = ee_model_scratch (b->m, hw),
+          *var = ee_model_scratch (b->m, hw);
+    EeOpDesc bn = ee_op_desc_init (EE_OP_BATCHNORM);
+
+    if (!dw
+        || (c->dense_bias
+            && !(db = ee_model_tensor (b->m, "dense.bias", 1, dbs, error))))
+      return -1;
+    for (int64_t k = 0; k < hw; k++) {
+      dw[k] *= (float)c->count_scale;
+      spread[k] = db ? (float)(c->count_scale * db[0] / (double)hw) : 0.0f;
+      var[k] = 1.0f;
+    }
+    bn.eps = 0.0f;
+    bn.weight = dw;
+    bn.bias = spread;
+    bn.mean = mean;
+    bn.var = var;
+    map = ee_graph_reshape (b->g, map, 4, cells, error);
+    if (map < 0 || (map = ee_graph_op (b->g, "dense", &bn, &map, 1, error)) < 0)
+      return -1;
+    /* the dense head's own parameters: w and the bias */
+    ee_graph_set_op_params (b->g, ee_graph_n_ops (b->g) - 1, hw + (db ? 1 : 0));
+    if ((map = ee_graph_reshape (b->g, map, 4, grid, error)) < 0)
+      return -1;
+  }
+  if (!ee_runner_set_exit_map (b->r, map, error))
+    return -1;
+  d = ee_op_desc_init (EE_OP_SUM);
+  return ee_graph_op (b->g, "count", &d, &map, 1, error);
 }
 
 gboolean

@@ -141,6 +141,21 @@ print_results (EeModel *m, guint32 requested, guint32 skipped, double coverage,
         json_builder_set_member_name (b, "value");
         json_builder_add_double_value (b, res->value[0]);
       }
+      if (res->map) {
+        /* the exit's map: height x width floats, row-major */
+        json_builder_set_member_name (b, "map");
+        json_builder_begin_object (b);
+        json_builder_set_member_name (b, "width");
+        json_builder_add_int_value (b, res->map_w);
+        json_builder_set_member_name (b, "height");
+        json_builder_add_int_value (b, res->map_h);
+        json_builder_set_member_name (b, "values");
+        json_builder_begin_array (b);
+        for (int64_t k = 0; k < res->map_h * res->map_w; k++)
+          json_builder_add_double_value (b, res->map[k]);
+        json_builder_end_array (b);
+        json_builder_end_object (b);
+      }
       json_builder_set_member_name (b, "time_ms");
       json_builder_add_double_value (b, res->time_ms);
       json_builder_end_object (b);

@@ -329,6 +329,9 @@ publish (EeEngine *e, EeStream *s, gboolean carry)
     const EeExitResult *r = ee_cursor_result (s->cur, res->exit);
     res->value = r->value;
     res->n_out = r->n_out;
+    res->map = r->map;
+    res->map_h = r->map_h;
+    res->map_w = r->map_w;
     res->stopped_early = s->accepted && res->exit == highest (s->finished)
                          && res->exit < highest (s->set);
     s->has_last = TRUE;

@@ -151,6 +151,10 @@ typedef struct
   gboolean carried; /* the stream's last result stands for this frame */
   const float *value; /* exit's n_out floats, valid until the next run */
   int64_t n_out;
+  /* the published exit's map (map_h x map_w floats, row-major, valid like
+   * value); NULL when that exit has none (ee_runner_set_exit_map) */
+  const float *map;
+  int64_t map_h, map_w;
   guint32 ran;                           /* exits that finished in time */
   gint64 start;                          /* when the frame was submitted */
   gint64 finish[EE_RUNNER_MAX_SEGMENTS]; /* per exit, when it finished */

@@ -36,7 +36,8 @@ struct _EeCursor
   EeEvent *after[EE_RUNNER_MAX_SEGMENTS];
   EeEvent *call[EE_RUNNER_MAX_SEGMENTS];
   EeEvent *before[EE_RUNNER_MAX_SEGMENTS];
-  float *slot[EE_RUNNER_MAX_SEGMENTS]; /* per exit: host result */
+  float *slot[EE_RUNNER_MAX_SEGMENTS];     /* per exit: host result */
+  float *map_slot[EE_RUNNER_MAX_SEGMENTS]; /* per exit: host map, or NULL */
   EeExitResult results[EE_RUNNER_MAX_SEGMENTS];
 };
 
@@ -92,6 +93,7 @@ ee_runner_begin_segment (EeRunner *r, const char *name, gboolean is_exit,
   s->seg.needs = needs;
   s->seg.first_op = ee_graph_n_ops (r->graph);
   s->seg.output = -1;
+  s->seg.map = -1;
   s->exit_index = -1;
   r->open = TRUE;
   return TRUE;
@@ -131,6 +133,36 @@ ee_runner_end_segment (EeRunner *r, int exit_output, GError **error)
   }
   r->n_segs++;
   r->open = FALSE;
+  return TRUE;
+}
+
+gboolean
+ee_runner_set_exit_map (EeRunner *r, int map_value, GError **error)
+{
+  Segment *s = &r->segs[r->n_segs];
+  const EeTensorDesc *d;
+  int out;
+
+  if (!r->open || !s->seg.is_exit || s->seg.map >= 0) {
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+                 "exit map: no exit segment open, or the exit has a map "
+                 "already");
+    return FALSE;
+  }
+  d = map_value >= 0 ? ee_graph_desc (r->graph, map_value) : NULL;
+  if (!d || !((d->ndim == 4 && d->shape[1] == 1) || d->ndim == 3)) {
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+                 "exit %s: its map must be an (N, 1, H, W) or (N, H, W) value",
+                 s->name);
+    return FALSE;
+  }
+  out = ee_graph_mark_output (r->graph, map_value, error);
+  if (out < 0)
+    return FALSE;
+  d = ee_graph_desc (r->graph, out);
+  s->seg.map = out;
+  s->seg.map_h = d->shape[d->ndim - 2];
+  s->seg.map_w = d->shape[d->ndim - 1];
   return TRUE;
 }
 
@@ -224,6 +256,14 @@ ee_cursor_new (EeRunner *r, GError **error)
     c->results[i].exit_index = i;
     c->results[i].value = c->slot[i];
     c->results[i].n_out = s->seg.n_out;
+    if (s->seg.map >= 0) {
+      /* a batched graph's map holds one grid per frame */
+      c->map_slot[i] = g_new0 (
+          float, ee_tensor_desc_numel (ee_graph_desc (r->graph, s->seg.map)));
+      c->results[i].map = c->map_slot[i];
+      c->results[i].map_h = s->seg.map_h;
+      c->results[i].map_w = s->seg.map_w;
+    }
   }
   return c;
 
@@ -246,6 +286,7 @@ ee_cursor_free (EeCursor *c)
     if (c->call[s])
       be->vt->event_free (be, c->call[s]);
     g_free (c->slot[s]);
+    g_free (c->map_slot[s]);
   }
   if (c->arena)
     ee_graph_arena_free (c->r->graph, c->arena);
@@ -344,7 +385,10 @@ ee_cursor_enqueue (EeCursor *c, int exit_index, GError **error)
       return FALSE;
     if (s->seg.is_exit) {
       if (!ee_graph_download (r->graph, c->arena, s->seg.output,
-                              c->slot[s->exit_index], error))
+                              c->slot[s->exit_index], error)
+          || (s->seg.map >= 0
+              && !ee_graph_download (r->graph, c->arena, s->seg.map,
+                                     c->map_slot[s->exit_index], error)))
         return FALSE;
       c->results[s->exit_index].requested = TRUE;
     }

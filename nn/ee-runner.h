@@ -27,6 +27,8 @@ typedef struct
   guint32 needs;         /* segments (bit i = segment i) this one reads */
   int output;            /* exits: graph value of the result */
   int64_t n_out;         /* exits: floats in the result */
+  int map;               /* exits: graph value of the map output; -1: none */
+  int64_t map_h, map_w;  /* the map's grid (0 when none) */
   int64_t params;        /* parameters of this segment's own ops */
   double flops;          /* FLOPs of this segment's own ops */
   double flops_total;    /* FLOPs of this segment and everything it needs */
@@ -41,6 +43,10 @@ typedef struct
   gboolean done;      /* its event has completed */
   const float *value; /* n_out floats, valid once done */
   int64_t n_out;
+  /* the exit's map (map_h x map_w floats, row-major, valid once done and
+   * until the next begin); NULL when the exit has none */
+  const float *map;
+  int64_t map_h, map_w;
   double time_ms; /* finish time since the frame's first enqueue */
 } EeExitResult;
 
@@ -56,6 +62,12 @@ gboolean ee_runner_begin_segment (EeRunner *r, const char *name,
                                   gboolean is_exit, guint32 needs,
                                   GError **error);
 gboolean ee_runner_end_segment (EeRunner *r, int exit_output, GError **error);
+/* Called between begin and end of an exit segment: `map_value`, shaped
+ * (N, 1, H, W) or (N, H, W) (N: the graph's frames per run), is the exit's map
+ * output next to its result (a density map whose sum is the count, for a
+ * counting model); it is marked as a graph output and downloaded with the
+ * exit's result. At most one per exit. */
+gboolean ee_runner_set_exit_map (EeRunner *r, int map_value, GError **error);
 /* Plans the graph. */
 gboolean ee_runner_finalize (EeRunner *r, GError **error);
 
