@@ -20,6 +20,7 @@ GST_DEBUG_CATEGORY_STATIC (ee_element_debug);
 #define DEFAULT_PRECISION GST_EARLY_EXIT_PRECISION_FP32
 #define DEFAULT_INSTANCE_ID NULL
 #define DEFAULT_THREADS 0
+#define DEFAULT_BATCH_SIZE 1
 #define DEFAULT_DEADLINE 0
 #define DEFAULT_DEADLINE_REFERENCE GST_EARLY_EXIT_DEADLINE_REFERENCE_PROCESSING
 #define DEFAULT_POLICY GST_EARLY_EXIT_POLICY_ANYTIME
@@ -132,10 +133,10 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
       klass, EE_ELEMENT_PROP_MODEL_INSTANCE_ID,
       g_param_spec_string (
           "model-instance-id", "Model Instance ID",
-          "Elements with the same id and the same model file, device and "
-          "precision share one engine: one copy of the weights, one "
-          "scheduler running all their frames by deadline (empty: a private "
-          "engine)",
+          "Elements with the same id and the same model file, device, "
+          "precision and batch size share one engine: one copy of the "
+          "weights, one scheduler running all their frames by deadline "
+          "(empty: a private engine)",
           DEFAULT_INSTANCE_ID, READY_ONLY));
   g_object_class_install_property (
       klass, EE_ELEMENT_PROP_THREADS,
@@ -144,6 +145,15 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
           "CPU threads of the engine (0 = all cores); a shared engine keeps "
           "the value of the element that started it",
           0, 1024, DEFAULT_THREADS, READY_ONLY));
+  g_object_class_install_property (
+      klass, EE_ELEMENT_PROP_BATCH_SIZE,
+      g_param_spec_int (
+          "batch-size", "Batch Size",
+          "The most frames one batched call of the engine runs: frames of "
+          "the elements sharing an engine that wait for the same step at once "
+          "run it together (1 = every frame alone; pays on a GPU, not on the "
+          "CPU); elements sharing an engine give the same value",
+          1, 32, DEFAULT_BATCH_SIZE, READY_ONLY));
   g_object_class_install_property (
       klass, EE_ELEMENT_PROP_DEADLINE,
       g_param_spec_uint64 (
@@ -239,6 +249,7 @@ ee_element_init (EeElement *ee, GstElement *element, const EeElementInfo *info)
   ee->prop_instance_id = g_strdup (DEFAULT_INSTANCE_ID);
   ee->prop_precision = DEFAULT_PRECISION;
   ee->prop_threads = DEFAULT_THREADS;
+  ee->prop_batch_size = DEFAULT_BATCH_SIZE;
   ee->deadline = DEFAULT_DEADLINE;
   ee->deadline_reference = DEFAULT_DEADLINE_REFERENCE;
   ee->policy = DEFAULT_POLICY;
@@ -285,6 +296,9 @@ ee_element_set_property (EeElement *ee, guint prop_id, const GValue *value,
       break;
     case EE_ELEMENT_PROP_THREADS:
       ee->prop_threads = g_value_get_int (value);
+      break;
+    case EE_ELEMENT_PROP_BATCH_SIZE:
+      ee->prop_batch_size = g_value_get_int (value);
       break;
     case EE_ELEMENT_PROP_DEADLINE_REFERENCE:
       ee->deadline_reference = g_value_get_enum (value);
@@ -369,13 +383,13 @@ stats_new_locked (EeElement *ee)
   }
   s = gst_structure_new (
       name, ee->info->counted, G_TYPE_UINT64, ee->items, fresh, G_TYPE_UINT64,
-      st.frames - st.carried, "carried", G_TYPE_UINT64, st.carried,
-      "deadline-misses", G_TYPE_UINT64, st.misses, "qos-lowered", G_TYPE_UINT64,
-      st.qos_lowered, "qos-max-exit", G_TYPE_INT, st.qos_max_exit,
-      "confident-stops", G_TYPE_UINT64, st.confident, "model-instance-id",
-      G_TYPE_STRING, ee->engine ? ee_engine_instance_id (ee->engine) : "",
-      "engine-streams", G_TYPE_INT,
-      ee->engine ? ee_engine_n_streams (ee->engine) : 0, NULL);
+      st.frames - st.carried, "carried", G_TYPE_UINT64, st.carried, "batched",
+      G_TYPE_UINT64, st.batched, "deadline-misses", G_TYPE_UINT64, st.misses,
+      "qos-lowered", G_TYPE_UINT64, st.qos_lowered, "qos-max-exit", G_TYPE_INT,
+      st.qos_max_exit, "confident-stops", G_TYPE_UINT64, st.confident,
+      "model-instance-id", G_TYPE_STRING,
+      ee->engine ? ee_engine_instance_id (ee->engine) : "", "engine-streams",
+      G_TYPE_INT, ee->engine ? ee_engine_n_streams (ee->engine) : 0, NULL);
   gst_structure_take_value (s, "exit-names", &names);
   gst_structure_take_value (s, "exits-taken", &taken);
   gst_structure_take_value (s, "exit-runs", &runs);
@@ -407,6 +421,9 @@ ee_element_get_property (EeElement *ee, guint prop_id, GValue *value)
       break;
     case EE_ELEMENT_PROP_THREADS:
       g_value_set_int (value, ee->prop_threads);
+      break;
+    case EE_ELEMENT_PROP_BATCH_SIZE:
+      g_value_set_int (value, ee->prop_batch_size);
       break;
     case EE_ELEMENT_PROP_DEADLINE_REFERENCE:
       g_value_set_enum (value, ee->deadline_reference);
@@ -470,11 +487,12 @@ typedef struct
 } LoadData;
 
 static EeRunner *
-load_model (EeBackend *be, const char *path, gpointer user_data,
+load_model (EeBackend *be, const char *path, int batch, gpointer user_data,
             gpointer *owner, GDestroyNotify *owner_free, GError **error)
 {
   LoadData *ld = user_data;
-  EeRunner *r = ee_model_engine_load (be, path, NULL, owner, owner_free, error);
+  EeRunner *r
+      = ee_model_engine_load (be, path, batch, NULL, owner, owner_free, error);
 
   if (!r && error && *error)
     ld->model_error = g_error_copy (*error);
@@ -681,6 +699,7 @@ ee_element_start (EeElement *ee, int max_exits)
   instance = g_strdup (ee->prop_instance_id);
   cfg.precision = (EePrecision)ee->prop_precision;
   cfg.threads = ee->prop_threads;
+  cfg.batch_size = ee->prop_batch_size;
   ee->items = 0;
   GST_OBJECT_UNLOCK (ee->element);
   ee->checked_exits = FALSE;

@@ -7,7 +7,8 @@
  *
  * - the common properties (installed by ee_element_class_install, handled by
  *   ee_element_set_property / ee_element_get_property): model-file, device,
- *   precision, model-instance-id, threads (READY only), deadline, policy,
+ *   precision, model-instance-id, threads, batch-size (READY only),
+ *   deadline, policy,
  *   min-exit, max-exit, interval, post-messages, unique-id and the read-only
  *   stats; confidence-threshold where the element's results have a
  *   confidence;
@@ -102,6 +103,7 @@ enum
   EE_ELEMENT_PROP_PRECISION,
   EE_ELEMENT_PROP_MODEL_INSTANCE_ID,
   EE_ELEMENT_PROP_THREADS,
+  EE_ELEMENT_PROP_BATCH_SIZE,
   EE_ELEMENT_PROP_DEADLINE,
   EE_ELEMENT_PROP_DEADLINE_REFERENCE,
   EE_ELEMENT_PROP_POLICY,
@@ -138,6 +140,7 @@ typedef struct
   gchar *prop_instance_id;
   GstEarlyExitPrecision prop_precision;
   gint prop_threads;
+  gint prop_batch_size;
   GstClockTime deadline;
   GstEarlyExitDeadlineReference deadline_reference;
   GstEarlyExitPolicy policy;

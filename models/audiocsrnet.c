@@ -267,14 +267,14 @@ add_exits (Ctx *c, int tap_block, int tap, guint32 tap_segment, GError **error)
 static gboolean
 build_audio (Ctx *c, GError **error)
 {
-  const int64_t in_shape[4] = { 1, 1, AUDIO_FRAMES, AUDIO_BANDS };
   EeBuilder *b = &c->b;
+  const int64_t in_shape[4] = { b->batch, 1, AUDIO_FRAMES, AUDIO_BANDS };
   int x;
 
   b->m->audio_input = ee_graph_input (b->g, "audio", 4, in_shape);
   x = vgg_stack (c, "audio", b->m->audio_input, 1, c->audio, c->n_audio, error);
   x = ee_build_op (b, "audio.pool", EE_OP_GLOBAL_AVGPOOL, &x, 1, error);
-  c->audio_vec = ee_build_reshape2 (b, x, 1, c->a_dim, error);
+  c->audio_vec = ee_build_reshape2 (b, x, b->batch, c->a_dim, error);
   if (c->audio_vec < 0)
     return FALSE;
   for (int i = 0; i < c->n_backend; i++) {
@@ -417,7 +417,7 @@ ee_audiocsrnet_build (EeModel *m, JsonObject *config, GError **error)
   gboolean ok = FALSE;
   int x, prev_seg;
   int64_t ch;
-  int64_t img_shape[4] = { 1, 3, 0, 0 };
+  int64_t img_shape[4] = { 0, 3, 0, 0 };
 
   ee_builder_init (&c.b, m);
   m->task = EE_TASK_COUNT;
@@ -431,6 +431,7 @@ ee_audiocsrnet_build (EeModel *m, JsonObject *config, GError **error)
     goto out;
 
   /* front end and its exits */
+  img_shape[0] = c.b.batch;
   img_shape[2] = m->height;
   img_shape[3] = m->width;
   m->image_input = ee_graph_input (c.b.g, "image", 4, img_shape);

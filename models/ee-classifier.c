@@ -149,7 +149,7 @@ ee_classifier_begin (EeClassifier *c, EeModel *m, JsonObject *cfg,
                      const char *const *arch_keys, int min_size,
                      const char *last_tap, GError **error)
 {
-  int64_t shape[4] = { 1, 3, 0, 0 };
+  int64_t shape[4] = { 0, 3, 0, 0 };
 
   ee_builder_init (&c->b, m);
   c->arch = m->arch;
@@ -158,6 +158,7 @@ ee_classifier_begin (EeClassifier *c, EeModel *m, JsonObject *cfg,
   m->task = EE_TASK_CLASSIFY;
   if (!parse_config (c, cfg, arch_keys, min_size, error))
     return FALSE;
+  shape[0] = c->b.batch;
   shape[2] = m->height;
   shape[3] = m->width;
   m->image_input = ee_graph_input (c->b.g, "image", 4, shape);
@@ -250,7 +251,7 @@ ee_classifier_finish (EeClassifier *c, int x, const char *head, GError **error)
       || !ee_runner_begin_segment (b->r, "final", TRUE, 1u << c->stage, error))
     return FALSE;
   x = ee_build_op (b, "avgpool", EE_OP_GLOBAL_AVGPOOL, &x, 1, error);
-  x = ee_build_reshape2 (b, x, 1, f, error);
+  x = ee_build_reshape2 (b, x, b->batch, f, error);
   if (c->hidden) {
     x = ee_build_linear (b, ee_build_name (b, "%s.0", head), x, f, c->hidden,
                          EE_ACT_RELU, error);

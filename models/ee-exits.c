@@ -209,17 +209,44 @@ layer_norm (EeBuilder *b, const EeExitConfig *e, const char *which, int x,
   return ee_graph_op (b->g, p, &d, &x, 1, error);
 }
 
-/* x2 = x + MHA(LN1(x)) for x (1, nt, d); every head has key/value size d. */
+/* The heads of q, k or v (B, nt, h*d) as a (B*h, nt, d) batch of matrices,
+ * or transposed (B*h, d, nt) for k: a view for one frame; with several the
+ * frame and head strides differ, so the heads are first copied out frame by
+ * frame into (B, h, nt, d). */
+static int
+split_heads (EeBuilder *b, const char *name, int x, int64_t nt, int64_t h,
+             int64_t d, gboolean transpose, GError **error)
+{
+  int64_t n = b->batch;
+
+  if (n == 1) {
+    const int64_t hs[3] = { h, nt, d }, hst[3] = { d, h * d, 1 };
+    const int64_t ks[3] = { h, d, nt }, kst[3] = { d, 1, h * d };
+
+    return transpose ? ee_graph_view (b->g, x, 3, ks, kst, 0, error)
+                     : ee_graph_view (b->g, x, 3, hs, hst, 0, error);
+  } else {
+    const int64_t s4[4] = { n, h, nt, d }, st4[4] = { nt * h * d, d, h * d, 1 };
+    const int64_t hs[3] = { n * h, nt, d }, hst[3] = { nt * d, d, 1 };
+    const int64_t ks[3] = { n * h, d, nt }, kst[3] = { nt * d, 1, d };
+
+    if ((x = ee_graph_view (b->g, x, 4, s4, st4, 0, error)) < 0
+        || (x = ee_build_op (b, name, EE_OP_REORDER, &x, 1, error)) < 0)
+      return -1;
+    return transpose ? ee_graph_view (b->g, x, 3, ks, kst, 0, error)
+                     : ee_graph_view (b->g, x, 3, hs, hst, 0, error);
+  }
+}
+
+/* x2 = x + MHA(LN1(x)) for x (B, nt, d); every head has key/value size d. */
 static int
 attention_block (EeBuilder *b, const EeExitConfig *e, int x, int64_t nt,
                  GError **error)
 {
   const char *p = e->name;
-  int64_t d = e->dim, h = e->heads;
-  const int64_t hs[3] = { h, nt, d }, hst[3] = { d, h * d, 1 };
-  const int64_t ks[3] = { h, d, nt }, kst[3] = { d, 1, h * d };
-  const int64_t ts[3] = { nt, h, d }, tst[3] = { d, nt * d, 1 };
-  const int64_t cs[3] = { 1, nt, h * d };
+  int64_t d = e->dim, h = e->heads, n = b->batch;
+  const int64_t ts[4] = { n, nt, h, d }, tst[4] = { h * nt * d, d, nt * d, 1 };
+  const int64_t cs[3] = { n, nt, h * d };
   EeOpDesc desc;
   int ln, q, k, v, qh, kt, vh, att, in[2];
 
@@ -233,9 +260,15 @@ attention_block (EeBuilder *b, const EeExitConfig *e, int x, int64_t nt,
       || (v = ee_build_linear (b, ee_build_name (b, "exits.%s.attn.v", p), ln,
                                d, h * d, EE_ACT_NONE, error))
              < 0
-      || (qh = ee_graph_view (b->g, q, 3, hs, hst, 0, error)) < 0
-      || (kt = ee_graph_view (b->g, k, 3, ks, kst, 0, error)) < 0
-      || (vh = ee_graph_view (b->g, v, 3, hs, hst, 0, error)) < 0)
+      || (qh = split_heads (b, ee_build_name (b, "exits.%s.attn.q_heads", p), q,
+                            nt, h, d, FALSE, error))
+             < 0
+      || (kt = split_heads (b, ee_build_name (b, "exits.%s.attn.k_heads", p), k,
+                            nt, h, d, TRUE, error))
+             < 0
+      || (vh = split_heads (b, ee_build_name (b, "exits.%s.attn.v_heads", p), v,
+                            nt, h, d, FALSE, error))
+             < 0)
     return -1;
   desc = ee_op_desc_init (EE_OP_MATMUL);
   desc.alpha = (float)(1.0 / sqrt ((double)d));
@@ -252,8 +285,8 @@ attention_block (EeBuilder *b, const EeExitConfig *e, int x, int64_t nt,
   in[1] = vh;
   att = ee_graph_op (b->g, ee_build_name (b, "exits.%s.attn.values", p), &desc,
                      in, 2, error);
-  /* (h, nt, d) -> (nt, h, d) contiguous -> (1, nt, h*d) */
-  if (att < 0 || (att = ee_graph_view (b->g, att, 3, ts, tst, 0, error)) < 0
+  /* (B*h, nt, d) -> (B, nt, h, d) contiguous -> (B, nt, h*d) */
+  if (att < 0 || (att = ee_graph_view (b->g, att, 4, ts, tst, 0, error)) < 0
       || (att = ee_build_op (b, ee_build_name (b, "exits.%s.attn.merge", p),
                              EE_OP_REORDER, &att, 1, error))
              < 0
@@ -300,7 +333,7 @@ slvit_exit (EeBuilder *b, const EeExitConfig *e, int tap, int audio_vec,
   int64_t d = e->dim, P = e->patch;
   int64_t n = (th / P) * (tw / P), nt = n + (e->audio_token ? 1 : 0);
   const int64_t pw[2] = { d, P * P * ch }, pb[1] = { d }, pos_s[2] = { nt, d };
-  const int64_t s3[3] = { 1, nt, d };
+  const int64_t s3[3] = { b->batch, nt, d };
   const float *proj_w, *proj_b, *pos;
   EeOpDesc desc;
   int x, in[2];
@@ -331,9 +364,9 @@ slvit_exit (EeBuilder *b, const EeExitConfig *e, int tap, int audio_vec,
   if (x < 0)
     return -1;
   if (e->audio_token) {
-    /* tokens (1, N, d) and the audio token (1, 1, d) as 4-d (1, ., d, 1) so the
-     * channel concat appends a token */
-    const int64_t s4[4] = { 1, n, d, 1 }, a4[4] = { 1, 1, d, 1 };
+    /* tokens (B, N, d) and the audio token (B, 1, d) as 4-d (B, ., d, 1) so
+     * the channel concat appends a token */
+    const int64_t s4[4] = { b->batch, n, d, 1 }, a4[4] = { b->batch, 1, d, 1 };
     int a = audio_token (b, e, audio_vec, proj_w, proj_b, ch, error);
 
     if (a < 0 || (in[0] = ee_graph_reshape (b->g, x, 4, s4, error)) < 0
@@ -345,16 +378,16 @@ slvit_exit (EeBuilder *b, const EeExitConfig *e, int tap, int audio_vec,
       return -1;
   }
   in[0] = x;
-  in[1] = ee_graph_constant (b->g, ee_build_name (b, "exits.%s.pos", p), 3, s3,
-                             pos);
+  in[1] = ee_graph_constant_repeated (
+      b->g, ee_build_name (b, "exits.%s.pos", p), 3, s3, pos, b->batch);
   x = ee_build_op (b, ee_build_name (b, "exits.%s.add_pos", p), EE_OP_ADD, in,
                    2, error);
   if (x < 0)
     return -1;
   x = mlp_block (b, e, attention_block (b, e, x, nt, error), error);
   /* token-major flatten: n*d + k */
-  return exit_head (b, e, ee_build_reshape2 (b, x, 1, nt * d, error), nt * d,
-                    error);
+  return exit_head (b, e, ee_build_reshape2 (b, x, b->batch, nt * d, error),
+                    nt * d, error);
 }
 
 static int
@@ -387,7 +420,8 @@ cnn_exit (EeBuilder *b, const EeExitConfig *e, int tap, int audio_vec,
   x = ee_build_maxpool (b, ee_build_name (b, "exits.%s.pool", e->name), x,
                         (int)e->pool, error);
   /* (c, y, x) flatten, as torch does */
-  return exit_head (b, e, ee_build_reshape2 (b, x, 1, f * ho * wo, error),
+  return exit_head (b, e,
+                    ee_build_reshape2 (b, x, b->batch, f * ho * wo, error),
                     f * ho * wo, error);
 }
 
@@ -399,7 +433,7 @@ ee_exit_build (EeBuilder *b, const EeExitConfig *e, int tap, int audio_vec,
 
   if (td->ndim != 4) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "exit %s: tap %s is not a (1, C, H, W) feature map", e->name,
+                 "exit %s: tap %s is not a (N, C, H, W) feature map", e->name,
                  e->tap);
     return -1;
   }

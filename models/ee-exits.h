@@ -1,7 +1,8 @@
 /* gst-earlyexit: the two early-exit branch kinds (docs/models.md 3.1, 3.2),
  * shared by every backbone.
  *
- * An exit reads one named tap of its backbone, (1, C, H, W), and gives
+ * An exit reads one named tap of its backbone, (N, C, H, W) for a batch of N
+ * frames (N = 1 but in batched graphs), and gives
  * `outputs` values: a count or class logits. Its configuration and tensors
  * are those of docs/model-format.md ("SL-ViT exit", "CNN exit"); which taps
  * exist is the backbone's business, so the tap stays a string here. */
@@ -42,9 +43,9 @@ gboolean ee_exit_config_parse_list (JsonObject *cfg, EeExitConfig *exits,
 /* The exit reads the audio vector (audio token or FiLM). */
 gboolean ee_exit_uses_audio (const EeExitConfig *e);
 
-/* Adds the exit's ops reading `tap` (1, C, H, W); audio_vec is the model's
- * audio vector (1, A), or -1 when it has none. Returns the value holding the
- * exit's result (1, outputs), or -1 with error set. */
+/* Adds the exit's ops reading `tap` (N, C, H, W); audio_vec is the model's
+ * audio vector (N, A), or -1 when it has none. Returns the value holding the
+ * exit's result (N, outputs), or -1 with error set. */
 int ee_exit_build (EeBuilder *b, const EeExitConfig *e, int tap, int audio_vec,
                    GError **error);
 

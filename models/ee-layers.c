@@ -10,6 +10,7 @@ ee_builder_init (EeBuilder *b, EeModel *m)
   b->r = m->runner;
   b->g = ee_runner_graph (m->runner);
   b->names = g_ptr_array_new_with_free_func (g_free);
+  b->batch = MAX (m->batch, 1);
 }
 
 void
@@ -122,7 +123,7 @@ int
 ee_build_film (EeBuilder *b, const char *name, int x, int gb, int64_t ch,
                GError **error)
 {
-  const int64_t shape[2] = { 1, ch }, stride[2] = { 2 * ch, 1 };
+  const int64_t shape[2] = { b->batch, ch }, stride[2] = { 2 * ch, 1 };
   EeOpDesc d = ee_op_desc_init (EE_OP_FILM);
   int in[3] = { x, -1, -1 };
 

@@ -18,6 +18,7 @@ typedef struct
   EeGraph *g;
   EeRunner *r;
   GPtrArray *names; /* strings made by ee_build_name */
+  int64_t batch;    /* frames per run (the model's batch size) */
 } EeBuilder;
 
 void ee_builder_init (EeBuilder *b, EeModel *m);
@@ -45,11 +46,11 @@ int ee_build_maxpool (EeBuilder *b, const char *name, int x, int k,
 /* An op without parameters (ADD, SOFTMAX, CONCAT, GLOBAL_AVGPOOL, ...). */
 int ee_build_op (EeBuilder *b, const char *name, EeOpKind kind, const int *in,
                  int n, GError **error);
-/* Contiguous reshape of x to (a, c). */
+/* Contiguous reshape of x to (a, c): (batch, c) for a = b->batch. */
 int ee_build_reshape2 (EeBuilder *b, int x, int64_t a, int64_t c,
                        GError **error);
 /* ReLU(gamma * x + beta) per channel, gamma and beta the first and second
- * halves of gb (1, 2 ch). */
+ * halves of gb (batch, 2 ch). */
 int ee_build_film (EeBuilder *b, const char *name, int x, int gb, int64_t ch,
                    GError **error);
 

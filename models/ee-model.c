@@ -409,6 +409,13 @@ read_int8 (EeModel *m, const char *text, GError **error)
 EeModel *
 ee_model_load (const char *path, EeBackend *be, gboolean plan, GError **error)
 {
+  return ee_model_load_batch (path, be, plan, 1, error);
+}
+
+EeModel *
+ee_model_load_batch (const char *path, EeBackend *be, gboolean plan, int batch,
+                     GError **error)
+{
   EeModel *m = g_new0 (EeModel, 1);
   JsonParser *parser = NULL;
   JsonNode *root;
@@ -416,7 +423,9 @@ ee_model_load (const char *path, EeBackend *be, gboolean plan, GError **error)
   GError *local = NULL;
   gsize i;
 
+  g_return_val_if_fail (batch >= 1, NULL);
   m->path = g_strdup (path);
+  m->batch = batch;
   m->image_input = m->audio_input = -1;
   m->st = ee_safetensors_open (path, &local);
   if (!m->st)
@@ -653,11 +662,11 @@ ee_model_audio_exits (const EeModel *m)
 }
 
 EeRunner *
-ee_model_engine_load (EeBackend *be, const char *path, gpointer user_data,
-                      gpointer *owner, GDestroyNotify *owner_free,
-                      GError **error)
+ee_model_engine_load (EeBackend *be, const char *path, int batch,
+                      gpointer user_data, gpointer *owner,
+                      GDestroyNotify *owner_free, GError **error)
 {
-  EeModel *m = ee_model_load (path, be, TRUE, error);
+  EeModel *m = ee_model_load_batch (path, be, TRUE, batch, error);
 
   if (!m)
     return NULL;

@@ -36,6 +36,11 @@ typedef struct
 /* plan = FALSE skips the activation arena (enough for `earlyexit info`). */
 EeModel *ee_model_load (const char *path, EeBackend *be, gboolean plan,
                         GError **error);
+/* The same with `batch` frames per run: every input and output gets a first
+ * dimension of `batch` (frame k's input at 1/batch of the bytes, offset k:
+ * ee_graph_upload_slot); the engine's batched steps run such a graph. */
+EeModel *ee_model_load_batch (const char *path, EeBackend *be, gboolean plan,
+                              int batch, GError **error);
 void ee_model_free (EeModel *m);
 
 const char *ee_model_path (const EeModel *m);
@@ -81,7 +86,7 @@ EeRunner *ee_model_runner (EeModel *m);
 
 /* The engine's loader (EeEngineLoadFunc) for model files: ee_model_load,
  * the model becoming the engine's owner (ee_engine_owner returns it). */
-EeRunner *ee_model_engine_load (EeBackend *be, const char *path,
+EeRunner *ee_model_engine_load (EeBackend *be, const char *path, int batch,
                                 gpointer user_data, gpointer *owner,
                                 GDestroyNotify *owner_free, GError **error);
 /* Exits (bit i = exit i) that read the audio input; with no audio, run the

@@ -54,7 +54,21 @@ typedef struct
   /* Device copy of the last preprocessed frame. */
   void *frame;
   size_t frame_size;
+
+  /* Parameters prepared by ops, kept once: a model loaded twice on one
+   * instance (the engine's batched copy) shares its weights. Key (a digest
+   * of the values, layout and dtype) -> CudaShared. */
+  GHashTable *shared;
 } CudaBackend;
+
+/* One prepared parameter buffer and the ops that read it. */
+typedef struct
+{
+  GHashTable *table; /* the instance's `shared` */
+  char *key;
+  void *dev;
+  int refs;
+} CudaShared;
 
 /* The description of an NHWC tensor in EE_LAYOUT_BACKEND. */
 typedef struct
@@ -103,7 +117,8 @@ struct _EeOp
   EeKView out_view;
   CudaLayout out_layout; /* layout_desc of an NHWC output */
   CudaRunFunc run;
-  GPtrArray *bufs; /* device buffers the op owns */
+  GPtrArray *bufs;   /* device buffers the op owns */
+  GPtrArray *shared; /* CudaShared parameters the op reads */
 
   /* Parameters in device memory, in the backend's dtype */
   void *weight;
@@ -155,9 +170,11 @@ void *cuda_malloc (CudaBackend *be, const EeOp *op, size_t nbytes,
 /* Device memory the op owns (freed with it). */
 void *cuda_buffer_new (CudaBackend *be, EeOp *op, size_t nbytes,
                        const char *what, GError **error);
-/* A host float32 parameter (contiguous, of `from`'s shape) copied into an
- * op-owned buffer in the backend's dtype, laid out as `to` (a dense view of
- * the same shape). Waits for the copy: op_new may block. */
+/* A host float32 parameter (contiguous, of `from`'s shape) copied into a
+ * buffer in the backend's dtype, laid out as `to` (a dense view of the same
+ * shape), that the op reads for its life. The same values laid out the same
+ * way are copied once per instance and shared. Waits for the copy: op_new
+ * may block. */
 void *cuda_param_new (CudaBackend *be, EeOp *op, const float *host,
                       const EeKView *to, const char *what, GError **error);
 /* A vector of n parameters: host, or `fill` everywhere when host is NULL. */

@@ -166,20 +166,71 @@ cuda_buffer_new (CudaBackend *be, EeOp *op, size_t nbytes, const char *what,
   return p;
 }
 
+static void
+shared_release (gpointer data)
+{
+  CudaShared *s = data;
+
+  if (--s->refs > 0)
+    return;
+  g_hash_table_remove (s->table, s->key);
+  cudaFree (s->dev);
+  g_free (s->key);
+  g_free (s);
+}
+
+/* The key of `host` laid out as `to` in the backend's dtype. */
+static char *
+param_key (CudaBackend *be, const float *host, size_t host_bytes,
+           const EeKView *to)
+{
+  GChecksum *sum = g_checksum_new (G_CHECKSUM_SHA256);
+  char *key;
+
+  g_checksum_update (sum, (const guchar *)host, host_bytes);
+  key = g_strdup_printf (
+      "%s/%d/%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
+      ",%" G_GINT64_FORMAT "/%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
+      ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT,
+      g_checksum_get_string (sum), (int)be->dtype, to->shape[0], to->shape[1],
+      to->shape[2], to->shape[3], to->stride[0], to->stride[1], to->stride[2],
+      to->stride[3]);
+  g_checksum_free (sum);
+  return key;
+}
+
 void *
 cuda_param_new (CudaBackend *be, EeOp *op, const float *host, const EeKView *to,
                 const char *what, GError **error)
 {
   int64_t n = to->shape[0] * to->shape[1] * to->shape[2] * to->shape[3];
   size_t host_bytes = (size_t)n * sizeof (float);
+  char *key = param_key (be, host, host_bytes, to);
+  CudaShared *shared = g_hash_table_lookup (be->shared, key);
   EeKView from;
   void *dst, *tmp;
   gboolean ok;
 
-  dst = cuda_buffer_new (be, op, (size_t)n * cuda_dtype_size (be->dtype), what,
-                         error);
-  if (!dst)
+  if (shared) {
+    g_free (key);
+    shared->refs++;
+    g_ptr_array_add (op->shared, shared);
+    return shared->dev;
+  }
+  dst = cuda_malloc (be, op, (size_t)n * cuda_dtype_size (be->dtype), what,
+                     error);
+  if (!dst) {
+    g_free (key);
     return NULL;
+  }
+  shared = g_new0 (CudaShared, 1);
+  shared->table = be->shared;
+  shared->key = key;
+  shared->dev = dst;
+  shared->refs = 1;
+  g_hash_table_insert (be->shared, key, shared);
+  /* released with the op, also when the copy below fails */
+  g_ptr_array_add (op->shared, shared);
   /* Conversion and layout change run on the device, from a float32 copy. */
   tmp = cuda_malloc (be, op, host_bytes, what, error);
   if (!tmp)
@@ -476,6 +527,11 @@ cuda_free (EeBackend *base)
     g_ptr_array_unref (be->staging_all);
   g_slist_free (be->staging_free);
   g_mutex_clear (&be->staging_lock);
+  /* every op is freed before its backend, and with it its shared params */
+  if (be->shared) {
+    g_warn_if_fail (g_hash_table_size (be->shared) == 0);
+    g_hash_table_unref (be->shared);
+  }
   g_free (be);
 }
 
@@ -718,6 +774,7 @@ cuda_op_free (EeBackend *base, EeOp *op)
   cuda_dnn_op_clear (op);
   /* cudaFree waits for the device: no enqueued run still reads these. */
   g_ptr_array_unref (op->bufs);
+  g_ptr_array_unref (op->shared);
   g_free (op->in);
   g_free (op->ptrs);
   g_free (op);
@@ -748,6 +805,7 @@ cuda_op_new (EeBackend *base, const EeOpDesc *desc,
   op->in = g_new0 (CudaInput, n_inputs);
   op->ptrs = g_new0 (const void *, n_inputs);
   op->bufs = g_ptr_array_new_with_free_func (free_device);
+  op->shared = g_ptr_array_new_with_free_func (shared_release);
   if (!builders[desc->kind](be, op, desc, inputs, out, error)) {
     cuda_op_free (base, op);
     return NULL;
@@ -997,6 +1055,7 @@ ee_backend_cuda_module_new (int device, int precision, GError **error)
       = env_size_mb ("EE_CUDA_WORKSPACE_MB", DEFAULT_WORKSPACE_MB) * 1048576;
   g_mutex_init (&be->staging_lock);
   be->staging_all = g_ptr_array_new_with_free_func (staging_free);
+  be->shared = g_hash_table_new (g_str_hash, g_str_equal);
 
   /* FP32: no TF32 anywhere. TF32: allowed through the compute type.
    * FP16/BF16: split-K and other reductions stay in fp32, as promised. */

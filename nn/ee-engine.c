@@ -21,6 +21,10 @@
 #define MAX_INPUTS 8
 /* The most frames one engine runs at once (EeEngineConfig.lanes). */
 #define MAX_LANES 16
+/* The most frames one batched step takes (EeEngineConfig.batch_size). */
+#define MAX_BATCH 32
+
+typedef struct _EeGroup EeGroup;
 
 struct _EeEngine
 {
@@ -53,6 +57,30 @@ struct _EeEngine
   double slow;
   int skipped[EE_RUNNER_MAX_SEGMENTS]; /* per exit, frames skipped in a row */
   int probe_every[EE_RUNNER_MAX_SEGMENTS]; /* per exit */
+
+  /* batched steps (batch > 1): the model loaded again with `batch` frames
+   * per run, weights shared where the backend shares them; fixed after
+   * acquire */
+  int batch;
+  EeRunner *rb;
+  gpointer owner_b;
+  GDestroyNotify owner_b_free;
+  int input_value_b[MAX_INPUTS];
+  /* `lock`: ns per segment of a batched step, and the groups made so far */
+  double est_b[EE_RUNNER_MAX_SEGMENTS];
+  GPtrArray *groups;
+};
+
+/* Frames from several streams that run as one: their inputs in the slots of
+ * one batched cursor, every step of theirs one batched call. A frame leaves
+ * its group when it is published; the group is free again once it has no
+ * frame left and no step running. */
+struct _EeGroup
+{
+  EeCursor *cur;               /* on the engine's batched runner */
+  EeStream *member[MAX_BATCH]; /* by slot; NULL: empty or left */
+  int live;                    /* members not yet published */
+  gboolean busy;               /* a worker runs a step of it */
 };
 
 struct _EeStream
@@ -73,6 +101,13 @@ struct _EeStream
   EeFrameResult res;
   GError *error;
   gboolean has_last; /* a result was published since the last reset */
+  /* in a group: its slot there; the published result is copied out of the
+   * group's cursor into own_value / own_map */
+  EeGroup *group;
+  int slot;
+  float *own_value, *own_map;
+  /* the group it left last: its inputs may still be read by a step there */
+  EeGroup *last_group;
 
   int qos_cap; /* -1: none */
   gboolean qos_late;
@@ -137,18 +172,42 @@ cost (EeEngine *e, guint32 segs)
   return cost_alone (e, segs) * e->slow;
 }
 
-static void
-update (EeEngine *e, int seg, double ns, gboolean fresh)
+/* The same for a batched step (every frame of a group at once). */
+static double
+cost_batch (EeEngine *e, guint32 segs)
 {
-  double est = e->est[seg];
+  double c = 0;
 
-  if (fresh || est <= 0) {
-    e->est[seg] = ns;
+  for (int s = 0; s < e->n_segs; s++)
+    if (segs & (1u << s))
+      c += e->est_b[s];
+  return c * e->slow;
+}
+
+/* What a step of frame s costs: a batched one when s runs in a group. */
+static double
+step_cost (EeEngine *e, const EeStream *s, guint32 segs)
+{
+  return s->group ? cost_batch (e, segs) : cost (e, segs);
+}
+
+/* The cursor that holds frame s: its group's, or its stream's own. */
+static EeCursor *
+cursor_of (const EeStream *s)
+{
+  return s->group ? s->group->cur : s->cur;
+}
+
+static void
+update (double *est, double ns, gboolean fresh)
+{
+  if (fresh || *est <= 0) {
+    *est = ns;
     return;
   }
   /* a preempted run must not lock a segment out */
-  ns = MIN (ns, est * SAMPLE_CLAMP);
-  e->est[seg] = est + EMA_WEIGHT * (ns - est);
+  ns = MIN (ns, *est * SAMPLE_CLAMP);
+  *est += EMA_WEIGHT * (ns - *est);
 }
 
 gint64
@@ -232,14 +291,14 @@ plan_step (EeEngine *e, guint32 set, int i, guint32 done)
   return need | (may & ~done & ((1u << highest (need)) - 1));
 }
 
-/* Whether exit i (segments `need`) may start at `now`: it fits by the
+/* Whether exit i (a step costing c) may start at `now`: it fits by the
  * estimates, or it is due for a try (*probe). */
 static gboolean
-fits (EeEngine *e, const EeFrameParams *p, int i, guint32 need, double now,
+fits (EeEngine *e, const EeFrameParams *p, int i, double c, double now,
       gboolean *probe)
 {
   *probe = FALSE;
-  if (!timed (p) || now + cost (e, need) <= (double)p->deadline)
+  if (!timed (p) || now + c <= (double)p->deadline)
     return TRUE;
   if (e->skipped[i] >= e->probe_every[i]) {
     *probe = TRUE;
@@ -265,7 +324,7 @@ plan_target (EeEngine *e, const EeFrameParams *p, double now)
     if (!(set & (1u << i)))
       continue;
     need = plan_step (e, set, i, done);
-    if (target >= 0 && !fits (e, p, i, need, now, &try))
+    if (target >= 0 && !fits (e, p, i, cost (e, need), now, &try))
       break;
     now += cost (e, need);
     done |= need;
@@ -326,12 +385,25 @@ publish (EeEngine *e, EeStream *s, gboolean carry)
    * finished after it; a carried result was there before */
   res->missed = res->exit >= 0 && res->finish[res->exit] > s->p.deadline;
   if (res->exit >= 0) {
-    const EeExitResult *r = ee_cursor_result (s->cur, res->exit);
+    const EeExitResult *r = ee_cursor_result (cursor_of (s), res->exit);
     res->value = r->value;
     res->n_out = r->n_out;
     res->map = r->map;
     res->map_h = r->map_h;
     res->map_w = r->map_w;
+    if (s->group) {
+      /* the group's cursor serves its next frames: copy this one's slot */
+      int64_t n = r->n_out / e->batch, cells = r->map_h * r->map_w;
+
+      memcpy (s->own_value, r->value + s->slot * n, (size_t)n * sizeof (float));
+      res->value = s->own_value;
+      res->n_out = n;
+      if (r->map) {
+        memcpy (s->own_map, r->map + s->slot * cells,
+                (size_t)cells * sizeof (float));
+        res->map = s->own_map;
+      }
+    }
     res->stopped_early = s->accepted && res->exit == highest (s->finished)
                          && res->exit < highest (s->set);
     s->has_last = TRUE;
@@ -339,6 +411,14 @@ publish (EeEngine *e, EeStream *s, gboolean carry)
   if (timed (&s->p))
     account (e, s);
 
+  if (s->group) {
+    /* leaves its group: the stream may start its next frame at once */
+    s->group->member[s->slot] = NULL;
+    s->group->live--;
+    s->last_group = s->group;
+    s->group = NULL;
+    st->batched += !carry;
+  }
   st->frames++;
   st->carried += carry;
   st->misses += res->missed;
@@ -360,6 +440,8 @@ publish (EeEngine *e, EeStream *s, gboolean carry)
 static int
 next_exit (EeEngine *e, EeStream *s, guint32 *need)
 {
+  EeCursor *c = cursor_of (s);
+
   for (int i = highest (s->finished) + 1; i < e->n_exits; i++) {
     if (!(s->set & (1u << i)))
       continue;
@@ -367,8 +449,8 @@ next_exit (EeEngine *e, EeStream *s, guint32 *need)
       *need = plan_step (e, s->set, i, 0);
       return i;
     }
-    if (ee_cursor_can_run (s->cur, i)) {
-      *need = ee_cursor_step (s->cur, i);
+    if (ee_cursor_can_run (c, i)) {
+      *need = ee_cursor_step (c, i);
       return i;
     }
   }
@@ -397,25 +479,28 @@ may_carry (const EeStream *s, double first)
 /* First exits, earliest deadline first: the first frame that can make its
  * deadline (or must run anyway: see may_carry); frames that cannot, with the
  * first exits queued before them, carry their last result. With several
- * lanes the queue before a frame drains that many times faster. */
+ * lanes the queue before a frame drains that many times faster, with
+ * batched steps a batch at a time. */
 static EeStream *
 choose_first (EeEngine *e, GPtrArray *waiting, double now, int *exit_index)
 {
   EeStream *chosen = NULL;
   double queued = 0;
+  gboolean batching = e->batch > 1 && waiting->len > 1;
 
   g_ptr_array_sort (waiting, by_deadline);
   for (guint k = 0; k < waiting->len; k++) {
     EeStream *s = g_ptr_array_index (waiting, k);
     guint32 need;
     int i = next_exit (e, s, &need);
+    double c = cost (e, need);
 
-    if (now + queued / e->n_lanes + cost (e, need) > (double)s->p.deadline
-        && may_carry (s, cost (e, need))) {
+    if (now + queued / e->n_lanes + c > (double)s->p.deadline
+        && may_carry (s, c)) {
       publish (e, s, TRUE);
       continue;
     }
-    queued += cost (e, need);
+    queued += batching ? MIN (c, cost_batch (e, need) / e->batch) : c;
     if (!chosen) {
       chosen = s;
       *exit_index = i;
@@ -424,11 +509,91 @@ choose_first (EeEngine *e, GPtrArray *waiting, double now, int *exit_index)
   return chosen;
 }
 
-/* ANYTIME, for a frame that has its first exit and would run exit i next:
- * when running the later exits in order would not reach the frame's last
- * one by the deadline, the deepest later exit that can be reached by going
- * straight to it (the heads of the exits in between cost time that a deeper
- * exit can use); else i, the next in order. */
+static gboolean
+same_inputs (EeEngine *e, const EeStream *a, const EeStream *b)
+{
+  for (int k = 0; k < e->n_inputs; k++)
+    if (!a->input[k] != !b->input[k])
+      return FALSE;
+  return TRUE;
+}
+
+/* A group with no frame and no step running, or a new one (NULL when its
+ * activation memory cannot be had: the frames then run one by one). */
+static EeGroup *
+free_group (EeEngine *e)
+{
+  EeGroup *g;
+  GError *err = NULL;
+
+  for (guint k = 0; k < e->groups->len; k++) {
+    g = g_ptr_array_index (e->groups, k);
+    if (!g->live && !g->busy)
+      return g;
+  }
+  g = g_new0 (EeGroup, 1);
+  g->cur = ee_cursor_new (e->rb, &err);
+  if (!g->cur) {
+    g_warning ("engine: no memory for another batch of %d frames (%s); "
+               "running frames one by one",
+               e->batch, err->message);
+    g_error_free (err);
+    g_free (g);
+    return NULL;
+  }
+  g_ptr_array_add (e->groups, g);
+  return g;
+}
+
+/* Batched steps: s (chosen for its first exit i) and the frames waiting for
+ * the same first step with the same exits and inputs, earliest deadlines
+ * first (waiting is sorted), that the batched step still brings in by their
+ * deadlines; a group when there are at least two and the batched step is
+ * still in time for s (or a single step would be late too). Else NULL: s
+ * runs alone. */
+static EeGroup *
+gather (EeEngine *e, EeStream *s, int i, GPtrArray *waiting, double now)
+{
+  EeStream *take[MAX_BATCH];
+  guint32 need;
+  double cb;
+  int n = 0;
+  EeGroup *g;
+
+  if (e->batch <= 1 || waiting->len < 2 || next_exit (e, s, &need) != i)
+    return NULL;
+  cb = cost_batch (e, need);
+  if (timed (&s->p) && now + cb > (double)s->p.deadline
+      && now + cost (e, need) <= (double)s->p.deadline)
+    return NULL;
+  take[n++] = s;
+  for (guint k = 0; k < waiting->len && n < e->batch; k++) {
+    EeStream *t = g_ptr_array_index (waiting, k);
+    guint32 t_need = 0;
+
+    if (t == s || !t->active || t->set != s->set || !same_inputs (e, s, t)
+        || next_exit (e, t, &t_need) != i || t_need != need
+        || (timed (&t->p) && now + cb > (double)t->p.deadline))
+      continue;
+    take[n++] = t;
+  }
+  if (n < 2 || !(g = free_group (e)))
+    return NULL;
+  memset (g->member, 0, sizeof g->member);
+  for (int k = 0; k < n; k++) {
+    g->member[k] = take[k];
+    take[k]->group = g;
+    take[k]->slot = k;
+  }
+  g->live = n;
+  return g;
+}
+
+/* ANYTIME, for a frame running alone that has its first exit and would run
+ * exit i next: when running the later exits in order would not reach the
+ * frame's last one by the deadline, the deepest later exit that can be
+ * reached by going straight to it (the heads of the exits in between cost
+ * time that a deeper exit can use); else i, the next in order. */
 static int
 jump_exit (EeEngine *e, EeStream *s, int i, double now)
 {
@@ -458,8 +623,9 @@ jump_exit (EeEngine *e, EeStream *s, int i, double now)
 }
 
 /* Later exits: the earliest deadline among frames whose next exit fits (or
- * a deeper one: jump_exit); frames with nothing more to run are
- * published. */
+ * a deeper one: jump_exit); frames with nothing more to run are published.
+ * The frames of a group all have the same next exit (one cursor); those it
+ * does not fit leave the group, published, and the others go on together. */
 static EeStream *
 choose_next (EeEngine *e, GPtrArray *going, double now, int *exit_index)
 {
@@ -475,7 +641,7 @@ choose_next (EeEngine *e, GPtrArray *going, double now, int *exit_index)
       publish (e, s, FALSE);
       continue;
     }
-    if (s->p.policy == EE_POLICY_ANYTIME) {
+    if (s->p.policy == EE_POLICY_ANYTIME && !s->group) {
       int j = jump_exit (e, s, i, now);
 
       if (j != i) {
@@ -483,7 +649,7 @@ choose_next (EeEngine *e, GPtrArray *going, double now, int *exit_index)
         need = ee_cursor_step (s->cur, j);
       }
     }
-    if (!fits (e, &s->p, i, need, now, &try)) {
+    if (!fits (e, &s->p, i, step_cost (e, s, need), now, &try)) {
       s->stopped = i;
       publish (e, s, FALSE);
       continue;
@@ -497,9 +663,16 @@ choose_next (EeEngine *e, GPtrArray *going, double now, int *exit_index)
   return chosen;
 }
 
-/* The next step: a frame and the exit to run on it; NULL when there is
- * nothing to do. *in_flight: frames submitted and not yet published, the
- * chosen one included. Called with the lock. */
+static gboolean
+is_busy (const EeStream *s)
+{
+  return s->busy || (s->group && s->group->busy);
+}
+
+/* The next step: a frame and the exit to run on it (with the frame's whole
+ * group when it has one); NULL when there is nothing to do. *in_flight:
+ * frames submitted and not yet published, the chosen one included. Called
+ * with the lock. */
 static EeStream *
 choose (EeEngine *e, int *exit_index, int *in_flight)
 {
@@ -513,52 +686,98 @@ choose (EeEngine *e, int *exit_index, int *in_flight)
     s = l->data;
     *in_flight += s->active;
     /* a frame another lane steps waits for that step */
-    if (s->active && !s->busy)
+    if (s->active && !is_busy (s))
       g_ptr_array_add (s->finished ? e->going : e->waiting, s);
   }
   e->slow = MAX (MIN (e->n_lanes, *in_flight), 1);
   s = e->waiting->len ? choose_first (e, e->waiting, now, exit_index) : NULL;
-  if (!s && e->going->len)
+  if (s)
+    gather (e, s, *exit_index, e->waiting, now);
+  else if (e->going->len)
     s = choose_next (e, e->going, now, exit_index);
   return s;
 }
 
-/* Runs exit i of s's frame (outside the lock): begins the frame on its first
- * step, waits for the step on a non-eager backend, and measures each
- * segment. */
+/* Uploads the inputs of a frame's first step: the stream's into its own
+ * cursor, or every member's into its slot of the group's cursor. */
 static gboolean
-run_step (EeEngine *e, EeStream *s, int i, gboolean first, double *seg_ns,
-          guint32 *segs, GError **error)
+upload_inputs (EeEngine *e, EeStream *s, EeGroup *g, GError **error)
 {
-  *segs = 0;
-  if (first) {
-    ee_cursor_begin (s->cur, s->set);
+  if (!g) {
     for (int k = 0; k < e->n_inputs; k++)
       if (s->input[k]
           && !ee_cursor_upload (s->cur, e->input_value[k], s->input[k], error))
         return FALSE;
+    return TRUE;
   }
-  *segs = ee_cursor_step (s->cur, i);
-  if (!ee_cursor_enqueue (s->cur, i, error))
-    return FALSE;
-  if (!e->eager && !ee_cursor_wait (s->cur, error))
-    return FALSE;
-  ee_cursor_poll (s->cur);
-  for (int seg = 0; seg < e->n_segs; seg++)
-    if (*segs & (1u << seg))
-      seg_ns[seg] = ee_cursor_segment_ms (s->cur, seg) * 1e6;
+  for (int slot = 0; slot < e->batch; slot++) {
+    EeStream *m = g->member[slot];
+
+    for (int k = 0; m && k < e->n_inputs; k++)
+      if (m->input[k]
+          && !ee_cursor_upload_slot (g->cur, e->input_value_b[k], slot,
+                                     e->batch, m->input[k], error))
+        return FALSE;
+  }
   return TRUE;
 }
 
+/* Runs exit i of s's frame (outside the lock), in s's group when it has one:
+ * begins the frame on its first step, waits for the step on a non-eager
+ * backend, and measures each segment. */
 static gboolean
-accepts (EeStream *s, int i)
+run_step (EeEngine *e, EeStream *s, EeGroup *g, int i, gboolean first,
+          double *seg_ns, guint32 *segs, GError **error)
 {
-  const EeExitResult *r = ee_cursor_result (s->cur, i);
+  EeCursor *c = g ? g->cur : s->cur;
+
+  *segs = 0;
+  if (first) {
+    ee_cursor_begin (c, s->set);
+    if (!upload_inputs (e, s, g, error))
+      return FALSE;
+  }
+  *segs = ee_cursor_step (c, i);
+  if (!ee_cursor_enqueue (c, i, error))
+    return FALSE;
+  if (!e->eager && !ee_cursor_wait (c, error))
+    return FALSE;
+  ee_cursor_poll (c);
+  for (int seg = 0; seg < e->n_segs; seg++)
+    if (*segs & (1u << seg))
+      seg_ns[seg] = ee_cursor_segment_ms (c, seg) * 1e6;
+  return TRUE;
+}
+
+/* Whether CONFIDENCE stops frame s at exit i (its group's slot of the
+ * result when it has one). Outside the lock: s is busy. */
+static gboolean
+accepts (EeEngine *e, EeStream *s, EeGroup *g, int i)
+{
+  const EeExitResult *r = ee_cursor_result (g ? g->cur : s->cur, i);
+  int64_t n = g ? r->n_out / e->batch : r->n_out;
 
   /* the last candidate ends the frame anyway */
   return s->p.policy == EE_POLICY_CONFIDENCE && s->p.stop
          && i < highest (s->set) && r->done
-         && s->p.stop (s->p.stop_data, i, r->value, r->n_out);
+         && s->p.stop (s->p.stop_data, i, r->value + (g ? s->slot * n : 0), n);
+}
+
+/* Records a finished step of frame s (with the lock). */
+static void
+step_done (EeEngine *e, EeStream *s, int i, gboolean ok, gboolean accepted,
+           GError **err)
+{
+  if (!s->active)
+    return;
+  if (!ok) {
+    g_propagate_error (&s->error, g_error_copy (*err));
+    publish (e, s, FALSE);
+  } else {
+    s->finished |= 1u << i;
+    s->res.finish[i] = ee_now ();
+    s->accepted = accepted;
+  }
 }
 
 /* One lane: picks a step, runs it outside the lock, records it. A lane
@@ -571,19 +790,29 @@ worker_main (gpointer data)
   g_mutex_lock (&e->lock);
   while (!e->quit) {
     double seg_ns[EE_RUNNER_MAX_SEGMENTS];
-    guint32 segs;
+    guint32 segs, accepted = 0;
     GError *err = NULL;
-    gboolean ok, first, accepted;
-    int i, in_flight, sharing, step_cores;
-    EeStream *s = choose (e, &i, &in_flight);
+    gboolean ok, first;
+    int i = -1, in_flight, sharing, step_cores;
+    EeStream *s = choose (e, &i, &in_flight), *mem[MAX_BATCH] = { NULL };
+    EeGroup *g;
 
     if (!s) {
       g_cond_wait (&e->cond, &e->lock);
       continue;
     }
-    s->busy = TRUE;
+    g = s->group;
     first = !s->started;
-    s->started = TRUE;
+    if (g) {
+      g->busy = TRUE;
+      memcpy (mem, g->member, sizeof mem);
+      for (int k = 0; k < e->batch; k++)
+        if (mem[k])
+          mem[k]->started = TRUE;
+    } else {
+      s->busy = TRUE;
+      s->started = TRUE;
+    }
     e->running++;
     sharing = MAX (MIN (e->n_lanes, in_flight), e->running);
     g_mutex_unlock (&e->lock);
@@ -592,27 +821,31 @@ worker_main (gpointer data)
     if (e->n_lanes > 1)
       ee_backend_set_thread_cores (e->be, step_cores);
 
-    ok = run_step (e, s, i, first, seg_ns, &segs, &err);
-    accepted = ok && accepts (s, i);
+    ok = run_step (e, s, g, i, first, seg_ns, &segs, &err);
+    /* a member published meanwhile (at its deadline) keeps its frame's
+     * parameters until the step is over (ee_stream_run waits for it) */
+    for (int k = 0; ok && k < (g ? e->batch : 1); k++) {
+      EeStream *m = g ? mem[k] : s;
+      if (m && accepts (e, m, g, i))
+        accepted |= 1u << k;
+    }
 
     g_mutex_lock (&e->lock);
-    s->busy = FALSE;
     e->running--;
     for (int seg = 0; seg < e->n_segs; seg++)
       if ((segs & (1u << seg)) && seg_ns[seg] >= 0)
-        /* a try exists to measure afresh */
-        /* kept as on all cores: a step on half of them counts half */
-        update (e, seg, seg_ns[seg] * step_cores / e->cores, s->probe == i);
-    if (s->active) {
-      if (!ok) {
-        g_propagate_error (&s->error, err);
-        err = NULL;
-        publish (e, s, FALSE);
-      } else {
-        s->finished |= 1u << i;
-        s->res.finish[i] = ee_now ();
-        s->accepted = accepted;
-      }
+        /* a try exists to measure afresh; kept as on all cores: a step on
+         * half of them counts half */
+        update (g ? &e->est_b[seg] : &e->est[seg],
+                seg_ns[seg] * step_cores / e->cores, s->probe == i);
+    if (g) {
+      g->busy = FALSE;
+      for (int k = 0; k < e->batch; k++)
+        if (g->member[k])
+          step_done (e, g->member[k], i, ok, (accepted >> k) & 1, &err);
+    } else {
+      s->busy = FALSE;
+      step_done (e, s, i, ok, accepted & 1, &err);
     }
     g_clear_error (&err);
     g_cond_broadcast (&e->cond);
@@ -627,23 +860,24 @@ worker_main (gpointer data)
  * its fastest run after the first (the first pays for lazy
  * initialisation). Before the worker starts. */
 static gboolean
-warm_up (EeEngine *e, int runs, GError **error)
+warm_up (EeEngine *e, EeRunner *r, const int *input_value, double *est,
+         int runs, GError **error)
 {
-  EeCursor *c = ee_cursor_new (e->r, error);
-  EeGraph *g = ee_runner_graph (e->r);
+  EeCursor *c = ee_cursor_new (r, error);
+  EeGraph *g = ee_runner_graph (r);
   float *zeros[MAX_INPUTS] = { 0 };
   guint32 all = e->n_exits >= 32 ? G_MAXUINT32 : (1u << e->n_exits) - 1;
   gboolean ok = c != NULL;
 
   for (int k = 0; k < e->n_inputs && ok; k++) {
-    const EeTensorDesc *d = ee_graph_desc (g, e->input_value[k]);
+    const EeTensorDesc *d = ee_graph_desc (g, input_value[k]);
     zeros[k] = g_malloc0 (d->nbytes);
   }
   runs = MAX (runs, 1);
   for (int run = 0; run < runs && ok; run++) {
     ee_cursor_begin (c, all);
     for (int k = 0; k < e->n_inputs && ok; k++)
-      ok = ee_cursor_upload (c, e->input_value[k], zeros[k], error);
+      ok = ee_cursor_upload (c, input_value[k], zeros[k], error);
     for (int i = 0; i < e->n_exits && ok; i++)
       ok = ee_cursor_enqueue (c, i, error);
     ok = ok && ee_cursor_wait (c, error);
@@ -651,7 +885,7 @@ warm_up (EeEngine *e, int runs, GError **error)
       double ns = ee_cursor_segment_ms (c, seg) * 1e6;
       if (ns < 0 || (run == 0 && runs > 1))
         continue;
-      e->est[seg] = (run <= 1 || e->est[seg] <= 0) ? ns : MIN (e->est[seg], ns);
+      est[seg] = (run <= 1 || est[seg] <= 0) ? ns : MIN (est[seg], ns);
     }
   }
   for (int k = 0; k < e->n_inputs; k++)
@@ -671,6 +905,14 @@ engine_free (EeEngine *e)
     if (e->workers[k])
       g_thread_join (e->workers[k]);
   g_warn_if_fail (e->streams == NULL);
+  for (guint k = 0; e->groups && k < e->groups->len; k++) {
+    EeGroup *g = g_ptr_array_index (e->groups, k);
+    ee_cursor_free (g->cur);
+    g_free (g);
+  }
+  g_clear_pointer (&e->groups, g_ptr_array_unref);
+  if (e->owner_b_free && e->owner_b)
+    e->owner_b_free (e->owner_b);
   if (e->owner_free && e->owner)
     e->owner_free (e->owner);
   ee_backend_free (e->be);
@@ -710,7 +952,7 @@ engine_new (const EeEngineConfig *cfg, EeEngineLoadFunc load,
   e->be = ee_backend_new_full (e->device, cfg->threads, cfg->precision, error);
   if (!e->be)
     goto fail;
-  e->r = load (e->be, cfg->model_file, load_data, &e->owner, &e->owner_free,
+  e->r = load (e->be, cfg->model_file, 1, load_data, &e->owner, &e->owner_free,
                error);
   if (!e->r)
     goto fail;
@@ -730,8 +972,28 @@ engine_new (const EeEngineConfig *cfg, EeEngineLoadFunc load,
   for (int i = 0; i < e->n_exits; i++)
     e->probe_every[i] = PROBE_FIRST;
   e->slow = 1;
-  if (!warm_up (e, cfg->warm_up_runs, error))
+  if (!warm_up (e, e->r, e->input_value, e->est, cfg->warm_up_runs, error))
     goto fail;
+  e->batch = MAX (cfg->batch_size, 1);
+  e->groups = g_ptr_array_new ();
+  if (e->batch > MAX_BATCH) {
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+                 "batch size %d: the engine takes at most %d frames per step",
+                 e->batch, MAX_BATCH);
+    goto fail;
+  }
+  if (e->batch > 1) {
+    /* the same model with `batch` frames per run, for batched steps */
+    e->rb = load (e->be, cfg->model_file, e->batch, load_data, &e->owner_b,
+                  &e->owner_b_free, error);
+    if (!e->rb)
+      goto fail;
+    for (int k = 0; k < e->n_inputs; k++)
+      e->input_value_b[k] = ee_graph_input_value (ee_runner_graph (e->rb), k);
+    if (!warm_up (e, e->rb, e->input_value_b, e->est_b, cfg->warm_up_runs,
+                  error))
+      goto fail;
+  }
   e->n_lanes = 1;
   if (ee_backend_has_cap (e->be, EE_BACKEND_CAP_CONCURRENT)) {
     const char *env = g_getenv ("EE_ENGINE_LANES");
@@ -768,16 +1030,19 @@ ee_engine_acquire (const EeEngineConfig *cfg, EeEngineLoadFunc load,
   if (e) {
     if (g_strcmp0 (e->model_file, cfg->model_file)
         || strcmp (e->device, device_or_auto (cfg->device))
-        || e->precision != cfg->precision) {
+        || e->precision != cfg->precision
+        || e->batch != MAX (cfg->batch_size, 1)) {
       g_set_error (
           error, EE_ERROR, EE_ERROR_CONFLICT,
           "model-instance-id \"%s\" is in use with model file \"%s\" on "
-          "device %s in %s; this element asks for \"%s\" on device %s in %s. "
-          "Give it another model-instance-id, or the same model file, device "
-          "and precision",
+          "device %s in %s, batch size %d; this element asks for \"%s\" on "
+          "device %s in %s, batch size %d. Give it another "
+          "model-instance-id, or the same model file, device, precision and "
+          "batch size",
           cfg->instance_id, e->model_file, e->device,
-          ee_precision_name (e->precision), cfg->model_file,
-          device_or_auto (cfg->device), ee_precision_name (cfg->precision));
+          ee_precision_name (e->precision), e->batch, cfg->model_file,
+          device_or_auto (cfg->device), ee_precision_name (cfg->precision),
+          MAX (cfg->batch_size, 1));
       e = NULL;
     } else {
       e->refs++;
@@ -861,16 +1126,41 @@ ee_stream_new (EeEngine *e, GError **error)
   s->qos_lowered_at = -1;
   /* the workers may be running: cursors are made and freed under the lock,
    * and a worker touches a cursor only inside a step it owns */
+  if (e->batch > 1) {
+    /* room for one frame's slot of a group's results */
+    EeRunner *rb = e->rb;
+    int64_t n = 1, cells = 1;
+
+    for (int i = 0; i < e->n_exits; i++) {
+      const EeSegment *seg
+          = ee_runner_segment (rb, ee_runner_exit_segment (rb, i));
+      n = MAX (n, seg->n_out / e->batch);
+      cells = MAX (cells, seg->map_h * seg->map_w);
+    }
+    s->own_value = g_new0 (float, n);
+    s->own_map = g_new0 (float, cells);
+  }
   g_mutex_lock (&e->lock);
   s->cur = ee_cursor_new (e->r, error);
   if (s->cur)
     e->streams = g_list_append (e->streams, s);
   g_mutex_unlock (&e->lock);
   if (!s->cur) {
+    g_free (s->own_value);
+    g_free (s->own_map);
     g_free (s);
     return NULL;
   }
   return s;
+}
+
+/* Whether a worker's step may still read or write what is s's: its own
+ * cursor, its group's, or the inputs it gave the group it left last. */
+static gboolean
+in_use (const EeStream *s)
+{
+  return s->busy || (s->group && s->group->busy)
+         || (s->last_group && s->last_group->busy);
 }
 
 void
@@ -882,13 +1172,19 @@ ee_stream_free (EeStream *s)
     return;
   e = s->e;
   g_mutex_lock (&e->lock);
-  while (s->busy)
+  while (in_use (s))
     g_cond_wait (&e->cond, &e->lock);
   s->active = FALSE;
+  if (s->group) {
+    s->group->member[s->slot] = NULL;
+    s->group->live--;
+  }
   e->streams = g_list_remove (e->streams, s);
   ee_cursor_free (s->cur);
   g_mutex_unlock (&e->lock);
   g_clear_error (&s->error);
+  g_free (s->own_value);
+  g_free (s->own_map);
   g_free (s);
 }
 
@@ -973,8 +1269,9 @@ ee_stream_run (EeStream *s, const EeFrameParams *p, EeFrameResult *res,
   gboolean ok = TRUE;
 
   g_mutex_lock (&e->lock);
-  /* a step of the previous frame may still run in our arena */
-  while (s->busy)
+  /* a step of the previous frame may still run in our arena, or read our
+   * inputs in a group's */
+  while (in_use (s))
     g_cond_wait (&e->cond, &e->lock);
   memset (&s->res, 0, sizeof s->res);
   s->res.exit = -1;

@@ -38,13 +38,24 @@
  *   finished by then while later work is dropped; with nothing finished and a
  *   last result to carry, that result (ANYTIME, CONFIDENCE); a stream's very
  *   first frame waits for its first exit and is marked missed when late.
+ * - Batched steps (EeEngineConfig.batch_size > 1): when several frames wait
+ *   for the same first step (same exits, same inputs given), up to
+ *   batch_size of them, earliest deadlines first, run it as one call on the
+ *   model loaded with that many frames per run, if the batched step still
+ *   brings each in by its deadline. Such a group then steps together: its
+ *   next exit runs for every frame still in it, and a frame whose deadline
+ *   the next step would miss leaves it, published. Batched steps have their
+ *   own cost estimates; a group does not jump over exits. The published
+ *   result is copied out of the group's memory, so the stream may start its
+ *   next frame while the group goes on.
  * - QoS: a stream told that downstream is late aims one exit lower from the
  *   next frame on (ANYTIME), and one higher again after 25 on-time reports.
  *
  * Engines with an instance id are shared: ee_engine_acquire() with the same
- * id and the same model file, device and precision returns the same engine
- * (reference counted); the same id with another file, device or precision is
- * an error. Without an id every acquire makes a private engine.
+ * id and the same model file, device, precision and batch size returns the
+ * same engine (reference counted); the same id with another file, device,
+ * precision or batch size is an error. Without an id every acquire makes a
+ * private engine.
  *
  * Times are nanoseconds of ee_now() (CLOCK_MONOTONIC). Engines and streams
  * are thread safe: each stream is driven by one thread at a time (its
@@ -71,11 +82,14 @@ typedef enum
 
 const char *ee_policy_name (EePolicy policy);
 
-/* Loads the model onto `be` for an engine: returns the runner (not planned
- * yet or planned: both are fine) and *owner, freed with owner_free when the
- * engine goes (e.g. the EeModel that owns the runner). NULL with error. */
+/* Loads the model onto `be` for an engine, with `batch` frames per run (1,
+ * or the engine's batch size for its batched steps: every input and output
+ * then has `batch` frames in its first dimension): returns the planned
+ * runner and *owner, freed with owner_free when the engine goes (e.g. the
+ * EeModel that owns the runner). NULL with error. */
 typedef EeRunner *(*EeEngineLoadFunc) (EeBackend *be, const char *path,
-                                       gpointer user_data, gpointer *owner,
+                                       int batch, gpointer user_data,
+                                       gpointer *owner,
                                        GDestroyNotify *owner_free,
                                        GError **error);
 
@@ -91,6 +105,10 @@ typedef struct
    * EE_ENGINE_LANES when set, else one lane per thread. A lane running beside
    * others takes its share of the threads. */
   int lanes;
+  /* The most frames one batched step takes (1 to 32; <= 1: no batched
+   * steps). Fixed at acquire: the model is loaded a second time with this
+   * many frames per run. */
+  int batch_size;
   int warm_up_runs; /* whole-model runs measuring the costs */
 } EeEngineConfig;
 
@@ -171,6 +189,7 @@ typedef struct
 {
   guint64 frames;    /* frames run (ee_stream_run) */
   guint64 carried;   /* frames that carried the last result */
+  guint64 batched;   /* frames that ran in batched steps */
   guint64 misses;    /* results published after the deadline */
   guint64 confident; /* CONFIDENCE stops */
   guint64 qos_lowered;

@@ -26,6 +26,7 @@ typedef struct
   gboolean is_output;
   size_t arena_offset;
   float *host_data; /* CONSTANT: copy kept until plan */
+  int64_t copies;   /* CONSTANT: the same data repeated this many times */
   void *own_data;   /* CONSTANT: backend allocation */
 } Value;
 
@@ -50,8 +51,8 @@ struct _EeGraph
   size_t arena_bytes;
   size_t unshared_bytes;
   gboolean planned;
-};
   GHashTable *int8; /* op name -> float[3], ee_graph_set_int8 */
+};
 
 static Value *
 value_at (EeGraph *g, int id)
@@ -126,14 +127,13 @@ ee_graph_free (EeGraph *g)
   }
   if (g->arena)
     ee_backend_dealloc (g->be, g->arena);
-  g_array_unref (g->values);
   if (g->int8)
     g_hash_table_unref (g->int8);
+  g_array_unref (g->values);
   g_array_unref (g->nodes);
   g_free (g);
 }
 
-EeBackend *
 void
 ee_graph_set_int8 (EeGraph *g, GHashTable *ranges)
 {
@@ -142,6 +142,7 @@ ee_graph_set_int8 (EeGraph *g, GHashTable *ranges)
   g->int8 = ranges ? g_hash_table_ref (ranges) : NULL;
 }
 
+EeBackend *
 ee_graph_backend (EeGraph *g)
 {
   return g->be;
@@ -166,6 +167,29 @@ ee_graph_constant (EeGraph *g, const char *name, int ndim, const int64_t *shape,
   g_return_val_if_fail (!g->planned, -1);
   id = add_value (g, VALUE_CONSTANT, &d, name);
   value_at (g, id)->host_data = g_memdup2 (data, d.nbytes);
+  value_at (g, id)->copies = 1;
+  return id;
+}
+
+int
+ee_graph_constant_repeated (EeGraph *g, const char *name, int ndim,
+                            const int64_t *shape, const float *data,
+                            int64_t copies)
+{
+  EeTensorDesc d = ee_tensor_desc_plain (EE_DTYPE_F32, ndim, shape);
+  size_t one;
+  Value *v;
+  int id;
+
+  g_return_val_if_fail (!g->planned && copies >= 1, -1);
+  g_return_val_if_fail (ndim >= 1 && shape[0] % copies == 0, -1);
+  one = d.nbytes / (size_t)copies;
+  id = add_value (g, VALUE_CONSTANT, &d, name);
+  v = value_at (g, id);
+  v->host_data = g_malloc (d.nbytes);
+  for (int64_t k = 0; k < copies; k++)
+    memcpy ((char *)v->host_data + (size_t)k * one, data, one);
+  v->copies = copies;
   return id;
 }
 
@@ -199,6 +223,8 @@ ee_graph_op (EeGraph *g, const char *name, const EeOpDesc *desc,
 {
   const EeTensorDesc *in_desc[16];
   EeTensorDesc out = { 0 };
+  EeOpDesc named = *desc;
+  const float *range;
   Node n = { 0 };
   int out_id;
 
@@ -229,8 +255,6 @@ ee_graph_op (EeGraph *g, const char *name, const EeOpDesc *desc,
   if (!n.op) {
     if (error && *error)
       g_prefix_error (error, "op %s (%s): ", name ? name : "?",
-  EeOpDesc named = *desc;
-  const float *range;
                       ee_op_kind_name (desc->kind));
     return -1;
   }
@@ -409,7 +433,7 @@ ee_graph_params (EeGraph *g, int first, int last)
           seen |= storage_of (g, node_at (g, j)->inputs[m])
                   == storage_of (g, n->inputs[k]);
       if (!seen)
-        p += ee_tensor_desc_numel (&v->desc);
+        p += ee_tensor_desc_numel (&v->desc) / MAX (v->copies, 1);
     }
   }
   return p;
@@ -593,7 +617,15 @@ gboolean
 ee_graph_upload (EeGraph *g, void *arena, int input, const float *host,
                  GError **error)
 {
+  return ee_graph_upload_slot (g, arena, input, 0, 1, host, error);
+}
+
+gboolean
+ee_graph_upload_slot (EeGraph *g, void *arena, int input, int slot, int n_slots,
+                      const float *host, GError **error)
+{
   Value *v;
+  size_t part;
 
   g_return_val_if_fail (g->planned, FALSE);
   if (!value_valid (g, input) || value_at (g, input)->kind != VALUE_INPUT) {
@@ -602,8 +634,18 @@ ee_graph_upload (EeGraph *g, void *arena, int input, const float *host,
     return FALSE;
   }
   v = value_at (g, input);
-  return ee_backend_upload (g->be, value_data (g, arena, input), host,
-                            v->desc.nbytes, error);
+  if (n_slots < 1 || slot < 0 || slot >= n_slots
+      || v->desc.shape[0] % n_slots) {
+    g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
+                 "upload: slot %d of %d does not divide input %s's first "
+                 "dimension (%" G_GINT64_FORMAT ")",
+                 slot, n_slots, v->name ? v->name : "?", v->desc.shape[0]);
+    return FALSE;
+  }
+  part = v->desc.nbytes / (size_t)n_slots;
+  return ee_backend_upload (
+      g->be, (char *)value_data (g, arena, input) + (size_t)slot * part, host,
+      part, error);
 }
 
 gboolean

@@ -44,6 +44,14 @@ int ee_graph_constant (EeGraph *g, const char *name, int ndim,
 int ee_graph_op (EeGraph *g, const char *name, const EeOpDesc *desc,
                  const int *inputs, int n_inputs, GError **error);
 
+/* A constant whose first dimension holds `copies` copies of `data` (the
+ * per-frame constant of a batched graph, e.g. a position embedding for each
+ * frame of a batch); shape[0] must be a multiple of copies. Counted as
+ * parameters once. */
+int ee_graph_constant_repeated (EeGraph *g, const char *name, int ndim,
+                                const int64_t *shape, const float *data,
+                                int64_t copies);
+
 /* A strided view of `base` (e.g. reshape, head split, transpose) sharing its
  * storage; `offset` in elements. A base in a backend layout is first reordered
  * to plain (an op is added for it). */
@@ -92,6 +100,10 @@ int ee_graph_input_value (EeGraph *g, int k);
  * the backend allows it (EE_BACKEND_CAP_CONCURRENT). */
 gboolean ee_graph_upload (EeGraph *g, void *arena, int input, const float *host,
                           GError **error);
+/* Uploads one frame of a batched input: the input's first dimension holds
+ * n_slots frames and `host` is frame `slot` (1/n_slots of the bytes). */
+gboolean ee_graph_upload_slot (EeGraph *g, void *arena, int input, int slot,
+                               int n_slots, const float *host, GError **error);
 gboolean ee_graph_run (EeGraph *g, void *arena, int first, int last,
                        GError **error);
 gboolean ee_graph_download (EeGraph *g, void *arena, int output, float *host,

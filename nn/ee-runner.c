@@ -319,6 +319,14 @@ ee_cursor_upload (EeCursor *c, int input, const float *host, GError **error)
   return ee_graph_upload (c->r->graph, c->arena, input, host, error);
 }
 
+gboolean
+ee_cursor_upload_slot (EeCursor *c, int input, int slot, int n_slots,
+                       const float *host, GError **error)
+{
+  return ee_graph_upload_slot (c->r->graph, c->arena, input, slot, n_slots,
+                               host, error);
+}
+
 static int
 highest_bit (guint32 bits)
 {

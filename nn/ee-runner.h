@@ -116,6 +116,10 @@ void ee_cursor_begin (EeCursor *c, guint32 exits);
  * must stay valid until the frame's first exit has finished). */
 gboolean ee_cursor_upload (EeCursor *c, int input, const float *host,
                            GError **error);
+/* The same for frame `slot` of a batched graph's n_slots frames
+ * (ee_graph_upload_slot). */
+gboolean ee_cursor_upload_slot (EeCursor *c, int input, int slot, int n_slots,
+                                const float *host, GError **error);
 /* The segments enqueueing exit `exit_index` would run now (0 when it has
  * been enqueued, or can no longer run: see ee_cursor_can_run). */
 guint32 ee_cursor_step (EeCursor *c, int exit_index);

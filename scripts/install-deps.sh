@@ -11,7 +11,7 @@ PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav check
   python3-numpy python3-torch python3-torchvision python3-gst-1.0
   libmosquitto-dev librdkafka-dev mosquitto mosquitto-clients openssl python3-jsonschema
-  python3-resampy
+  python3-resampy python3-h5py python3-scipy
 )
 
 missing=()

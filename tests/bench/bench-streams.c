@@ -1,8 +1,8 @@
 /* gst-earlyexit: N live camera streams through avcrowdcount in one process.
  *
  * Usage: bench-streams [--seconds S] [--settle S] [--streams 1,2,4,8]
- *                      [--modes private,shared,shared-1lane] [--model PATH]
- *                      [--threads N]
+ *                      [--modes private,shared,shared-1lane,shared-batch]
+ *                      [--model PATH] [--threads N] [--batch N]
  *                      [--clip DIR] [--clip-seconds S]
  *
  * Each stream is its own pipeline, as an application watching N cameras
@@ -31,7 +31,9 @@
  * "shared" sets model-instance-id to one value on all of them so that they
  * share one, when the plugin has that property; "shared-1lane" is "shared"
  * with an engine that runs one frame at a time (EE_ENGINE_LANES=1, the
- * design before lanes), for comparison. */
+ * design before lanes), for comparison; "shared-batch" is "shared" with
+ * batch-size --batch (default 4): frames waiting for the same step run it as
+ * one batched call. */
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
@@ -95,7 +97,7 @@ typedef struct
 
 typedef struct
 {
-  gint seconds, settle, threads;
+  gint seconds, settle, threads, batch;
   gchar *model;
   gboolean has_instance_id, has_threads;
 } Config;
@@ -105,11 +107,12 @@ typedef enum
   MODE_PRIVATE,
   MODE_SHARED,
   MODE_SHARED_1LANE,
+  MODE_SHARED_BATCH,
   N_MODES
 } Mode;
 
 static const char *const mode_names[N_MODES]
-    = { "private", "shared", "shared-1lane" };
+    = { "private", "shared", "shared-1lane", "shared-batch" };
 
 typedef struct
 {
@@ -495,7 +498,8 @@ add_appsrc (Stream *s, const gchar *caps_str, GstClockTime min_latency)
 }
 
 static gboolean
-stream_build (Stream *s, const Config *cfg, gboolean shared, GError **error)
+stream_build (Stream *s, const Config *cfg, gboolean shared, gint batch,
+              GError **error)
 {
   GstPad *pad;
 
@@ -521,6 +525,8 @@ stream_build (Stream *s, const Config *cfg, gboolean shared, GError **error)
                 NULL);
   if (shared)
     g_object_set (s->crowd, "model-instance-id", SHARED_INSTANCE_ID, NULL);
+  if (batch > 1)
+    g_object_set (s->crowd, "batch-size", batch, NULL);
   if (cfg->threads > 0 && cfg->has_threads)
     g_object_set (s->crowd, "threads", cfg->threads, NULL);
   /* qos: the sink reports lateness as a video sink would, and the element
@@ -706,7 +712,9 @@ run_config (const Config *cfg, const Clip *clip, Row *row, GError **error)
     streams[i].measuring = &measuring;
     streams[i].offset = i % OFFSET_SLOTS * clip->n_frames / OFFSET_SLOTS;
     ok = ok
-         && stream_build (&streams[i], cfg, row->mode != MODE_PRIVATE, error);
+         && stream_build (&streams[i], cfg, row->mode != MODE_PRIVATE,
+                          row->mode == MODE_SHARED_BATCH ? cfg->batch : 1,
+                          error);
   }
   /* models load at READY -> PAUSED: all of them before any stream starts */
   ok = ok && set_states (streams, row->n, GST_STATE_PAUSED, error)
@@ -1018,7 +1026,7 @@ run_all (const Config *cfg, const Clip *clip, GArray *ns, const gboolean *want,
 int
 main (int argc, char **argv)
 {
-  Config cfg = { .seconds = 10, .settle = 2 };
+  Config cfg = { .seconds = 10, .settle = 2, .batch = 4 };
   gint clip_seconds = 8;
   gchar *streams_opt = NULL, *modes_opt = NULL, *clip_dir = NULL;
   GOptionEntry entries[]
@@ -1029,7 +1037,11 @@ main (int argc, char **argv)
           { "streams", 0, 0, G_OPTION_ARG_STRING, &streams_opt,
             "Stream counts (default 1,2,4,8)", "LIST" },
           { "modes", 0, 0, G_OPTION_ARG_STRING, &modes_opt,
-            "private, shared, shared-1lane (default private,shared)", "LIST" },
+            "private, shared, shared-1lane, shared-batch (default "
+            "private,shared)",
+            "LIST" },
+          { "batch", 0, 0, G_OPTION_ARG_INT, &cfg.batch,
+            "batch-size of mode shared-batch (default 4)", "N" },
           { "model", 0, 0, G_OPTION_ARG_FILENAME, &cfg.model,
             "Model file (default: the bundled SL-ViT model)", "PATH" },
           { "threads", 0, 0, G_OPTION_ARG_INT, &cfg.threads,
@@ -1047,7 +1059,7 @@ main (int argc, char **argv)
                                               "streams in one process");
   GError *error = NULL;
   GArray *ns = NULL;
-  gboolean want[N_MODES] = { TRUE, TRUE, FALSE };
+  gboolean want[N_MODES] = { TRUE, TRUE, FALSE, FALSE };
   gchar *tmp_dir = NULL;
   Clip clip = { 0 };
   double gen_s = 0;
@@ -1059,10 +1071,11 @@ main (int argc, char **argv)
     goto out;
   if (!(ns = parse_streams (streams_opt ? streams_opt : "1,2,4,8"))
       || (modes_opt && !parse_modes (modes_opt, want)) || cfg.seconds < 1
-      || cfg.settle < 0 || clip_seconds < 1) {
+      || cfg.settle < 0 || clip_seconds < 1 || cfg.batch < 1
+      || cfg.batch > 32) {
     g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                 "bad --streams, --modes, --seconds, --settle or "
-                 "--clip-seconds (see --help)");
+                 "bad --streams, --modes, --seconds, --settle, --batch (1 to "
+                 "32) or --clip-seconds (see --help)");
     goto out;
   }
   if (!cfg.model)

@@ -59,5 +59,11 @@ for tool in $tools; do
   # shellcheck disable=SC2086
   "$sanitizer" --tool "$tool" $extra --error-exitcode 1 --print-limit 20 \
     "$bin/test-cuda-runtime"
+  # the engine's batched steps (weights shared with the model's first load)
+  echo "== $tool: test-engine (batched, on cuda)"
+  # shellcheck disable=SC2086
+  EE_TEST_DEVICE=cuda EE_TEST_MODEL="$build/tests/gst/avcrowdcount-test.safetensors" \
+    "$sanitizer" --tool "$tool" $extra --error-exitcode 1 --print-limit 20 \
+    "$build/tests/engine/test-engine"
 done
 echo "run-sanitizer: clean ($tools)"

@@ -9,7 +9,13 @@
  *   going straight to a deeper exit when the heads in between would cost it;
  * - streams of one engine run from several threads give every frame its own
  *   result; a frame that cannot make its deadline carries the last result;
- * - engines shared by instance id, and refused with other settings. */
+ * - engines shared by instance id, and refused with other settings;
+ * - the model loaded with several frames per run gives each frame what it
+ *   gives alone, and an engine's batched steps give every stream its own
+ *   frame's result.
+ * With EE_TEST_DEVICE=cuda (the CUDA suite) only the batched tests run, on
+ * that device against the CPU; without a usable device the test exits 77
+ * (skipped). */
 #include <math.h>
 #include <string.h>
 
@@ -25,6 +31,16 @@ typedef struct
   float *image, *logmel;
   gsize image_n;
 } Inputs;
+
+/* Where the batched tests run ($EE_TEST_DEVICE, default cpu): the CUDA
+ * suite runs them on cuda against the CPU. */
+static const char *
+test_device (void)
+{
+  const char *d = g_getenv ("EE_TEST_DEVICE");
+
+  return d && *d ? d : "cpu";
+}
 
 static const char *
 model_path (void)
@@ -771,10 +787,227 @@ test_engine_sharing (void)
   g_clear_error (&err);
 }
 
+/* ------------------------------------------------------------ batches */
+
+#define BATCH 3
+
+/* Whether a and b agree to float rounding of differently ordered sums. */
+static gboolean
+close_to (float a, float b)
+{
+  return fabsf (a - b) <= 1e-4f * MAX (fabsf (a), fabsf (b)) + 1e-5f;
+}
+
+/* The model loaded with BATCH frames per run gives, in every frame's slot,
+ * what the model of one frame per run gives for that frame: every exit and
+ * the final exit's map. */
+static void
+test_batch_graph (void)
+{
+  EeBackend *be, *dev;
+  EeModel *m = load (&be), *mb;
+  EeRunner *rb;
+  GError *err = NULL;
+  EeCursor *c;
+  Inputs in[BATCH];
+  float ref[BATCH][4];
+  float *ref_map[BATCH] = { NULL };
+  int64_t cells = 0;
+
+  dev = strcmp (test_device (), "cpu")
+            ? ee_backend_new_full (test_device (), 0, EE_PRECISION_FP32, &err)
+            : be;
+  g_assert_no_error (err);
+  mb = ee_model_load_batch (model_path (), dev, TRUE, BATCH, &err);
+  g_assert_no_error (err);
+  rb = ee_model_runner (mb);
+  g_assert_cmpint (ee_runner_n_exits (rb), ==, 4);
+  for (int k = 0; k < BATCH; k++) {
+    const EeExitResult *fin;
+
+    inputs_init (&in[k], m, 10 + k);
+    reference (m, &in[k], ref[k]);
+    fin = ee_model_result (m, 3);
+    cells = fin->map ? fin->map_h * fin->map_w : 0;
+    if (fin->map)
+      ref_map[k] = g_memdup2 (fin->map, (gsize)cells * sizeof (float));
+  }
+  /* the batched graph's parameters are the model's, counted once */
+  for (int i = 0; i < 4; i++) {
+    const EeSegment *a = ee_runner_segment (
+        ee_model_runner (m), ee_runner_exit_segment (ee_model_runner (m), i));
+    const EeSegment *b = ee_runner_segment (rb, ee_runner_exit_segment (rb, i));
+    g_assert_cmpint (a->params, ==, b->params);
+    g_assert_cmpint (b->n_out, ==, BATCH * a->n_out);
+  }
+
+  c = ee_cursor_new (rb, &err);
+  g_assert_no_error (err);
+  ee_cursor_begin (c, ALL);
+  for (int k = 0; k < BATCH; k++) {
+    g_assert_true (ee_cursor_upload_slot (c, ee_model_image_input (mb), k,
+                                          BATCH, in[k].image, &err));
+    g_assert_true (ee_cursor_upload_slot (c, ee_model_audio_input (mb), k,
+                                          BATCH, in[k].logmel, &err));
+  }
+  /* a slot that does not divide the input is refused */
+  g_assert_false (ee_cursor_upload_slot (c, ee_model_image_input (mb), 0, 2,
+                                         in[0].image, &err));
+  g_assert_error (err, EE_ERROR, EE_ERROR_ARGUMENT);
+  g_clear_error (&err);
+  for (int i = 0; i < 4; i++)
+    g_assert_true (ee_cursor_enqueue (c, i, &err));
+  g_assert_true (ee_cursor_wait (c, &err));
+  g_assert_no_error (err);
+  for (int i = 0; i < 4; i++) {
+    const EeExitResult *r = ee_cursor_result (c, i);
+
+    for (int k = 0; k < BATCH; k++)
+      if (!close_to (r->value[k], ref[k][i]))
+        g_error ("exit %d, frame %d: batched %.7g, alone %.7g", i, k,
+                 r->value[k], ref[k][i]);
+  }
+  if (cells) {
+    const EeExitResult *r = ee_cursor_result (c, 3);
+
+    g_assert_cmpint (r->map_h * r->map_w, ==, cells);
+    for (int k = 0; k < BATCH; k++)
+      for (int64_t j = 0; j < cells; j++)
+        if (!close_to (r->map[k * cells + j], ref_map[k][j]))
+          g_error ("map of frame %d, cell %" G_GINT64_FORMAT
+                   ": batched %.7g, alone %.7g",
+                   k, j, r->map[k * cells + j], ref_map[k][j]);
+  }
+  ee_cursor_free (c);
+  for (int k = 0; k < BATCH; k++) {
+    inputs_clear (&in[k]);
+    g_free (ref_map[k]);
+  }
+  ee_model_free (mb);
+  if (dev != be)
+    ee_backend_free (dev);
+  ee_model_free (m);
+  ee_backend_free (be);
+}
+
+typedef struct
+{
+  EeEngine *e;
+  Inputs in;
+  float ref[4];
+  Barrier *start;
+  EePolicy policy;
+  int frames, wrong, batched, published;
+} Batched;
+
+/* One stream of frames submitted together with the other streams': each
+ * result checked against the frame run alone. */
+static gpointer
+batched_thread (gpointer data)
+{
+  Batched *b = data;
+  EeStream *s = stream_open (b->e, &b->in);
+  EeStreamStats st;
+
+  for (int k = 0; k < b->frames; k++) {
+    EeFrameParams p = params (b->policy, 30 * SECOND);
+    EeFrameResult res;
+
+    barrier_wait (b->start);
+    run (s, &p, &res);
+    if (res.exit < 0 || res.n_out != 1
+        || !close_to (res.value[0], b->ref[res.exit]))
+      b->wrong++;
+    b->published += res.exit >= 0;
+  }
+  ee_stream_get_stats (s, &st);
+  b->batched = (int)st.batched;
+  ee_stream_free (s);
+  return NULL;
+}
+
+/* Streams of an engine with batched steps: frames that arrive together run
+ * in groups, and every frame gets its own result (full and anytime). */
+static void
+test_engine_batched (void)
+{
+  GError *err = NULL;
+  EeEngineConfig cfg = ee_engine_default_config ();
+  EeEngine *e;
+  Batched b[BATCH];
+  GThread *t[BATCH];
+  Barrier start = { .n = BATCH };
+  EeBackend *cpu;
+  EeModel *m, *ref;
+  int batched = 0, rounds = 0;
+
+  cfg.model_file = model_path ();
+  cfg.device = test_device ();
+  cfg.batch_size = BATCH;
+  cfg.lanes = 1;
+  cfg.instance_id = "test-batched";
+  e = ee_engine_acquire (&cfg, ee_model_engine_load, NULL, &err);
+  g_assert_no_error (err);
+  m = ee_engine_owner (e);
+  /* references on the CPU before the worker has streams to run */
+  ref = load (&cpu);
+  for (int k = 0; k < BATCH; k++) {
+    b[k] = (Batched){ .e = e, .start = &start };
+    inputs_init (&b[k].in, m, 20 + k);
+    reference (ref, &b[k].in, b[k].ref);
+  }
+  ee_model_free (ref);
+  ee_backend_free (cpu);
+  /* frames submitted together are grouped unless the worker takes the
+   * first before the others arrive: rounds until some were (at most 20) */
+  while (batched == 0 && rounds++ < 20) {
+    for (int k = 0; k < BATCH; k++) {
+      b[k].policy = rounds % 2 ? EE_POLICY_FULL : EE_POLICY_ANYTIME;
+      b[k].frames = 4;
+      b[k].published = 0;
+      t[k] = g_thread_new ("stream", batched_thread, &b[k]);
+    }
+    for (int k = 0; k < BATCH; k++) {
+      g_thread_join (t[k]);
+      g_assert_cmpint (b[k].wrong, ==, 0);
+      g_assert_cmpint (b[k].published, ==, 4);
+      batched += b[k].batched;
+    }
+  }
+  g_assert_cmpint (batched, >, 0);
+  g_assert_cmpint (ee_engine_n_streams (e), ==, 0);
+
+  /* the same instance with another batch size: refused */
+  cfg.batch_size = 2;
+  g_assert_null (ee_engine_acquire (&cfg, ee_model_engine_load, NULL, &err));
+  g_assert_error (err, EE_ERROR, EE_ERROR_CONFLICT);
+  g_assert_nonnull (strstr (err->message, "batch size"));
+  g_clear_error (&err);
+  ee_engine_release (e);
+  for (int k = 0; k < BATCH; k++)
+    inputs_clear (&b[k].in);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  if (strcmp (test_device (), "cpu")) {
+    /* the batched tests on another device, against the CPU */
+    GError *err = NULL;
+    EeBackend *be
+        = ee_backend_new_full (test_device (), 0, EE_PRECISION_FP32, &err);
+
+    if (!be) {
+      g_print ("skipped: device %s: %s\n", test_device (), err->message);
+      g_error_free (err);
+      return 77;
+    }
+    ee_backend_free (be);
+    g_test_add_func ("/batch/graph", test_batch_graph);
+    g_test_add_func ("/engine/batched", test_engine_batched);
+    return g_test_run ();
+  }
   g_test_add_func ("/cursor/continue", test_cursor_continue);
   g_test_add_func ("/cursor/two-frames", test_cursor_two_frames);
   g_test_add_func ("/cursor/threads", test_cursor_threads);
@@ -786,5 +1019,7 @@ main (int argc, char **argv)
   g_test_add_func ("/engine/streams", test_engine_streams);
   g_test_add_func ("/engine/carry", test_engine_carry);
   g_test_add_func ("/engine/sharing", test_engine_sharing);
+  g_test_add_func ("/batch/graph", test_batch_graph);
+  g_test_add_func ("/engine/batched", test_engine_batched);
   return g_test_run ();
 }

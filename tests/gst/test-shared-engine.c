@@ -4,7 +4,11 @@
  *   each;
  * - one element's state changes (leaving, joining again) while another
  *   plays on the same engine;
- * - the same id with another model file is refused with a clear error. */
+ * - the same id with another model file is refused with a clear error;
+ * - with batch-size, frames of several elements run in batched steps and
+ *   each still gets its own frame's count; another batch size on the same
+ *   id is refused. */
+#include <math.h>
 #include <gst/check/gstcheck.h>
 #include <glib/gstdio.h>
 #include <string.h>
@@ -56,10 +60,11 @@ sink_len (Sink *s)
 }
 
 /* `n` elements counting the same test signal (policy full: every exit),
- * private engines when id is NULL; the counts of each in sinks[k]. */
+ * private engines when id is NULL, with `extra` properties (may be ""); the
+ * counts of each in sinks[k]. */
 static GstElement *
-counting_pipeline (int n, const gchar *id, int frames, gboolean live,
-                   Sink *sinks)
+counting_pipeline_with (int n, const gchar *id, const gchar *extra, int frames,
+                        gboolean live, Sink *sinks)
 {
   GString *desc = g_string_new (NULL);
   GstElement *pipe;
@@ -75,10 +80,10 @@ counting_pipeline (int n, const gchar *id, int frames, gboolean live,
     g_string_append_printf (
         desc,
         "avcrowdcount name=c%d model-file=\"%s\" device=cpu policy=full "
-        "%s%s ! fakesink name=s%d sync=false vt. ! queue ! c%d.video at. ! "
+        "%s%s %s ! fakesink name=s%d sync=false vt. ! queue ! c%d.video at. ! "
         "queue ! c%d.audio ",
-        k, model_path (), id ? "model-instance-id=" : "", id ? id : "", k, k,
-        k);
+        k, model_path (), id ? "model-instance-id=" : "", id ? id : "", extra,
+        k, k, k);
   pipe = gst_parse_launch (desc->str, &err);
   fail_unless (pipe != NULL, "%s", err ? err->message : "");
   g_string_free (desc, TRUE);
@@ -96,6 +101,13 @@ counting_pipeline (int n, const gchar *id, int frames, gboolean live,
     g_free (name);
   }
   return pipe;
+}
+
+static GstElement *
+counting_pipeline (int n, const gchar *id, int frames, gboolean live,
+                   Sink *sinks)
+{
+  return counting_pipeline_with (n, id, "", frames, live, sinks);
 }
 
 static void
@@ -279,6 +291,85 @@ GST_START_TEST (test_other_model_refused)
 
 GST_END_TEST;
 
+/* Four elements on one engine with batch-size 4: frames waiting for the
+ * same step at once run it as one call, and every element still gets its
+ * own frame's count (to float rounding: a batched convolution may sum in
+ * another order). */
+GST_START_TEST (test_batched_share)
+{
+  Sink priv[1], shared[4];
+  GstElement *pipe;
+  const int frames = 12;
+  guint64 batched = 0;
+
+  pipe = counting_pipeline (1, NULL, frames, FALSE, priv);
+  run_to_eos (pipe);
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_object_unref (pipe);
+
+  pipe = counting_pipeline_with (4, "batched-test", "batch-size=4", frames,
+                                 FALSE, shared);
+  run_to_eos (pipe);
+  for (int k = 0; k < 4; k++) {
+    gchar *name = g_strdup_printf ("c%d", k);
+    GstStructure *s = stats_of (pipe, name);
+    guint64 b = 0;
+
+    fail_unless (gst_structure_get_uint64 (s, "batched", &b));
+    batched += b;
+    gst_structure_free (s);
+    g_free (name);
+    fail_unless_equals_int (shared[k].counts->len, frames);
+    for (int f = 0; f < frames; f++) {
+      double a = g_array_index (shared[k].counts, double, f);
+      double r = g_array_index (priv[0].counts, double, f);
+
+      fail_unless (fabs (a - r) <= 1e-4 * MAX (fabs (r), 1.0),
+                   "element %d frame %d: %g batched, %g alone", k, f, a, r);
+    }
+  }
+  /* four streams of frames arriving together: some ran batched */
+  fail_unless (batched > 0);
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_object_unref (pipe);
+  sinks_clear (priv, 1);
+  sinks_clear (shared, 4);
+
+  /* the same id with another batch size: refused */
+  pipe = counting_pipeline_with (1, "batched-test", "batch-size=4", 1000, TRUE,
+                                 priv);
+  fail_if (gst_element_set_state (pipe, GST_STATE_PLAYING)
+           == GST_STATE_CHANGE_FAILURE);
+  {
+    GstElement *other = gst_element_factory_make ("avcrowdcount", NULL);
+    GstBus *bus = gst_bus_new ();
+    GstMessage *msg;
+    GError *err = NULL;
+
+    g_object_set (other, "model-file", model_path (), "device", "cpu",
+                  "model-instance-id", "batched-test", "batch-size", 2, NULL);
+    gst_element_set_bus (other, bus);
+    fail_unless_equals_int (gst_element_set_state (other, GST_STATE_PAUSED),
+                            GST_STATE_CHANGE_FAILURE);
+    msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+    fail_unless (msg != NULL);
+    gst_message_parse_error (msg, &err, NULL);
+    fail_unless (strstr (err->message, "batch size") != NULL, "%s",
+                 err->message);
+    g_clear_error (&err);
+    gst_message_unref (msg);
+    gst_element_set_state (other, GST_STATE_NULL);
+    gst_element_set_bus (other, NULL);
+    gst_object_unref (other);
+    gst_object_unref (bus);
+  }
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_object_unref (pipe);
+  sinks_clear (priv, 1);
+}
+
+GST_END_TEST;
+
 static Suite *
 shared_engine_suite (void)
 {
@@ -291,6 +382,7 @@ shared_engine_suite (void)
   tcase_add_test (tc, test_four_elements_share);
   tcase_add_test (tc, test_leave_and_join);
   tcase_add_test (tc, test_other_model_refused);
+  tcase_add_test (tc, test_batched_share);
   return s;
 }
 
