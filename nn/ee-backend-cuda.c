@@ -306,6 +306,8 @@ cuda_dnn_dtype (const CudaBackend *be)
     case EE_DTYPE_BF16:
       return CUDNN_DATA_BFLOAT16;
     case EE_DTYPE_F32:
+    case EE_DTYPE_U8: /* not a CUDA tensor type */
+    case EE_DTYPE_S8:
       break;
   }
   return CUDNN_DATA_FLOAT;
@@ -320,6 +322,8 @@ cuda_blas_dtype (const CudaBackend *be)
     case EE_DTYPE_BF16:
       return CUDA_R_16BF;
     case EE_DTYPE_F32:
+    case EE_DTYPE_U8: /* not a CUDA tensor type */
+    case EE_DTYPE_S8:
       break;
   }
   return CUDA_R_32F;
@@ -357,8 +361,6 @@ cuda_view_nc (const EeTensorDesc *t, EeKView *v)
   };
 
   if (t->ndim == 4 || t->layout == EE_LAYOUT_BACKEND) {
-    case EE_DTYPE_U8: /* not a CUDA tensor type */
-    case EE_DTYPE_S8:
     cuda_view_right (t, v);
     return;
   }
@@ -373,8 +375,6 @@ cuda_view_nc (const EeTensorDesc *t, EeKView *v)
 void
 cuda_view_contiguous (EeKView *v, const int64_t *shape)
 {
-    case EE_DTYPE_U8: /* not a CUDA tensor type */
-    case EE_DTYPE_S8:
   int64_t s = 1;
 
   for (int i = 3; i >= 0; i--) {
