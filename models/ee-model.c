@@ -485,6 +485,9 @@ ee_model_load_batch (const char *path, EeBackend *be, gboolean plan, int batch,
   m->used = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   m->scratch = g_ptr_array_new_with_free_func (g_free);
   m->runner = ee_runner_new (ee_graph_new (be));
+  if (ee_safetensors_metadata (m->st, "int8")
+      && !read_int8 (m, ee_safetensors_metadata (m->st, "int8"), &local))
+    goto fail;
   for (i = 0; i < G_N_ELEMENTS (architectures); i++)
     if (!strcmp (arch, architectures[i].arch))
       break;
@@ -494,9 +497,6 @@ ee_model_load_batch (const char *path, EeBackend *be, gboolean plan, int batch,
     goto fail;
   }
   if (m->version < architectures[i].since_version) {
-  if (ee_safetensors_metadata (m->st, "int8")
-      && !read_int8 (m, ee_safetensors_metadata (m->st, "int8"), &local))
-    goto fail;
     g_set_error (
         &local, EE_ERROR, EE_ERROR_FORMAT,
         "architecture \"%s\" needs format_version %d or later, the file "

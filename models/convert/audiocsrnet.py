@@ -92,7 +92,8 @@ def exit_config(name, kind, o):
             "mlp_dim": o["mlp_dim"] or 2 * o["dim"], "ln_eps": o["ln_eps"],
             "last_residual": o["last_residual"], "final_ln": o["final_ln"],
             "mlp_out_gelu": o["mlp_out_gelu"],
-            "audio_token": o["audio_token"] if name == "av1" else "none"})
+            "audio_token": o["audio_token"] if name == "av1" else "none",
+            "head_kind": o["exit_head"]})
     else:
         e.update({"filters": o["cnn_filters"], "conv_padding": o["cnn_padding"],
                   "pool": o["cnn_pool"], "film": name == "av1" and o["cnn_film"]})
@@ -169,6 +170,8 @@ TOP_KEYS = ["arch", "input_width", "input_height", "preprocess", "audio_input",
 SLVIT_KEYS = ["name", "kind", "tap", "patch", "dim", "heads", "mlp_dim", "ln_eps",
               "last_residual", "final_ln", "mlp_out_gelu", "audio_token",
               "head_hidden", "head_act", "outputs"]
+# optional in an SL-ViT exit: absent means the paper's "flatten" head
+SLVIT_OPTIONAL_KEYS = ["head_kind"]
 CNN_KEYS = ["name", "kind", "tap", "filters", "conv_padding", "pool", "film",
             "head_hidden", "head_act", "outputs"]
 
@@ -216,7 +219,9 @@ def validate_config(cfg):
     for e in cfg["exits"]:
         _need(isinstance(e, dict) and e.get("kind") in ("slvit", "cnn"),
               "exit kind must be slvit|cnn")
-        _check_keys(e, SLVIT_KEYS if e["kind"] == "slvit" else CNN_KEYS,
+        _check_keys({k: v for k, v in e.items() if k not in SLVIT_OPTIONAL_KEYS}
+                    if e["kind"] == "slvit" else e,
+                    SLVIT_KEYS if e["kind"] == "slvit" else CNN_KEYS,
                     f"exit {e.get('name')!r}")
         n = e["name"]
         _need(isinstance(n, str) and re.fullmatch(r"[a-z][a-z0-9_]*", n) and n != "final",
@@ -242,6 +247,10 @@ def validate_config(cfg):
             if e["audio_token"] == "shared_projection":
                 _need(audio_dim(cfg) == c, f"exit {n}: audio token needs audio width "
                       f"{audio_dim(cfg)} == tap channels {c}")
+            hk = e.get("head_kind", "flatten")
+            _need(hk in ("flatten", "per_token"), f"exit {n}: head_kind flatten|per_token")
+            _need(hk == "flatten" or e["outputs"] == 1,
+                  f"exit {n}: a per_token head gives a count: outputs must be 1")
         else:
             _need(_is_int(e["filters"]) and _is_int(e["pool"]), f"exit {n}: filters/pool")
             _need(e["conv_padding"] in (0, 1), f"exit {n}: conv_padding 0|1")
@@ -275,7 +284,8 @@ def exit_shapes(cfg, e):
         s["mlp.1.weight"], s["mlp.1.bias"] = (d, m), (d,)
         if e["final_ln"]:
             s["ln_out.weight"] = s["ln_out.bias"] = (d,)
-        flat = n * d
+        # the per_token head reads one token at a time
+        flat = d if e.get("head_kind", "flatten") == "per_token" else n * d
     else:
         f, pad, pool = e["filters"], e["conv_padding"], e["pool"]
         s["conv.weight"], s["conv.bias"] = (f, c, 3, 3), (f,)
@@ -651,6 +661,9 @@ def parser():
     g.add_argument("--mlp-out-gelu", type=_bool, default=False)
     g.add_argument("--audio-token", choices=["shared_projection", "none"],
                    default="shared_projection", help="SL-ViT AV1 audio token")
+    g.add_argument("--exit-head", choices=["flatten", "per_token"], default="flatten",
+                   help="SL-ViT head: flatten (the paper's: all tokens into one MLP) or "
+                   "per_token (the MLP on each patch token, summed; the exit gives a map)")
     g.add_argument("--cnn-filters", type=int, default=16)
     g.add_argument("--cnn-padding", type=int, choices=[0, 1], default=1)
     g.add_argument("--cnn-pool", type=int, default=4)

@@ -11,6 +11,10 @@ Conventions (the canonical ones of the model format):
 - SL-ViT patch vectors are in (py, px, c) order: element (py*P + px)*C + c.
 - Tokens are row-major over the patch grid; the audio token (if any) is appended last.
 - Flatten before the head: SL-ViT token-major (n*d + k); CNN (c, y, x) as torch does.
+- SL-ViT head_kind "per_token" (our own exit kind, not the paper's): no flatten; the
+  head runs on each image token (d -> hidden -> hidden -> 1), giving the count of that
+  token's patch; the map (gh, gw) is those values over the patch grid, row-major, and
+  the exit's count is their sum. The audio token (if any) feeds the attention only.
 - Attention: h heads, each of key/value size d (not d/h); head j owns rows
   [j*d, (j+1)*d) of the q/k/v weights and columns [j*d, (j+1)*d) of attn.out.weight.
 
@@ -83,23 +87,36 @@ def patchify(x, p):
     return x.reshape(b, (h // p) * (w // p), p * p * c)
 
 
+HEAD_KINDS = ("flatten", "per_token")
+
+
 class SLViTExit(nn.Module):
     """Single-layer ViT exit (docs/models.md 3.1).
 
     in_shape = (C, H, W) of the tap; audio_token "shared_projection" appends the
-    audio vector (length C) tiled to a P x P x C patch and projected by `proj`."""
+    audio vector (length C) tiled to a P x P x C patch and projected by `proj`.
+    head_kind "flatten" is the paper's head (all tokens flattened into one MLP);
+    "per_token" runs the head on each image token and sums (outputs must be 1):
+    `forward_map` then gives the (H/P, W/P) map of per-patch counts too."""
 
     def __init__(self, in_shape, patch=8, dim=32, heads=12, mlp_dim=None, ln_eps=1e-6,
                  last_residual=True, final_ln=False, mlp_out_gelu=False,
-                 head_hidden=256, head_act="gelu", outputs=1, audio_token="none"):
+                 head_hidden=256, head_act="gelu", outputs=1, audio_token="none",
+                 head_kind="flatten"):
         super().__init__()
         c, h, w = in_shape
         if h % patch or w % patch:
             raise ValueError(f"tap {h}x{w} not divisible by patch size {patch}")
         if audio_token not in ("none", "shared_projection"):
             raise ValueError(f"unknown audio_token {audio_token!r}")
+        if head_kind not in HEAD_KINDS:
+            raise ValueError(f"unknown head_kind {head_kind!r} (flatten|per_token)")
+        if head_kind == "per_token" and outputs != 1:
+            raise ValueError(f"a per_token head gives a count: outputs must be 1, not {outputs}")
         mlp_dim = mlp_dim or 2 * dim
         self.patch, self.dim = patch, dim
+        self.grid = (h // patch, w // patch)
+        self.head_kind = head_kind
         self.audio_token = audio_token
         self.last_residual, self.mlp_out_gelu = last_residual, mlp_out_gelu
         n = (h // patch) * (w // patch) + (1 if audio_token != "none" else 0)
@@ -111,9 +128,11 @@ class SLViTExit(nn.Module):
         self.ln2 = nn.LayerNorm(dim, eps=ln_eps)
         self.mlp = nn.ModuleList([nn.Linear(dim, mlp_dim), nn.Linear(mlp_dim, dim)])
         self.ln_out = nn.LayerNorm(dim, eps=ln_eps) if final_ln else None
-        self.head = Head(n * dim, head_hidden, outputs, head_act)
+        self.head = Head(dim if head_kind == "per_token" else n * dim, head_hidden,
+                         outputs, head_act)
 
-    def forward(self, x, audio=None):
+    def tokens_out(self, x, audio=None):
+        """The encoder's output tokens (B, n, d), the audio token last."""
         t = self.proj(patchify(x, self.patch))
         if self.audio_token == "shared_projection":
             if audio is None:
@@ -129,7 +148,21 @@ class SLViTExit(nn.Module):
         out = x2 + y if self.last_residual else y
         if self.ln_out is not None:
             out = self.ln_out(out)
-        return self.head(out.flatten(1))
+        return out
+
+    def forward_map(self, x, audio=None):
+        """(count (B, 1), map (B, H/P, W/P)) of a per_token exit."""
+        if self.head_kind != "per_token":
+            raise ValueError("only a per_token exit gives a map")
+        gh, gw = self.grid
+        m = self.head(self.tokens_out(x, audio)[:, :gh * gw])  # (B, n, 1)
+        m = m.reshape(-1, gh, gw)
+        return m.sum(dim=(1, 2)).unsqueeze(1), m
+
+    def forward(self, x, audio=None):
+        if self.head_kind == "per_token":
+            return self.forward_map(x, audio)[0]
+        return self.head(self.tokens_out(x, audio).flatten(1))
 
 
 class CNNExit(nn.Module):
@@ -290,7 +323,8 @@ def build_exit(cfg, e):
                          last_residual=e["last_residual"], final_ln=e["final_ln"],
                          mlp_out_gelu=e["mlp_out_gelu"], head_hidden=e["head_hidden"],
                          head_act=e["head_act"], outputs=e["outputs"],
-                         audio_token=e["audio_token"])
+                         audio_token=e["audio_token"],
+                         head_kind=e.get("head_kind", "flatten"))
     if e["kind"] == "cnn":
         return CNNExit(shape, filters=e["filters"], conv_padding=e["conv_padding"],
                        pool=e["pool"], film=e["film"], audio_dim=audio_dim(cfg) or 0,

@@ -37,7 +37,8 @@ def _head(t, x, act):
 
 
 def slvit_np(t, x, a, p, heads, eps, last_residual, final_ln, mlp_out_gelu, act,
-             audio_token):
+             audio_token, head_kind="flatten"):
+    """The exit's values; with head_kind "per_token" (count, (H/p, W/p) map)."""
     c, h, w = x.shape
     toks = []
     for gy in range(h // p):
@@ -76,6 +77,14 @@ def slvit_np(t, x, a, p, heads, eps, last_residual, final_ln, mlp_out_gelu, act,
     out = x2 + m if last_residual else m
     if final_ln:
         out = _ln(out, t["ln_out.weight"], t["ln_out.bias"], eps)
+    if head_kind == "per_token":
+        # the head on each image token, one patch count each; the audio token
+        # (last) only takes part in the attention
+        m = np.zeros((h // p, w // p))
+        for gy in range(h // p):
+            for gx in range(w // p):
+                m[gy, gx] = _head(t, out[gy * (w // p) + gx], act)[0]
+        return np.array([m.sum()]), m
     flat = np.array([out[i, k] for i in range(n) for k in range(d)])  # token-major
     return _head(t, flat, act)
 
@@ -132,6 +141,52 @@ def test_slvit_every_switch(tmp):
     assert cases == 32
 
 
+def test_slvit_per_token_every_switch(tmp):
+    """The per_token head against the transcription: its map, and its count is
+    the map's sum; the head's input is one token (d), not the flattened n*d."""
+    shape = (6, 8, 12)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape)
+    a = rng.standard_normal(6)
+    cases = 0
+    for (last_residual, final_ln, mlp_out_gelu, act, tok), patch in itertools.product(
+            itertools.product((True, False), (False, True), (False, True), ("gelu", "relu"),
+                              ("none", "shared_projection")), (2, 4)):
+        kw = dict(patch=patch, dim=5, heads=3, mlp_dim=7, ln_eps=1e-3,
+                  last_residual=last_residual, final_ln=final_ln, mlp_out_gelu=mlp_out_gelu,
+                  head_hidden=9, head_act=act, outputs=1, audio_token=tok,
+                  head_kind="per_token")
+        m = exits_ref.SLViTExit(shape, **kw).double().eval()
+        assert m.head.get_submodule("0").in_features == 5
+        t = _randomise(m, 100 + cases)
+        with torch.no_grad():
+            count = m(torch.from_numpy(x)[None], torch.from_numpy(a)[None])[0]
+            count2, got_map = m.forward_map(torch.from_numpy(x)[None], torch.from_numpy(a)[None])
+        want, want_map = slvit_np(t, x, a, patch, 3, 1e-3, last_residual, final_ln,
+                                  mlp_out_gelu, act, tok != "none", head_kind="per_token")
+        assert got_map.shape == (1, 8 // patch, 12 // patch)
+        close(got_map[0], want_map, rtol=1e-10, what=f"per_token map {kw}")
+        close(count, want, rtol=1e-10, what=f"per_token count {kw}")
+        close(count2[0], got_map.sum().reshape(1), rtol=1e-12, what="count = map sum")
+        cases += 1
+    assert cases == 64
+    # a per_token head gives one count; the paper's head has no map
+    for bad in (dict(outputs=2, head_kind="per_token"), dict(head_kind="tokens")):
+        try:
+            exits_ref.SLViTExit(shape, patch=2, dim=5, heads=3, **bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"SLViTExit accepted {bad}")
+    flat = exits_ref.SLViTExit(shape, patch=2, dim=5, heads=3)
+    try:
+        flat.forward_map(torch.zeros(1, *shape))
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a flatten exit gave a map")
+
+
 def test_cnn_every_switch(tmp):
     rng = np.random.default_rng(2)
     a = rng.standard_normal(5)
@@ -151,4 +206,5 @@ def test_cnn_every_switch(tmp):
 
 
 if __name__ == "__main__":
-    sys.exit(testlib.run([test_slvit_every_switch, test_cnn_every_switch]))
+    sys.exit(testlib.run([test_slvit_every_switch, test_slvit_per_token_every_switch,
+                          test_cnn_every_switch]))
