@@ -20,7 +20,8 @@
  * the features of an audio window) and says when to run.
  *
  * Properties (every subclass has them): model-file, labels-file, device,
- * precision, model-instance-id, threads (READY only), deadline, policy,
+ * precision, model-instance-id, threads, batch-size (READY only), deadline,
+ * policy,
  * min-exit, max-exit, confidence-threshold, top-k, interval, post-messages,
  * unique-id, and the read-only stats and processing-latency; see each
  * element's page.
