@@ -77,12 +77,17 @@
  * - `precision` (enum, READY only, default fp32): fp32, tf32, fp16, bf16; a
  *   precision the backend lacks is an error (the CPU has fp32 and bf16).
  * - `model-instance-id` (string, READY only, default empty): elements with
- *   the same id and the same model file, device and precision share one
- *   engine: one copy of the weights and one scheduler running all their
- *   frames earliest deadline first (docs/engine.md). Empty: a private engine.
- *   The same id with another file, device or precision is an error.
+ *   the same id and the same model file, device, precision and batch-size
+ *   share one engine: one copy of the weights and one scheduler running all
+ *   their frames earliest deadline first (docs/engine.md). Empty: a private
+ *   engine. The same id with another file, device, precision or batch size
+ *   is an error.
  * - `threads` (int, READY only, default 0 = all cores): CPU threads of the
  *   engine (a shared engine keeps the first element's).
+ * - `batch-size` (int 1 to 32, READY only, default 1): the most frames one
+ *   batched call of a shared engine runs; frames of its elements waiting for
+ *   the same step at once run it together (docs/engine.md, "Batched
+ *   steps").
  * - `window` (guint64 ns, READY only, 100 ms to 1 s, default 1 s): the audio
  *   window centred on each frame.
  * - `audio-resample-quality` (int 0 to 10, READY only, default 5): the
@@ -111,9 +116,25 @@
  *   audio.
  * - `post-messages` (boolean, default TRUE): post an element message per
  *   frame.
- * - `density-map` (boolean, default FALSE): attach the density map; the model
- *   runtime does not expose it yet, so nothing is attached (a warning says
- *   so).
+ * - `density-map` (boolean, default FALSE): attach the published exit's
+ *   density map to the result (`density-map` and its geometry fields below);
+ *   a result whose exit has none says so (`has-map` FALSE).
+ * - `regions` (string, default none): named polygons of the frame, each
+ *   result then carrying their counts (`regions` below). The form, the same
+ *   on a gst-launch-1.0 line and in a file: regions separated by `;` or new
+ *   lines, each `NAME: X,Y X,Y X,Y ... [alert=N] [clear=M]`, the points in
+ *   fractions of the frame (0,0 top left, 1,1 bottom right; a polygon may be
+ *   concave and reach outside the frame), `alert=N` an alert when the
+ *   region's count goes above N that clears below M (default 0.9 N), `#`
+ *   starting a comment. A bad text is refused at once (the regions before it
+ *   stay) and its fault, naming the region, logged; a start with it fails
+ *   with that message, and a running element posts it as a warning.
+ * - `regions-file` (string, default none): read `regions` from this file.
+ * - `alert-threshold` (double, default 0 = none): the whole frame's alert,
+ *   raised when the count goes above it; `alert-clear` (double, default -1 =
+ *   0.9 x alert-threshold): the count it clears below. Each crossing (a
+ *   region's or the frame's) posts one `earlyexit/alert` element message;
+ *   a count wavering between the two levels posts nothing.
  * - `unique-id` (uint, default 0): copied into every result.
  * - `diagnostics` (boolean, default FALSE): add `window-first-sample` and
  *   `window-last-sample` to every fresh result.
@@ -157,6 +178,26 @@
  *   output; `count` is then absent.
  * - `untimed` (boolean, only on frames without timestamp): TRUE; the result
  *   is carried over, or before the first one computed without audio.
+ * - `has-map` (boolean, with density-map or regions): whether the published
+ *   exit has a map (the final exit of AudioCSRNet; the paper's early exits
+ *   end in one number and have none: no map, no region counts).
+ * - `density-map` (GBytes, with density-map and a map): the map, row-major
+ *   `density-map-height` x `density-map-width` (int) 32-bit floats in the
+ *   machine's byte order, summing to `count`; the grid covers the frame from
+ *   `density-map-x`, `density-map-y` (double, frame pixels, 0 for this
+ *   element, which scales the whole frame) in cells of
+ *   `density-map-cell-width` x `density-map-cell-height` frame pixels.
+ * - `regions` (array of `region` structures, with regions): per region
+ *   `name`, `polygon` (array of doubles x0, y0, x1, y1 ..., fractions of
+ *   the frame), `count` (double, only when the exit has a map: the map summed
+ *   over the region, cells weighted by the share of their area inside it),
+ *   and with an alert `alert-threshold`, `alert-clear`, `alert` (boolean:
+ *   raised now) and on the frame that crossed `alert-change` ("rising" or
+ *   "clearing"). `regions-exit` (string): the exit whose map gave the
+ *   counts, when there are counts.
+ * - `alert` (boolean, with alert-threshold): the whole frame's alert is
+ *   raised; `alert-change` ("rising" or "clearing") on the frame that
+ *   crossed.
  * - `window-first-sample`, `window-last-sample` (double, only with
  *   #GstAvCrowdCount:diagnostics): the first and last audio samples of the
  *   window as given to the feature extractor, 0 where the window had no
@@ -166,8 +207,16 @@
  *
  * The element message is named `avcrowdcount` and has, before the fields
  * above, `timestamp`, `stream-time`, `running-time` and `duration`
- * (#GstClockTime) of the frame. A density map is not attached yet: the model
- * runtime does not expose it (#GstAvCrowdCount:density-map).
+ * (#GstClockTime) of the frame.
+ *
+ * ## Alert messages
+ *
+ * An alert crossing posts an element message `earlyexit/alert`: `region`
+ * (string: the region's name, or "frame" for the whole frame), `change`
+ * ("rising" or "clearing"), `count` (double), `alert-threshold`,
+ * `alert-clear` (double), `exit` (string), and the frame's `timestamp`,
+ * `stream-time` and `running-time` (#GstClockTime). Only crossings post: a
+ * raised alert posts nothing more until it clears.
  *
  * ## Example launch line
  *
@@ -204,6 +253,9 @@ GST_DEBUG_CATEGORY_STATIC (gst_av_crowd_count_debug);
 #define DEFAULT_WINDOW GST_SECOND
 #define MIN_WINDOW (100 * GST_MSECOND)
 #define DEFAULT_DENSITY_MAP FALSE
+#define DEFAULT_ALERT_THRESHOLD 0.0
+#define DEFAULT_ALERT_CLEAR (-1.0)
+#define DEFAULT_ALERT_CLEAR_RATIO 0.9
 #define DEFAULT_DIAGNOSTICS FALSE
 #define DEFAULT_RESAMPLE_QUALITY EE_AUDIO_CONV_DEFAULT_QUALITY
 #define DEFAULT_INPUT_TIMEOUT (5 * GST_SECOND)
@@ -242,6 +294,10 @@ enum
 {
   PROP_WINDOW = EE_ELEMENT_PROP_LAST,
   PROP_DENSITY_MAP,
+  PROP_REGIONS,
+  PROP_REGIONS_FILE,
+  PROP_ALERT_THRESHOLD,
+  PROP_ALERT_CLEAR,
   PROP_DIAGNOSTICS,
   PROP_AUDIO_RESAMPLE_QUALITY,
   PROP_INPUT_TIMEOUT,
@@ -328,16 +384,83 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
   /**
    * GstAvCrowdCount:density-map:
    *
-   * Attach the density map to the result. The model runtime does not expose
-   * it yet: setting this logs a warning and attaches nothing.
+   * Attach the published exit's density map to the result (`density-map`,
+   * its size and its grid in the frame); a result whose exit has no map has
+   * `has-map` FALSE.
    */
   g_object_class_install_property (
       gobject_class, PROP_DENSITY_MAP,
       g_param_spec_boolean (
           "density-map", "Density Map",
-          "Attach the density map to the result (not exposed by the model "
-          "runtime yet: nothing is attached)",
+          "Attach the published exit's density map to the result (has-map "
+          "says whether the exit has one)",
           DEFAULT_DENSITY_MAP,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstAvCrowdCount:regions:
+   *
+   * Named polygons whose counts each result carries: `NAME: X,Y X,Y X,Y
+   * [alert=N] [clear=M]`, separated by `;` or new lines, coordinates in
+   * fractions of the frame. A bad text is refused with a message naming the
+   * region and its fault (a start with it fails).
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_REGIONS,
+      g_param_spec_string (
+          "regions", "Regions",
+          "Regions counted on the density map: \"NAME: X,Y X,Y X,Y "
+          "[alert=N] [clear=M]; ...\", points in fractions of the frame",
+          NULL,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstAvCrowdCount:regions-file:
+   *
+   * A file holding the regions (the #GstAvCrowdCount:regions form, one
+   * region per line if liked, `#` comments), read when set.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_REGIONS_FILE,
+      g_param_spec_string (
+          "regions-file", "Regions File",
+          "File with the regions (the form of the regions property), read "
+          "when set",
+          NULL,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstAvCrowdCount:alert-threshold:
+   *
+   * The whole frame's alert: raised when the count goes above this (an
+   * `earlyexit/alert` message, `alert` in the result); 0: none.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_ALERT_THRESHOLD,
+      g_param_spec_double (
+          "alert-threshold", "Alert Threshold",
+          "Raise the whole frame's alert when the count goes above this (0 = "
+          "no alert)",
+          0.0, G_MAXDOUBLE, DEFAULT_ALERT_THRESHOLD,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstAvCrowdCount:alert-clear:
+   *
+   * The count the whole frame's alert clears below (hysteresis); -1: 0.9 x
+   * #GstAvCrowdCount:alert-threshold.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_ALERT_CLEAR,
+      g_param_spec_double (
+          "alert-clear", "Alert Clear",
+          "Clear the whole frame's alert when the count falls below this (-1 = "
+          "0.9 x alert-threshold)",
+          -1.0, G_MAXDOUBLE, DEFAULT_ALERT_CLEAR,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
               | GST_PARAM_MUTABLE_PLAYING));
 
@@ -484,6 +607,8 @@ gst_av_crowd_count_init (GstAvCrowdCount *self)
   ee_element_init (&self->ee, GST_ELEMENT (self), &element_info);
   self->prop_window = DEFAULT_WINDOW;
   self->density_map = DEFAULT_DENSITY_MAP;
+  self->alert_threshold = DEFAULT_ALERT_THRESHOLD;
+  self->alert_clear = DEFAULT_ALERT_CLEAR;
   self->diagnostics = DEFAULT_DIAGNOSTICS;
   self->prop_resample_quality = DEFAULT_RESAMPLE_QUALITY;
   self->input_timeout = DEFAULT_INPUT_TIMEOUT;
@@ -499,6 +624,12 @@ gst_av_crowd_count_finalize (GObject *object)
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (object);
 
   ee_element_finalize (&self->ee);
+  g_free (self->regions_text);
+  g_free (self->regions_file);
+  g_clear_pointer (&self->regions, ee_regions_unref);
+  g_clear_error (&self->regions_error);
+  g_clear_pointer (&self->alert_regions, ee_regions_unref);
+  g_free (self->region_alert);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -522,6 +653,66 @@ update_latency (GstAvCrowdCount *self)
 
   GST_INFO_OBJECT (self, "latency %" GST_TIME_FORMAT, GST_TIME_ARGS (latency));
   gst_aggregator_set_latency (GST_AGGREGATOR (self), latency, latency);
+}
+
+/* Takes `text` (the regions, from the property or a file) when it parses;
+ * otherwise keeps the regions in use and remembers the fault (a start then
+ * fails with it; a running element posts it as a warning). Called with the
+ * object lock, which it releases to post. */
+static void
+set_regions (GstAvCrowdCount *self, const gchar *text, const gchar *file)
+{
+  GError *err = NULL;
+  EeRegions *rs = ee_regions_parse (text, &err);
+
+  g_clear_error (&self->regions_error);
+  if (!rs) {
+    if (file)
+      g_prefix_error (&err, "%s: ", file);
+    GST_ERROR_OBJECT (self, "regions refused: %s", err->message);
+    self->regions_error = err;
+    if (self->running) {
+      gchar *msg = g_strdup (err->message);
+      GST_OBJECT_UNLOCK (self);
+      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+                           ("Bad regions: %s. The previous regions stay.", msg),
+                           (NULL));
+      g_free (msg);
+      GST_OBJECT_LOCK (self);
+    }
+    return;
+  }
+  g_free (self->regions_text);
+  self->regions_text = g_strdup (text);
+  g_clear_pointer (&self->regions, ee_regions_unref);
+  if (ee_regions_n (rs) > 0)
+    self->regions = rs;
+  else
+    ee_regions_unref (rs);
+}
+
+/* Reads the regions file `path` (object lock held, released to post). */
+static void
+set_regions_file (GstAvCrowdCount *self, const gchar *path)
+{
+  GError *err = NULL;
+  gchar *text = NULL;
+
+  g_free (self->regions_file);
+  self->regions_file = g_strdup (path);
+  if (!path || !*path) {
+    set_regions (self, NULL, NULL);
+    return;
+  }
+  if (!g_file_get_contents (path, &text, NULL, &err)) {
+    g_clear_error (&self->regions_error);
+    g_prefix_error (&err, "regions-file: ");
+    GST_ERROR_OBJECT (self, "%s", err->message);
+    self->regions_error = err;
+    return;
+  }
+  set_regions (self, text, path);
+  g_free (text);
 }
 
 static void
@@ -548,6 +739,18 @@ gst_av_crowd_count_set_property (GObject *object, guint prop_id,
       break;
     case PROP_DENSITY_MAP:
       self->density_map = g_value_get_boolean (value);
+      break;
+    case PROP_REGIONS:
+      set_regions (self, g_value_get_string (value), NULL);
+      break;
+    case PROP_REGIONS_FILE:
+      set_regions_file (self, g_value_get_string (value));
+      break;
+    case PROP_ALERT_THRESHOLD:
+      self->alert_threshold = g_value_get_double (value);
+      break;
+    case PROP_ALERT_CLEAR:
+      self->alert_clear = g_value_get_double (value);
       break;
     case PROP_DIAGNOSTICS:
       self->diagnostics = g_value_get_boolean (value);
@@ -580,6 +783,18 @@ gst_av_crowd_count_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_DENSITY_MAP:
       g_value_set_boolean (value, self->density_map);
+      break;
+    case PROP_REGIONS:
+      g_value_set_string (value, self->regions_text);
+      break;
+    case PROP_REGIONS_FILE:
+      g_value_set_string (value, self->regions_file);
+      break;
+    case PROP_ALERT_THRESHOLD:
+      g_value_set_double (value, self->alert_threshold);
+      break;
+    case PROP_ALERT_CLEAR:
+      g_value_set_double (value, self->alert_clear);
       break;
     case PROP_DIAGNOSTICS:
       g_value_set_boolean (value, self->diagnostics);
@@ -677,22 +892,30 @@ prepare_inputs (GstAvCrowdCount *self)
 static gboolean
 start_model (GstAvCrowdCount *self)
 {
-  gboolean density_map, ok;
+  gboolean ok;
+  gchar *regions_fault = NULL;
 
   GST_OBJECT_LOCK (self);
   self->window = self->prop_window;
   self->resample_quality = self->prop_resample_quality;
-  density_map = self->density_map;
+  if (self->regions_error)
+    regions_fault = g_strdup (self->regions_error->message);
   GST_OBJECT_UNLOCK (self);
+  if (regions_fault) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+                       ("Bad regions: %s. Correct the regions (or "
+                        "regions-file) property.",
+                        regions_fault),
+                       (NULL));
+    g_free (regions_fault);
+    return FALSE;
+  }
 
   self->window_samples
       = gst_util_uint64_scale_round (self->window, AUDIO_RATE, GST_SECOND);
   self->ring = ee_audio_ring_new (self->window_samples + 2 * AUDIO_RATE);
   ok = ee_element_start (&self->ee, GST_AVCROWDCOUNT_MAX_EXITS)
        && prepare_inputs (self);
-  if (ok && density_map)
-    GST_WARNING_OBJECT (self, "density-map=true: the model runtime does not "
-                              "expose density maps yet, so none is attached");
   if (!ok) {
     unload_model (self);
     return FALSE;
@@ -752,6 +975,11 @@ reset_stream (GstAvCrowdCount *self)
   self->audio_discont = TRUE;
   gst_clear_buffer (&self->stored_audio);
   ee_element_reset (&self->ee);
+  /* a new stream starts with its alerts lowered */
+  self->frame_alert = FALSE;
+  if (self->region_alert)
+    memset (self->region_alert, 0,
+            sizeof (gboolean) * MAX (ee_regions_n (self->alert_regions), 1));
 }
 
 static gboolean
@@ -1428,6 +1656,203 @@ collect_audio (GstAvCrowdCount *self, gint64 window_end, gboolean all)
          && ee_audio_ring_end (self->ring) >= window_end;
 }
 
+/* ------------------------------------------------------------ maps, regions,
+ * alerts */
+
+static void
+append_double (GValue *array, gdouble v)
+{
+  GValue item = G_VALUE_INIT;
+
+  g_value_init (&item, G_TYPE_DOUBLE);
+  g_value_set_double (&item, v);
+  gst_value_array_append_and_take_value (array, &item);
+}
+
+/* A fresh result's has-map, density map and region counts (density-map,
+ * regions); nothing when neither is asked for. */
+static void
+add_map_fields (GstAvCrowdCount *self, GstStructure *result,
+                const EeFrameResult *res)
+{
+  gboolean want_map, has;
+  EeRegions *rs;
+  int w = (int)res->map_w, h = (int)res->map_h;
+
+  GST_OBJECT_LOCK (self);
+  want_map = self->density_map;
+  rs = self->regions ? ee_regions_ref (self->regions) : NULL;
+  GST_OBJECT_UNLOCK (self);
+  if (!want_map && !rs)
+    return;
+  /* an invalid (not finite) result has no count and no map */
+  has = res->map && earlyexit_result_is_valid (result);
+  gst_structure_set (result, "has-map", G_TYPE_BOOLEAN, has, NULL);
+  if (has && want_map) {
+    GBytes *bytes = g_bytes_new (res->map, sizeof (float) * (gsize)w * h);
+
+    gst_structure_set (result, "density-map", G_TYPE_BYTES, bytes,
+                       "density-map-width", G_TYPE_INT, w, "density-map-height",
+                       G_TYPE_INT, h, "density-map-x", G_TYPE_DOUBLE, 0.0,
+                       "density-map-y", G_TYPE_DOUBLE, 0.0,
+                       "density-map-cell-width", G_TYPE_DOUBLE,
+                       (gdouble)GST_VIDEO_INFO_WIDTH (&self->vinfo) / w,
+                       "density-map-cell-height", G_TYPE_DOUBLE,
+                       (gdouble)GST_VIDEO_INFO_HEIGHT (&self->vinfo) / h, NULL);
+    g_bytes_unref (bytes);
+  }
+  if (rs) {
+    int n = ee_regions_n (rs);
+    gdouble *counts = g_new0 (gdouble, n);
+    GValue list = G_VALUE_INIT;
+
+    if (has)
+      ee_regions_count (rs, res->map, w, h, counts);
+    g_value_init (&list, GST_TYPE_ARRAY);
+    for (int i = 0; i < n; i++) {
+      const EeRegion *r = ee_regions_get (rs, i);
+      GstStructure *st
+          = gst_structure_new ("region", "name", G_TYPE_STRING, r->name, NULL);
+      GValue poly = G_VALUE_INIT, item = G_VALUE_INIT;
+
+      g_value_init (&poly, GST_TYPE_ARRAY);
+      for (int k = 0; k < 2 * r->n_points; k++)
+        append_double (&poly, r->xy[k]);
+      gst_structure_take_value (st, "polygon", &poly);
+      if (has)
+        gst_structure_set (st, "count", G_TYPE_DOUBLE, counts[i], NULL);
+      if (r->alert > 0)
+        gst_structure_set (st, "alert-threshold", G_TYPE_DOUBLE, r->alert,
+                           "alert-clear", G_TYPE_DOUBLE, r->clear, NULL);
+      g_value_init (&item, GST_TYPE_STRUCTURE);
+      g_value_take_boxed (&item, st);
+      gst_value_array_append_and_take_value (&list, &item);
+    }
+    gst_structure_take_value (result, "regions", &list);
+    if (has)
+      gst_structure_set (result, "regions-exit", G_TYPE_STRING,
+                         self->ee.exit_names[res->exit], NULL);
+    g_free (counts);
+    ee_regions_unref (rs);
+  }
+}
+
+static void
+post_alert (GstAvCrowdCount *self, const gchar *region, EeAlertChange change,
+            gdouble count, gdouble threshold, gdouble clear,
+            const GstStructure *result, const GstSegment *segment,
+            GstClockTime pts)
+{
+  const gchar *exit = earlyexit_result_get_exit (result);
+  GstStructure *s = gst_structure_new (
+      "earlyexit/alert", "region", G_TYPE_STRING, region, "change",
+      G_TYPE_STRING, ee_alert_change_name (change), "count", G_TYPE_DOUBLE,
+      count, "alert-threshold", G_TYPE_DOUBLE, threshold, "alert-clear",
+      G_TYPE_DOUBLE, clear, "exit", G_TYPE_STRING, exit ? exit : "",
+      "timestamp", G_TYPE_UINT64, pts, "stream-time", G_TYPE_UINT64,
+      GST_CLOCK_TIME_IS_VALID (pts)
+          ? gst_segment_to_stream_time (segment, GST_FORMAT_TIME, pts)
+          : GST_CLOCK_TIME_NONE,
+      "running-time", G_TYPE_UINT64,
+      GST_CLOCK_TIME_IS_VALID (pts)
+          ? gst_segment_to_running_time (segment, GST_FORMAT_TIME, pts)
+          : GST_CLOCK_TIME_NONE,
+      NULL);
+
+  GST_INFO_OBJECT (self, "alert %s %s: count %.2f (threshold %.2f, clear %.2f)",
+                   region, ee_alert_change_name (change), count, threshold,
+                   clear);
+  gst_element_post_message (GST_ELEMENT (self),
+                            gst_message_new_element (GST_OBJECT (self), s));
+}
+
+/* Steps the alerts (hysteresis) on the result published for a frame, fresh
+ * or carried: `alert` fields say the state, `alert-change` marks a
+ * crossing, and each crossing posts one earlyexit/alert message. A region
+ * without a count (its exit has no map) keeps its state. */
+static void
+update_alerts (GstAvCrowdCount *self, GstStructure *result,
+               const GstSegment *segment, GstClockTime pts)
+{
+  EeRegions *rs;
+  gdouble threshold, clear, count;
+  const GValue *list;
+  gboolean valid = earlyexit_result_is_valid (result);
+
+  GST_OBJECT_LOCK (self);
+  rs = self->regions ? ee_regions_ref (self->regions) : NULL;
+  threshold = self->alert_threshold;
+  clear = self->alert_clear;
+  GST_OBJECT_UNLOCK (self);
+  if (rs != self->alert_regions) {
+    /* new regions: their alerts start lowered */
+    g_clear_pointer (&self->alert_regions, ee_regions_unref);
+    g_free (self->region_alert);
+    self->alert_regions = rs ? ee_regions_ref (rs) : NULL;
+    self->region_alert = g_new0 (gboolean, MAX (ee_regions_n (rs), 1));
+  }
+
+  gst_structure_remove_field (result, "alert-change");
+  if (threshold > 0 && valid
+      && gst_structure_get_double (result, "count", &count)) {
+    EeAlertChange change;
+    clear = clear < 0 ? DEFAULT_ALERT_CLEAR_RATIO * threshold
+                      : MIN (clear, threshold);
+    change = ee_alert_update (&self->frame_alert, count, threshold, clear);
+    gst_structure_set (result, "alert", G_TYPE_BOOLEAN, self->frame_alert,
+                       NULL);
+    if (change != EE_ALERT_NONE) {
+      gst_structure_set (result, "alert-change", G_TYPE_STRING,
+                         ee_alert_change_name (change), NULL);
+      post_alert (self, EE_REGIONS_FRAME, change, count, threshold, clear,
+                  result, segment, pts);
+    }
+  } else if (threshold <= 0) {
+    self->frame_alert = FALSE;
+    gst_structure_remove_field (result, "alert");
+  }
+
+  list = gst_structure_get_value (result, "regions");
+  if (rs && list && GST_VALUE_HOLDS_ARRAY (list)) {
+    GValue out = G_VALUE_INIT;
+    guint n = gst_value_array_get_size (list);
+
+    g_value_init (&out, GST_TYPE_ARRAY);
+    for (guint i = 0; i < n; i++) {
+      const GValue *v = gst_value_array_get_value (list, i);
+      GstStructure *st = gst_structure_copy (gst_value_get_structure (v));
+      const gchar *name = gst_structure_get_string (st, "name");
+      GValue item = G_VALUE_INIT;
+      int j = -1;
+
+      gst_structure_remove_field (st, "alert-change");
+      for (int k = 0; k < ee_regions_n (rs) && j < 0; k++)
+        if (!g_strcmp0 (ee_regions_get (rs, k)->name, name))
+          j = k;
+      if (j >= 0 && ee_regions_get (rs, j)->alert > 0) {
+        const EeRegion *r = ee_regions_get (rs, j);
+        if (gst_structure_get_double (st, "count", &count)) {
+          EeAlertChange change = ee_alert_update (&self->region_alert[j], count,
+                                                  r->alert, r->clear);
+          if (change != EE_ALERT_NONE) {
+            gst_structure_set (st, "alert-change", G_TYPE_STRING,
+                               ee_alert_change_name (change), NULL);
+            post_alert (self, r->name, change, count, r->alert, r->clear,
+                        result, segment, pts);
+          }
+        }
+        gst_structure_set (st, "alert", G_TYPE_BOOLEAN, self->region_alert[j],
+                           NULL);
+      }
+      g_value_init (&item, GST_TYPE_STRUCTURE);
+      g_value_take_boxed (&item, st);
+      gst_value_array_append_and_take_value (&out, &item);
+    }
+    gst_structure_take_value (result, "regions", &out);
+  }
+  g_clear_pointer (&rs, ee_regions_unref);
+}
+
 /* Runs the network on one frame; returns the result structure (owned), or
  * NULL after posting an error. */
 static GstStructure *
@@ -1503,6 +1928,7 @@ process_frame (GstAvCrowdCount *self, GstBuffer *buf, GstClockTime running_time,
   gst_structure_set (result, "count", G_TYPE_DOUBLE, (gdouble)res.value[0],
                      NULL);
   ee_element_result_finish (&self->ee, result, &res, processable, budget);
+  add_map_fields (self, result, &res);
   gst_structure_set (result, "audio-coverage", G_TYPE_DOUBLE,
                      (gdouble)covered / self->window_samples, "audio-used",
                      G_TYPE_BOOLEAN, audio_used, NULL);
@@ -1555,6 +1981,7 @@ untimed_frame (GstAvCrowdCount *self, GstBuffer *buf)
     }
   }
   gst_structure_set (result, "untimed", G_TYPE_BOOLEAN, TRUE, NULL);
+  update_alerts (self, result, &self->video_pad->segment, GST_CLOCK_TIME_NONE);
   buf = gst_buffer_make_writable (buf);
   ee_element_publish (&self->ee, buf, &self->video_pad->segment,
                       GST_CLOCK_TIME_NONE, GST_BUFFER_DURATION (buf), result);
@@ -1635,6 +2062,7 @@ gst_av_crowd_count_aggregate (GstAggregator *agg, gboolean timeout)
     return GST_FLOW_ERROR;
   }
 
+  update_alerts (self, result, &vpad->segment, pts);
   buf = gst_buffer_make_writable (buf);
   ee_element_publish (&self->ee, buf, &vpad->segment, GST_BUFFER_PTS (buf),
                       GST_BUFFER_DURATION (buf), result);

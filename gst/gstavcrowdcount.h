@@ -10,6 +10,7 @@
 #include "ee-audioconv.h"
 #include "ee-audioring.h"
 #include "ee-element.h"
+#include "ee-regions.h"
 #include "ee-features.h"
 #include "ee-model.h"
 #include "ee-videoprep.h"
@@ -38,6 +39,12 @@ struct _GstAvCrowdCount
   gint prop_resample_quality;
   GstClockTime input_timeout;
   gboolean density_map;
+  gchar *regions_text;     /* the regions property as last set validly */
+  gchar *regions_file;     /* the regions-file property */
+  EeRegions *regions;      /* parsed regions_text; NULL: none */
+  GError *regions_error;   /* why the last regions given were refused */
+  gdouble alert_threshold; /* whole-frame alert: > 0 its threshold */
+  gdouble alert_clear;     /* < 0: 0.9 x alert_threshold */
   gboolean diagnostics;
   gboolean running; /* between a successful start and the stop */
 
@@ -70,6 +77,11 @@ struct _GstAvCrowdCount
   EeVideoPrep *prep;
   GstClockTime frame_duration; /* from the caps; NONE when unknown */
   guint64 frame_index;         /* frames since start or flush */
+  /* alert states (hysteresis) of the regions in alert_regions (a ref) and
+   * of the whole frame */
+  EeRegions *alert_regions;
+  gboolean *region_alert;
+  gboolean frame_alert;
 
   /* latency answered: half window + deadline budget; object lock */
   GstClockTime latency;
