@@ -85,6 +85,8 @@ gst_early_exit_precision_get_type (void)
     { GST_EARLY_EXIT_PRECISION_FP16, "16-bit float storage (CUDA)", "fp16" },
     { GST_EARLY_EXIT_PRECISION_BF16, "bfloat16 storage (CPU and CUDA)",
       "bf16" },
+    { GST_EARLY_EXIT_PRECISION_INT8,
+      "int8 convolutions (CPU with VNNI, calibrated model file)", "int8" },
     { 0, NULL, NULL },
   };
 
@@ -127,7 +129,8 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
       g_param_spec_enum (
           "precision", "Precision",
           "Arithmetic precision of the network (fp32 everywhere, bf16 on CPU "
-          "and CUDA, tf32 and fp16 on CUDA)",
+          "and CUDA, tf32 and fp16 on CUDA, int8 on the CPU with a model file "
+          "calibrated by earlyexit calibrate)",
           GST_TYPE_EARLY_EXIT_PRECISION, DEFAULT_PRECISION, READY_ONLY));
   g_object_class_install_property (
       klass, EE_ELEMENT_PROP_MODEL_INSTANCE_ID,
@@ -603,7 +606,8 @@ log_backend (EeElement *ee, const EeEngineConfig *cfg)
                    reason ? reason : "CUDA not available");
   g_free (reason);
   if (cfg->precision != EE_PRECISION_FP32
-      && cfg->precision != EE_PRECISION_BF16)
+      && cfg->precision != EE_PRECISION_BF16
+      && cfg->precision != EE_PRECISION_INT8)
     GST_WARNING_OBJECT (ee->element,
                         "precision %s needs CUDA: running in fp32 on the CPU",
                         ee_precision_name (cfg->precision));

@@ -53,6 +53,8 @@ typedef enum
  * @GST_EARLY_EXIT_PRECISION_TF32: fp32 storage, TF32 tensor cores (CUDA)
  * @GST_EARLY_EXIT_PRECISION_FP16: 16-bit float storage (CUDA)
  * @GST_EARLY_EXIT_PRECISION_BF16: bfloat16 storage (CPU and CUDA)
+ * @GST_EARLY_EXIT_PRECISION_INT8: int8 convolutions (CPU with VNNI; the model
+ * file calibrated by earlyexit calibrate)
  */
 typedef enum
 {
@@ -60,6 +62,7 @@ typedef enum
   GST_EARLY_EXIT_PRECISION_TF32 = EE_PRECISION_TF32,
   GST_EARLY_EXIT_PRECISION_FP16 = EE_PRECISION_FP16,
   GST_EARLY_EXIT_PRECISION_BF16 = EE_PRECISION_BF16,
+  GST_EARLY_EXIT_PRECISION_INT8 = EE_PRECISION_INT8,
 } GstEarlyExitPrecision;
 
 /**
