@@ -4,11 +4,13 @@ each on a tiny data set generated here:
 
 - images: ImageFolder of coloured noise (3 classes), ResNet152 (random weights,
   32x32), SL-ViT and CNN exits at the paper's taps;
-- audio: WAV tones in class folders (2 classes), ResNet152 on Speech Commands
-  features, SL-ViT exits;
+- audio: WAV tones in class folders (2 classes), DenseNet201 on Speech Commands
+  features with SL-ViT exits, and on GTZAN features (3.5 s clips at 22.05 kHz)
+  with CNN exits;
 - crowd: the AudioCSRNet reference code's layout (imgs/, auds/, labels/ head
-  points), a compact random AudioCSRNet, CNN and SL-ViT exits; and the same
-  samples as density/{train,test}/*.mat maps give the counts those maps sum to.
+  points), a compact random AudioCSRNet, CNN and SL-ViT exits; the same
+  samples as density/{train,test}/*.mat maps give the counts those maps sum to;
+  and copycat fine-tuning with those samples, unlabelled, changes the exits.
 
 Each run trains one epoch and writes its model files; then, for every file,
 `earlyexit info` loads it, `earlyexit run` computes every exit on a sample,
@@ -132,9 +134,10 @@ def images(work):
             a = np.clip(np.array(col)[None, None] + rng.normal(0, 50, (40, 48, 3)), 0, 255)
             Image.fromarray(a.astype(np.uint8)).save(os.path.join(data, name, f"{i}.png"))
     out = os.path.join(work, "images-out")
-    train("images", data, out, ["--arch", "resnet152", "--random", "--seed", "1",
+    train("images", data, out, ["--arch", "densenet201", "--random", "--seed", "1",
                                 "--input-size", "32x32"], "slvit,cnn")
     sample = os.path.join(data, "red", "0.png")
+    ref = None
     for kind in ("slvit", "cnn"):
         model = os.path.join(out, f"model-{kind}.safetensors")
         cfg, tensors, labels = classifier_ref.load_model(model)
@@ -142,43 +145,55 @@ def images(work):
             sys.exit(f"images: labels {labels}, expected the class folders")
         x = ds.preprocess_pixels(ds.load_image(sample, cfg), cfg)[None]
         np.save(os.path.join(work, "img.npy"), x)
-        ref = classifier_ref.ClassifierRef(cfg, tensors).forward(
-            torch.from_numpy(x.astype(np.float64)))
+        if ref is None:  # both kinds sit on one backbone, at the same taps
+            ref = classifier_ref.ClassifierRef(dict(cfg, exits=[]), tensors).forward(
+                torch.from_numpy(x.astype(np.float64)), [e["tap"] for e in cfg["exits"]])
+            backbone = {k: v for k, v in tensors.items() if not k.startswith("exits.")}
+        elif any(not np.array_equal(v, tensors[k]) for k, v in backbone.items()):
+            sys.exit("images: the two kinds' files hold different backbones")
         check_exits(f"images-{kind}", cfg,
                     engine_logits(model, ["--image", os.path.join(work, "img.npy")]),
                     ref["taps"], None, os.path.join(out, f"model-{kind}-exits.pth"))
 
 
-def audio(work):
-    data = os.path.join(work, "audio")
+def audio_set(work, layout, rate, seconds, kind):
+    """Tones in class folders: Speech Commands clips (1 s at 16 kHz) or GTZAN
+    tracks (longer than the 3 s window, at 22.05 kHz); `kind` exits trained on
+    DenseNet201 with the layout's features."""
+    data = os.path.join(work, layout)
     rng = np.random.default_rng(2)
-    t = np.arange(16000) / 16000
+    t = np.arange(int(rate * seconds)) / rate
     for name, f0 in (("high", 2500.0), ("low", 300.0)):
         os.makedirs(os.path.join(data, name))
         for i in range(6):
             x = 0.3 * np.sin(2 * np.pi * f0 * (1 + 0.05 * rng.random()) * t) \
-                + 0.05 * rng.standard_normal(16000)
-            write_wav(os.path.join(data, name, f"{i}.wav"), x)
-    out = os.path.join(work, "audio-out")
-    train("audio", data, out, ["--arch", "resnet152", "--random", "--seed", "2",
-                               "--input-size", "32x32", "--audio-features", "sc",
-                               "--feature-mean=-4,-4,-4", "--feature-std", "3,3,3"], "slvit")
-    model = os.path.join(out, "model-slvit.safetensors")
+                + 0.05 * rng.standard_normal(len(t))
+            write_wav(os.path.join(data, name, f"{i}.wav"), x, rate)
+    out = os.path.join(work, f"{layout}-out")
+    train("audio", data, out, ["--arch", "densenet201", "--random", "--seed", "2",
+                               "--input-size", "32x32", "--audio-features", layout,
+                               "--feature-mean=-4,-4,-4", "--feature-std", "3,3,3"], kind)
+    model = os.path.join(out, f"model-{kind}.safetensors")
     cfg, tensors, _ = classifier_ref.load_model(model)
     clip = os.path.join(data, "low", "0.wav")
     # the trainer's input path (features_ref) against the engine's own features
-    feats = os.path.join(work, "clip.features.npy")
-    run([EE, "features", "--kind", "sc", "--audio", clip, "--height", "32", "--width", "32",
+    feats = os.path.join(work, f"{layout}.features.npy")
+    run([EE, "features", "--kind", layout, "--audio", clip, "--height", "32", "--width", "32",
          "--out", feats])
     mine = ds.audio_input(clip, cfg)
     engine_x = (np.load(feats)[0] + 4.0) / 3.0
     if np.abs(mine - engine_x).max() > 1e-4 * max(1.0, np.abs(engine_x).max()):
-        sys.exit(f"audio: the trainer's features differ from the engine's by "
+        sys.exit(f"{layout}: the trainer's features differ from the engine's by "
                  f"{np.abs(mine - engine_x).max():.2e}")
-    ref = classifier_ref.ClassifierRef(cfg, tensors).forward(
-        torch.from_numpy(engine_x[None].astype(np.float64)))
-    check_exits("audio-slvit", cfg, engine_logits(model, ["--audio", clip]), ref["taps"],
-                None, os.path.join(out, "model-slvit-exits.pth"))
+    ref = classifier_ref.ClassifierRef(dict(cfg, exits=[]), tensors).forward(
+        torch.from_numpy(engine_x[None].astype(np.float64)), [e["tap"] for e in cfg["exits"]])
+    check_exits(f"{layout}-{kind}", cfg, engine_logits(model, ["--audio", clip]), ref["taps"],
+                None, os.path.join(out, f"model-{kind}-exits.pth"))
+
+
+def audio(work):
+    audio_set(work, "sc", 16000, 1.0, "slvit")
+    audio_set(work, "gtzan", 22050, 3.5, "cnn")
 
 
 def crowd(work):
@@ -203,9 +218,9 @@ def crowd(work):
             f.write("".join(f"{int(x)} {int(y)}\n" for x, y in pts))
         heads[sid] = pts
     out = os.path.join(work, "crowd-out")
-    rep = train("crowd", data, out, ["--random", "--seed", "4", "--width-div", "8",
-                                     "--input-size", "64x64", "--patch", "4",
-                                     "--head-hidden", "32", "--cnn-pool", "2"], "cnn,slvit")
+    conv_args = ["--random", "--seed", "4", "--width-div", "8", "--input-size", "64x64",
+                 "--patch", "4", "--head-hidden", "32"]
+    rep = train("crowd", data, out, conv_args + ["--cnn-pool", "2"], "cnn,slvit")
     if rep["metric"] != "MAE":
         sys.exit("crowd: the report should give the MAE")
     sid = "0001"
@@ -247,6 +262,20 @@ def crowd(work):
             if n and not 0.5 * n <= count <= n + 1e-9:
                 sys.exit(f"crowd: sample {sid}: density sum {count} for {n} heads")
     print(f"crowd density/ layout: {len(tr)} train, {len(va)} test, counts = map sums: ok")
+    # copycat: the density/ copy's images and clips as unlabelled samples; the
+    # backbone labels them and they change what the exits learn
+    text = run(TRAIN + ["crowd", data, "--out-dir", out, "--name", "copycat", "--epochs", "1",
+                        "--batch", "4", "--kinds", "cnn", "--seed", str(SEED),
+                        "--copycat", dens, "--copycat-ratio", "2", "--earlyexit", EE, "--"]
+               + conv_args + ["--cnn-pool", "2"])
+    if "copycat: 10 samples labelled by the backbone" not in text:
+        sys.exit(f"crowd copycat: no copycat samples in the log:\n{text}")
+    plain = torch.load(os.path.join(out, "model-cnn-exits.pth"), weights_only=True)
+    copied = torch.load(os.path.join(out, "copycat-cnn-exits.pth"), weights_only=True)
+    if all(torch.equal(plain[k], copied[k]) for k in plain):
+        sys.exit("crowd copycat: the exits are those trained without the copycat samples")
+    run([EE, "info", os.path.join(out, "copycat-cnn.safetensors")])
+    print("crowd copycat: trained with the backbone's labels mixed in: ok")
 
 
 def main():
