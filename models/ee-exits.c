@@ -10,8 +10,9 @@ static const char *const common_keys[]
     = { "name", "kind", "tap", "head_hidden", "head_act", "outputs", NULL };
 
 static const char *const slvit_keys[] = {
-  "patch",         "dim",      "heads",        "mlp_dim",     "ln_eps",
-  "last_residual", "final_ln", "mlp_out_gelu", "audio_token", NULL,
+  "patch",       "dim",           "heads",    "mlp_dim",
+  "ln_eps",      "last_residual", "final_ln", "mlp_out_gelu",
+  "audio_token", "head_kind",     NULL,
 };
 
 static const char *const cnn_keys[]
@@ -38,6 +39,31 @@ check_exit_keys (JsonObject *o, const char *what, gboolean slvit,
   }
   g_list_free (members);
   return ok;
+}
+
+/* "head_kind" of an SL-ViT exit: optional, "flatten" when absent (the files
+ * written before the per-token head keep the paper's head). */
+static gboolean
+parse_head_kind (JsonObject *o, const char *what, EeExitConfig *e,
+                 GError **error)
+{
+  static const char *const heads[] = { "flatten", "per_token", NULL };
+  const char *head;
+
+  if (!json_object_has_member (o, "head_kind"))
+    return TRUE;
+  if (!(head = ee_json_string (o, what, "head_kind", heads, error)))
+    return FALSE;
+  e->per_token = !strcmp (head, "per_token");
+  if (e->per_token && e->outputs != 1) {
+    g_set_error (error, EE_ERROR, EE_ERROR_FORMAT,
+                 "config: %s: a per_token head gives a count (one value per "
+                 "token, summed), so outputs must be 1, not %" G_GINT64_FORMAT
+                 " (use head_kind \"flatten\" for class logits)",
+                 what, e->outputs);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 gboolean
@@ -92,7 +118,8 @@ ee_exit_config_parse (JsonObject *o, EeExitConfig *e, GError **error)
         || !ee_json_bool (o, what, "last_residual", &e->last_residual, error)
         || !ee_json_bool (o, what, "final_ln", &e->final_ln, error)
         || !ee_json_bool (o, what, "mlp_out_gelu", &e->mlp_out_gelu, error)
-        || !(token = ee_json_string (o, what, "audio_token", tokens, error)))
+        || !(token = ee_json_string (o, what, "audio_token", tokens, error))
+        || !parse_head_kind (o, what, e, error))
       return FALSE;
     e->audio_token = !strcmp (token, "shared_projection");
   } else {
@@ -145,6 +172,12 @@ gboolean
 ee_exit_uses_audio (const EeExitConfig *e)
 {
   return (e->slvit && e->audio_token) || (!e->slvit && e->film);
+}
+
+gboolean
+ee_exit_has_map (const EeExitConfig *e)
+{
+  return e->slvit && e->per_token;
 }
 
 /* ------------------------------------------------------------ exits */
@@ -323,6 +356,45 @@ mlp_block (EeBuilder *b, const EeExitConfig *e, int x2, GError **error)
   return t;
 }
 
+/* The per_token head (our own exit kind, not the paper's): the head's three
+ * linear layers on each of the gh x gw image tokens of x (B, nt, d), the audio
+ * token (last, when there is one) left out; each gives the count of its
+ * patch. Those values are the exit's map (B, 1, gh, gw), set on the runner's
+ * segment, and their sum is its count (B, 1). */
+static int
+per_token_head (EeBuilder *b, const EeExitConfig *e, int x, int64_t gh,
+                int64_t gw, int64_t nt, GError **error)
+{
+  const char *p = ee_build_name (b, "exits.%s.head", e->name);
+  const int64_t n = gh * gw, d = e->dim, hh = e->head_hidden;
+  const int64_t ts[3] = { b->batch, n, d }, tst[3] = { nt * d, d, 1 };
+  const int64_t ms[4] = { b->batch, 1, gh, gw };
+  EeOpDesc desc;
+  int map;
+
+  if (x < 0)
+    return -1;
+  if (nt != n
+      && ((x = ee_graph_view (b->g, x, 3, ts, tst, 0, error)) < 0
+          || (x = ee_build_op (b, ee_build_name (b, "%s.image_tokens", p),
+                               EE_OP_REORDER, &x, 1, error))
+                 < 0))
+    return -1;
+  x = ee_build_linear (b, ee_build_name (b, "%s.0", p), x, d, hh, e->head_act,
+                       error);
+  x = ee_build_linear (b, ee_build_name (b, "%s.1", p), x, hh, hh, e->head_act,
+                       error);
+  x = ee_build_linear (b, ee_build_name (b, "%s.2", p), x, hh, 1, EE_ACT_NONE,
+                       error);
+  if (x < 0 || (map = ee_graph_reshape (b->g, x, 4, ms, error)) < 0
+      || !ee_runner_set_exit_map (b->r, map, error))
+    return -1;
+  desc = ee_op_desc_init (EE_OP_SUM);
+  desc.alpha = 1.0f;
+  return ee_graph_op (b->g, ee_build_name (b, "%s.sum", p), &desc, &map, 1,
+                      error);
+}
+
 static int
 slvit_exit (EeBuilder *b, const EeExitConfig *e, int tap, int audio_vec,
             GError **error)
@@ -385,6 +457,8 @@ slvit_exit (EeBuilder *b, const EeExitConfig *e, int tap, int audio_vec,
   if (x < 0)
     return -1;
   x = mlp_block (b, e, attention_block (b, e, x, nt, error), error);
+  if (e->per_token)
+    return per_token_head (b, e, x, th / P, tw / P, nt, error);
   /* token-major flatten: n*d + k */
   return exit_head (b, e, ee_build_reshape2 (b, x, b->batch, nt * d, error),
                     nt * d, error);

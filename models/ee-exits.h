@@ -26,6 +26,10 @@ typedef struct
   gint64 patch, dim, heads, mlp_dim;
   double ln_eps;
   gboolean last_residual, final_ln, mlp_out_gelu, audio_token;
+  /* "head_kind": FALSE = "flatten" (the paper's head on all tokens, the
+   * default when the key is absent), TRUE = "per_token" (the head on each
+   * image token, a map of per-patch counts summed to the count) */
+  gboolean per_token;
   /* CNN */
   gint64 filters, conv_padding, pool;
   gboolean film;
@@ -48,6 +52,10 @@ gboolean ee_exit_uses_audio (const EeExitConfig *e);
  * exit's result (N, outputs), or -1 with error set. */
 int ee_exit_build (EeBuilder *b, const EeExitConfig *e, int tap, int audio_vec,
                    GError **error);
+/* The exit gives a map next to its count (an SL-ViT exit with the per_token
+ * head: (H/patch) x (W/patch) of the tap), set on the runner's segment by
+ * ee_exit_build. */
+gboolean ee_exit_has_map (const EeExitConfig *e);
 
 G_END_DECLS
 #endif /* EE_EXITS_H */

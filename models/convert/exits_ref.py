@@ -130,6 +130,14 @@ class SLViTExit(nn.Module):
         self.ln_out = nn.LayerNorm(dim, eps=ln_eps) if final_ln else None
         self.head = Head(dim if head_kind == "per_token" else n * dim, head_hidden,
                          outputs, head_act)
+        if head_kind == "per_token":
+            # the count is a sum of gh*gw token outputs (alike at the start): the
+            # last layer starts at 1/(gh*gw) of its default draw, so that the
+            # initial count is of the order of the flatten head's single output
+            with torch.no_grad():
+                last = self.head.get_submodule("2")
+                last.weight.mul_(1.0 / (self.grid[0] * self.grid[1]))
+                last.bias.mul_(1.0 / (self.grid[0] * self.grid[1]))
 
     def tokens_out(self, x, audio=None):
         """The encoder's output tokens (B, n, d), the audio token last."""
