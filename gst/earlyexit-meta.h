@@ -32,6 +32,22 @@
  *       earlyexit_result_is_fresh (r) ? "" : " (carried over)");
  * ]|
  *
+ * The density map and the regions (avcrowdcount density-map=true, regions):
+ * |[<!-- language="C" -->
+ * gint w, h;
+ * const gfloat *map = earlyexit_result_get_density_map (r, &w, &h);
+ * if (map)
+ *   g_print ("map %dx%d, cell (0,0) %.3f\n", w, h, map[0]);
+ * else if (!earlyexit_result_has_map (r))
+ *   g_print ("exit %s has no map\n", earlyexit_result_get_exit (r));
+ * for (guint i = 0; i < earlyexit_result_get_n_regions (r); i++) {
+ *   gdouble count;
+ *   gboolean alert;
+ *   const gchar *name = earlyexit_result_get_region (r, i, &count, &alert);
+ *   g_print ("%s %.1f%s\n", name, count, alert ? " ALERT" : "");
+ * }
+ * ]|
+ *
  * A classifier's result (task "label"):
  * |[<!-- language="C" -->
  * for (guint i = 0; i < earlyexit_result_get_top_k_size (r); i++) {
@@ -269,6 +285,120 @@ earlyexit_result_get_unique_id (const GstStructure *r)
   guint v;
 
   return gst_structure_get_uint (r, "unique-id", &v) ? v : 0;
+}
+
+/* Density maps and regions (avcrowdcount with density-map=true, regions) */
+
+/* Whether the exit that gave the result has a map; FALSE also when the
+ * result says nothing about maps (density-map and regions both off). */
+static inline gboolean
+earlyexit_result_has_map (const GstStructure *r)
+{
+  gboolean v;
+
+  return gst_structure_get_boolean (r, "has-map", &v) ? v : FALSE;
+}
+
+/* The density map: width x height floats, row-major, owned by the structure
+ * (valid while it is), summing to the count; NULL (and 0 x 0) when the
+ * result has none. *width and *height may be NULL. */
+static inline const gfloat *
+earlyexit_result_get_density_map (const GstStructure *r, gint *width,
+                                  gint *height)
+{
+  const GValue *v = gst_structure_get_value (r, "density-map");
+  gint w = 0, h = 0;
+  gsize size = 0;
+  const gfloat *data = NULL;
+
+  if (v && G_VALUE_HOLDS (v, G_TYPE_BYTES) && g_value_get_boxed (v)
+      && gst_structure_get_int (r, "density-map-width", &w)
+      && gst_structure_get_int (r, "density-map-height", &h) && w > 0 && h > 0)
+    data = (const gfloat *)g_bytes_get_data ((GBytes *)g_value_get_boxed (v),
+                                             &size);
+  if (!data || size != sizeof (gfloat) * (gsize)w * (gsize)h) {
+    data = NULL;
+    w = h = 0;
+  }
+  if (width)
+    *width = w;
+  if (height)
+    *height = h;
+  return data;
+}
+
+/* Where the map's grid lies in the frame, in frame pixels: its top-left
+ * corner (x, y) and the size of one cell; FALSE (all 0) without a map. Any
+ * pointer may be NULL. */
+static inline gboolean
+earlyexit_result_get_density_map_grid (const GstStructure *r, gdouble *x,
+                                       gdouble *y, gdouble *cell_width,
+                                       gdouble *cell_height)
+{
+  gdouble v[4] = { 0, 0, 0, 0 };
+  gboolean ok
+      = gst_structure_get_double (r, "density-map-x", &v[0])
+        && gst_structure_get_double (r, "density-map-y", &v[1])
+        && gst_structure_get_double (r, "density-map-cell-width", &v[2])
+        && gst_structure_get_double (r, "density-map-cell-height", &v[3]);
+
+  if (!ok)
+    v[0] = v[1] = v[2] = v[3] = 0;
+  if (x)
+    *x = v[0];
+  if (y)
+    *y = v[1];
+  if (cell_width)
+    *cell_width = v[2];
+  if (cell_height)
+    *cell_height = v[3];
+  return ok;
+}
+
+/* Number of regions the result lists (the regions property); 0 when none. */
+static inline guint
+earlyexit_result_get_n_regions (const GstStructure *r)
+{
+  const GValue *v = gst_structure_get_value (r, "regions");
+
+  return v && GST_VALUE_HOLDS_ARRAY (v) ? gst_value_array_get_size (v) : 0;
+}
+
+/* Region `i`: returns its name (owned by the structure) and sets *count
+ * (NAN when the exit had no map to count on) and *alert (the region's alert
+ * is raised; FALSE without an alert); NULL when `i` is out of range. */
+static inline const gchar *
+earlyexit_result_get_region (const GstStructure *r, guint i, gdouble *count,
+                             gboolean *alert)
+{
+  const GValue *v = gst_structure_get_value (r, "regions");
+  const GstStructure *s = NULL;
+  gdouble c = NAN;
+  gboolean a = FALSE;
+
+  if (v && GST_VALUE_HOLDS_ARRAY (v) && i < gst_value_array_get_size (v)
+      && GST_VALUE_HOLDS_STRUCTURE (gst_value_array_get_value (v, i)))
+    s = gst_value_get_structure (gst_value_array_get_value (v, i));
+  if (s) {
+    if (!gst_structure_get_double (s, "count", &c))
+      c = NAN;
+    if (!gst_structure_get_boolean (s, "alert", &a))
+      a = FALSE;
+  }
+  if (count)
+    *count = c;
+  if (alert)
+    *alert = a;
+  return s ? gst_structure_get_string (s, "name") : NULL;
+}
+
+/* Whether the whole frame's alert (alert-threshold) is raised. */
+static inline gboolean
+earlyexit_result_get_alert (const GstStructure *r)
+{
+  gboolean v;
+
+  return gst_structure_get_boolean (r, "alert", &v) ? v : FALSE;
 }
 
 /* Classifiers (exitclassify, audioexitclassify) */

@@ -277,10 +277,6 @@ parse_region (const char *text, int index, EeRegion *r, GError **error)
       FAIL ("region \"%s\": points %d and %d are the same", name, i + 1,
             (i + 1) % n + 1);
   }
-  if (fabs (polygon_area ((double *)xy->data, n)) < 1e-12)
-    FAIL ("region \"%s\": the polygon encloses no area (its points are on "
-          "one line)",
-          name);
   for (int i = 0; i < n; i++)
     for (int j = i + 2; j < n; j++) {
       const double *d = (double *)xy->data;
@@ -293,6 +289,10 @@ parse_region (const char *text, int index, EeRegion *r, GError **error)
               name, i + 1, i + 1, (i + 1) % n + 1, j + 1, j + 1,
               (j + 1) % n + 1);
     }
+  if (fabs (polygon_area ((double *)xy->data, n)) < 1e-12)
+    FAIL ("region \"%s\": the polygon encloses no area (its points are on "
+          "one line)",
+          name);
   if (has_clear && !has_alert)
     FAIL ("region \"%s\": clear=%g without alert=N", name, clear);
   if (has_alert && !has_clear)
