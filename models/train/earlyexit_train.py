@@ -158,9 +158,11 @@ def _data_key(samples, cfg_backbone, tensors):
             h.update(k.encode())
             h.update(np.ascontiguousarray(tensors[k]).tobytes())
     for s in samples:
-        p = s[0] if isinstance(s[0], str) and os.path.exists(s[0]) else s[1]
-        st = os.stat(p)
-        h.update(f"{s}|{st.st_size}|{st.st_mtime_ns}".encode())
+        h.update(repr(s).encode())
+        for p in s:  # the files of a sample: their size and time
+            if isinstance(p, str) and os.path.isfile(p):
+                st = os.stat(p)
+                h.update(f"|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:20]
 
 
@@ -283,6 +285,9 @@ def run(argv):
         extra += ["--classes", str(len(classes)), "--labels", labels_path]
     custom = _has(conv_args, "--exit")  # classifier.py's NAME:KIND:TAP exits
     runs = [None] if custom else kinds
+    if custom:
+        log("exits: as the converter's --exit options give them (one model file; "
+            "--kinds does not apply)")
     if not _has(conv_args, "--random"):
         extra.append("--random-exits")
 
@@ -316,7 +321,7 @@ def run(argv):
             load = loader(cfg)
             train = cached_taps(backbone, train_s, load, all_taps, "train", work, cfg, tensors)
             val = cached_taps(backbone, val_s, load, all_taps, "val", work, cfg, tensors)
-            log(f"  backbone on the held-out split: "
+            log("  backbone on the held-out split: "
                 + (f"accuracy {100 * backbone_metric(task, val):.2f} %" if task == "classify"
                    else f"MAE {backbone_metric(task, val):.3f}"))
             if task == "count":

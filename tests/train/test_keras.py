@@ -11,14 +11,15 @@ rows in NHWC flatten order), converted, and then:
   the original weights within 1e-4 (every exit and the final count);
 - the paper-size AudioCSRNet (1024x576): the converted files' exit parameter
   counts (`earlyexit info`) round to the paper's (2.35/2.36/2.35 M SL-ViT,
-  2.50/2.52/2.50 M CNN).
+  2.50/2.52/2.50 M CNN);
+- the paper's SL-ViT exits of DenseNet201 (224x224, 10 classes) from Keras on a
+  torchvision checkpoint: the engine matches torchvision with the original exits
+  within 1e-4, and their parameters round to the paper's 0.59 and 0.66 M.
 
 Usage: test_keras.py EARLYEXIT_BINARY WORKDIR
 """
 import json
 import os
-import shutil
-import subprocess
 import sys
 
 import h5py
@@ -31,18 +32,16 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 import audiocsrnet_ref  # noqa: E402
 import audiocsrnet as conv  # noqa: E402  (on the path audiocsrnet_ref set)
 import exits_ref  # noqa: E402
+import classifier  # noqa: E402
+import classifier_ref  # noqa: E402
 import keras  # noqa: E402
+from trainlib import run, start  # noqa: E402
 
 TOL = 1e-4
 PAPER = {"slvit": {"v1": 2.35, "av1": 2.36, "av2": 2.35},
-         "cnn": {"v1": 2.50, "av1": 2.52, "av2": 2.50}}
+         "cnn": {"v1": 2.50, "av1": 2.52, "av2": 2.50},
+         "densenet201": {"b1": 0.59, "b2": 0.66}}
 
-
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"FAILED: {' '.join(cmd)}\n{p.stdout}\n{p.stderr}")
-    return p.stdout
 
 
 class KerasFile:
@@ -183,13 +182,49 @@ def convert(work, name, conv_args, seed, ee, compare=True):
     return out
 
 
+def classifier_exits(work, ee):
+    """The paper's SL-ViT exits of DenseNet201 (224x224, 10 classes) from Keras, on a
+    torchvision checkpoint: the engine matches torchvision with the original exits
+    within 1e-4, and the exits' parameters round to the paper's."""
+    args = ["--arch", "densenet201", "--classes", "10", "--exit-kind", "slvit"]
+    cfg = keras._config("classifier", args, False)
+    t = {k: v.astype(np.float32) for k, v in classifier.random_tensors(cfg, 5).items()}
+    ckpt, ex = os.path.join(work, "d201.pth"), os.path.join(work, "d201-exits.h5")
+    torch.save({k: torch.from_numpy(v) for k, v in t.items() if not k.startswith("exits.")},
+               ckpt)
+    write_exits(ex, cfg, t)
+    out = os.path.join(work, "d201.safetensors")
+    if keras.main(["classifier", "--exits-h5", ex, "--"] + args
+                  + ["--checkpoint", ckpt, "--out", out]) != 0:
+        sys.exit("densenet201: keras.py failed")
+    _, got, _ = classifier.load_model(out)
+    for k, v in t.items():
+        if not np.array_equal(got[k], v):
+            sys.exit(f"densenet201: tensor {k} changed in the conversion")
+    x = np.random.default_rng(5).normal(0, 1, (1, 3, 224, 224)).astype(np.float32)
+    np.save(os.path.join(work, "d201-x.npy"), x)
+    want = classifier_ref.ClassifierRef(cfg, t).forward(
+        torch.from_numpy(x.astype(np.float64)))["exits"]
+    engine = {e["name"]: e["logits"] for e in json.loads(run(
+        [ee, "run", out, "--image", os.path.join(work, "d201-x.npy"), "--json"]))["exits"]}
+    for name in ("b1", "b2"):
+        w = want[name].numpy()
+        err = np.abs(np.asarray(engine[name]) - w).max() / np.abs(w).max()
+        print(f"densenet201 {name} engine vs PyTorch: rel err {err:.2e}")
+        if err > TOL:
+            sys.exit(f"densenet201/{name}: converted Keras exit differs by {err:.2e}")
+    for e in json.loads(run([ee, "info", out, "--json"]))["exits"]:
+        if e["name"] in PAPER["densenet201"]:
+            m = round(e["params"] / 1e6, 2)
+            print(f"densenet201 slvit {e['name']} {e['params']:,} parameters = {m} M "
+                  f"(paper {PAPER['densenet201'][e['name']]} M)")
+            if abs(m - PAPER["densenet201"][e["name"]]) > 1e-9:
+                sys.exit(f"densenet201 exit {e['name']}: {m} M, the paper has "
+                         f"{PAPER['densenet201'][e['name']]} M")
+
+
 def main():
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    ee, work = sys.argv[1], sys.argv[2]
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    torch.set_num_threads(1)
+    ee, work, _ = start(__doc__)
     small = ["--width-div", "8", "--input-size", "64x64", "--patch", "4", "--head-hidden", "32"]
     convert(work, "slvit", small + ["--exit-kind", "slvit", "--final-ln", "true"], 1, ee)
     convert(work, "cnn", small + ["--exit-kind", "cnn", "--cnn-pool", "2"], 2, ee)
@@ -206,6 +241,7 @@ def main():
                 sys.exit(f"paper-size {kind} exit {e['name']}: {m} M, the paper has "
                          f"{PAPER[kind][e['name']]} M")
         os.remove(out)
+    classifier_exits(work, ee)
     return 0
 
 

@@ -15,7 +15,6 @@ Usage: test_taps.py EARLYEXIT_BINARY WORKDIR
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -29,6 +28,7 @@ import classifier  # noqa: E402
 import eesafetensors  # noqa: E402
 import exits_ref  # noqa: E402
 import taps  # noqa: E402
+from trainlib import start  # noqa: E402
 
 SIZES = {"resnet152": 32, "densenet201": 32, "inceptionv3": 75}
 
@@ -111,12 +111,7 @@ def audiocsrnet_taps(ee, work):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    ee, work = sys.argv[1], sys.argv[2]
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    torch.set_num_threads(1)
+    ee, work, _ = start(__doc__)
     for arch in SIZES:
         classifier_arch(ee, work, arch)
     audiocsrnet_taps(ee, work)

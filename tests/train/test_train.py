@@ -25,7 +25,6 @@ Usage: test_train.py EARLYEXIT_BINARY WORKDIR images|audio|crowd ...
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 import wave
@@ -42,17 +41,12 @@ import classifier_ref  # noqa: E402
 import data as ds  # noqa: E402
 import exits_ref  # noqa: E402
 import fit  # noqa: E402
+from trainlib import run, start  # noqa: E402
 
 TOL = 1e-4
 TRAIN = [sys.executable, os.path.join(ROOT, "models", "earlyexit-train")]
 SEED = 3
 
-
-def run(cmd):
-    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"FAILED: {' '.join(map(str, cmd))}\n{p.stdout}\n{p.stderr}")
-    return p.stdout
 
 
 def write_wav(path, x, rate=16000):
@@ -281,13 +275,10 @@ def crowd(work):
 def main():
     global EE
     layouts = {"images": images, "audio": audio, "crowd": crowd}
-    if len(sys.argv) < 4 or any(a not in layouts for a in sys.argv[3:]):
+    EE, work, names = start(__doc__, 3, 5)
+    if any(a not in layouts for a in names):
         sys.exit(__doc__)
-    EE, work = sys.argv[1], sys.argv[2]
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-    torch.set_num_threads(1)
-    for fn in (layouts[a] for a in sys.argv[3:]):
+    for fn in (layouts[a] for a in names):
         t0 = time.time()
         fn(work)
         print(f"== {fn.__name__}: ok ({time.time() - t0:.1f} s)")
