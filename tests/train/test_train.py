@@ -8,7 +8,8 @@ each on a tiny data set generated here:
   features with SL-ViT exits, and on GTZAN features (3.5 s clips at 22.05 kHz)
   with CNN exits;
 - crowd: the AudioCSRNet reference code's layout (imgs/, auds/, labels/ head
-  points), a compact random AudioCSRNet, CNN and SL-ViT exits; the same
+  points), a compact random AudioCSRNet, CNN and SL-ViT exits (flatten and
+  per-token heads); the same
   samples as density/{train,test}/*.mat maps give the counts those maps sum to;
   and copycat fine-tuning with those samples, unlabelled, changes the exits.
 
@@ -217,9 +218,16 @@ def crowd(work):
     rep = train("crowd", data, out, conv_args + ["--cnn-pool", "2"], "cnn,slvit")
     if rep["metric"] != "MAE":
         sys.exit("crowd: the report should give the MAE")
+    # SL-ViT exits with the per-token head (a count map per exit)
+    run(TRAIN + ["crowd", data, "--out-dir", out, "--name", "pertoken", "--epochs", "1",
+                 "--batch", "4", "--kinds", "slvit", "--seed", str(SEED),
+                 "--earlyexit", EE, "--"] + conv_args + ["--exit-head", "per_token"])
+    with open(os.path.join(out, "pertoken-report.json")) as f:
+        rep_pt = json.load(f)
     sid = "0001"
-    for kind in ("cnn", "slvit"):
-        model = os.path.join(out, f"model-{kind}.safetensors")
+    for name, kind, r in (("model", "cnn", rep), ("model", "slvit", rep),
+                          ("pertoken", "slvit", rep_pt)):
+        model = os.path.join(out, f"{name}-{kind}.safetensors")
         cfg, tensors = audiocsrnet_ref.load_model(model)
         x = ds.preprocess_pixels(ds.load_image(os.path.join(data, "imgs", sid + ".jpg"), cfg),
                                  cfg)[None]
@@ -232,8 +240,10 @@ def crowd(work):
         engine = engine_logits(model, ["--image", os.path.join(work, "crowd-x.npy"),
                                        "--audio", os.path.join(work, "crowd-a.npy")])
         # the untrained exit gives count / scale; the trained file gives counts
-        check_exits(f"crowd-{kind}", cfg, engine, ref["taps"], ref["audio_vector"][None],
-                    os.path.join(out, f"model-{kind}-exits.pth"), rep["output_scale"])
+        if name == "pertoken" and any(e.get("head_kind") != "per_token" for e in cfg["exits"]):
+            sys.exit("crowd: --exit-head per_token did not reach the model file")
+        check_exits(f"crowd-{name}-{kind}", cfg, engine, ref["taps"], ref["audio_vector"][None],
+                    os.path.join(out, f"{name}-{kind}-exits.pth"), r["output_scale"])
     # the density/ layout: .mat maps made from the same heads, split train/test
     import scipy.io
     dens = os.path.join(work, "crowd-mat")
