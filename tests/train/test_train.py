@@ -11,7 +11,8 @@ each on a tiny data set generated here:
   points), a compact random AudioCSRNet, CNN and SL-ViT exits (flatten and
   per-token heads); the same
   samples as density/{train,test}/*.mat maps give the counts those maps sum to;
-  and copycat fine-tuning with those samples, unlabelled, changes the exits.
+  copycat fine-tuning with those samples, unlabelled, changes the exits; the
+  same seed gives the same exits; bad folders and arguments are named.
 
 Each run trains one epoch and writes its model files; then, for every file,
 `earlyexit info` loads it, `earlyexit run` computes every exit on a sample,
@@ -42,7 +43,7 @@ import classifier_ref  # noqa: E402
 import data as ds  # noqa: E402
 import exits_ref  # noqa: E402
 import fit  # noqa: E402
-from trainlib import run, start  # noqa: E402
+from trainlib import expect_failure, run, start  # noqa: E402
 
 TOL = 1e-4
 TRAIN = [sys.executable, os.path.join(ROOT, "models", "earlyexit-train")]
@@ -280,6 +281,29 @@ def crowd(work):
         sys.exit("crowd copycat: the exits are those trained without the copycat samples")
     run([EE, "info", os.path.join(out, "copycat-cnn.safetensors")])
     print("crowd copycat: trained with the backbone's labels mixed in: ok")
+    # seeded: the same run again gives the same exits
+    run(TRAIN + ["crowd", data, "--out-dir", out, "--name", "again", "--epochs", "1",
+                 "--batch", "4", "--kinds", "cnn", "--seed", str(SEED), "--earlyexit", EE,
+                 "--"] + conv_args + ["--cnn-pool", "2"])
+    again = torch.load(os.path.join(out, "again-cnn-exits.pth"), weights_only=True)
+    if not all(torch.equal(plain[k], again[k]) for k in plain):
+        sys.exit("crowd: the same seed gave other exits")
+    print("crowd: the same seed gives the same exits: ok")
+    # bad input is named
+    bad = os.path.join(work, "bad")
+    os.makedirs(os.path.join(bad, "imgs"))
+    expect_failure(TRAIN + ["crowd", bad, "--out-dir", bad, "--"] + conv_args,
+                   ["auds/", "reference code's layout"])
+    expect_failure(TRAIN + ["crowd", data, "--out-dir", bad], ["--checkpoint", "after `--`"])
+    expect_failure(TRAIN + ["crowd", data, "--out-dir", bad, "--"] + conv_args
+                   + ["--exits", "x.pth"], ["leave --exits"])
+    expect_failure(TRAIN + ["audio", os.path.join(data, "imgs"), "--out-dir", bad, "--",
+                            "--arch", "densenet201", "--random"], ["--audio-features"])
+    one = os.path.join(bad, "one", "only")
+    os.makedirs(one)
+    shutil.copy(os.path.join(data, "imgs", "0001.jpg"), one)
+    expect_failure(TRAIN + ["images", os.path.dirname(one), "--out-dir", bad, "--",
+                            "--arch", "densenet201", "--random"], ["one class folder"])
 
 
 def main():

@@ -16,6 +16,15 @@ def run(cmd):
     return p.stdout
 
 
+def expect_failure(cmd, words):
+    """A program that must fail with a message naming every one of `words`."""
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    if p.returncode == 0 or not all(w in p.stderr for w in words):
+        sys.exit(f"expected a failure naming {words}: {' '.join(map(str, cmd))}\n"
+                 f"status {p.returncode}\n{p.stdout}\n{p.stderr}")
+    print(f"refused as expected: {p.stderr.strip().splitlines()[-1][:150]}")
+
+
 def start(doc, min_args=2, max_args=2):
     """(earlyexit binary, an emptied work folder, the other arguments); one torch
     thread."""
