@@ -327,9 +327,11 @@ earlyexit_result_get_density_map (const GstStructure *r, gint *width,
   return data;
 }
 
-/* Where the map's grid lies in the frame, in frame pixels: its top-left
- * corner (x, y) and the size of one cell; FALSE (all 0) without a map. Any
- * pointer may be NULL. */
+/* Where the map's grid lies in the frame, in fractions of the frame's width
+ * and height (as the regions; they hold after scaling): its top-left corner
+ * (x, y) and the size of one cell (avcrowdcount: 0, 0, 1/width, 1/height,
+ * the grid covering the frame); FALSE (all 0) without a map. Any pointer may
+ * be NULL. */
 static inline gboolean
 earlyexit_result_get_density_map_grid (const GstStructure *r, gdouble *x,
                                        gdouble *y, gdouble *cell_width,

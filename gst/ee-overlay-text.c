@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "earlyexit-meta.h"
+#include "ee-overlay-map.h"
 
 #define GLYPH_W 5
 #define GLYPH_H 7
@@ -184,6 +185,12 @@ count_text (const GstStructure *r, EeOverlayText *t)
   }
   add_exit_line (t, r, FALSE);
   add_audio_line (t, r, TRUE);
+  /* the whole frame's alert, and an exit without a map when one was asked
+   * for (density-map, regions) */
+  if (earlyexit_result_get_alert (r))
+    add_line (t, "alert");
+  if (gst_structure_has_field (r, "has-map") && !earlyexit_result_has_map (r))
+    add_line (t, "no map at this exit");
 }
 
 static void
@@ -294,10 +301,12 @@ ee_overlay_text_from_result (const GstStructure *r, EeOverlayText *t)
 
 #define ORIGIN(scale) (3 * (scale))
 
-gboolean
-ee_overlay_text_pixel (const EeOverlayText *t, int scale, int x, int y)
+/* Whether (x, y) is a lit font pixel of text whose first cell starts at
+ * (ox, oy). */
+static gboolean
+pixel_at (const EeOverlayText *t, int scale, int ox, int oy, int x, int y)
 {
-  int dx = x - ORIGIN (scale), dy = y - ORIGIN (scale), line, col, gx, gy;
+  int dx = x - ox, dy = y - oy, line, col, gx, gy;
   guchar c;
 
   if (dx < 0 || dy < 0 || scale < 1)
@@ -315,6 +324,12 @@ ee_overlay_text_pixel (const EeOverlayText *t, int scale, int x, int y)
   return (font[c - FIRST_GLYPH][gy] >> (GLYPH_W - 1 - gx)) & 1;
 }
 
+gboolean
+ee_overlay_text_pixel (const EeOverlayText *t, int scale, int x, int y)
+{
+  return pixel_at (t, scale, ORIGIN (scale), ORIGIN (scale), x, y);
+}
+
 void
 ee_overlay_text_box (const EeOverlayText *t, int scale, int width, int height,
                      int *x0, int *y0, int *x1, int *y1)
@@ -330,21 +345,31 @@ ee_overlay_text_box (const EeOverlayText *t, int scale, int width, int height,
              height);
 }
 
-/* Darkens the box around the text and writes the text, component by
- * component (chroma planes may be subsampled). */
-void
-ee_overlay_text_draw (GstVideoFrame *frame, const EeOverlayText *t, int scale)
+/* Darkens the box around the text (or fills it with `box`, sRGB, when
+ * given) and writes the text, component by component (chroma planes may be
+ * subsampled); the text's first cell at (ox, oy). */
+static void
+draw_at (GstVideoFrame *frame, const EeOverlayText *t, int scale, int ox,
+         int oy, const guint8 *box)
 {
   const GstVideoFormatInfo *finfo = frame->info.finfo;
   gboolean yuv = GST_VIDEO_FORMAT_INFO_IS_YUV (finfo);
-  int bx0, by0, bx1, by1;
+  int W = GST_VIDEO_FRAME_WIDTH (frame), H = GST_VIDEO_FRAME_HEIGHT (frame);
+  int bx0, by0, bx1, by1, pad = 2 * scale, chars = 0;
+  guint8 fill[3];
 
   if (t->n_lines == 0 || scale < 1)
     return;
-  ee_overlay_text_box (t, scale, GST_VIDEO_FRAME_WIDTH (frame),
-                       GST_VIDEO_FRAME_HEIGHT (frame), &bx0, &by0, &bx1, &by1);
+  for (int i = 0; i < t->n_lines; i++)
+    chars = MAX (chars, (int)strlen (t->lines[i]));
+  bx0 = MAX (ox - pad, 0);
+  by0 = MAX (oy - pad, 0);
+  bx1 = MIN (ox + chars * EE_OVERLAY_CELL_W * scale + pad, W);
+  by1 = MIN (oy + t->n_lines * EE_OVERLAY_CELL_H * scale + pad, H);
   if (bx1 <= bx0 || by1 <= by0)
     return;
+  if (box)
+    ee_overlay_color (frame, box, fill);
   for (int c = 0; c < 3; c++) {
     guint8 *data = GST_VIDEO_FRAME_COMP_DATA (frame, c);
     int stride = GST_VIDEO_FRAME_COMP_STRIDE (frame, c);
@@ -357,13 +382,43 @@ ee_overlay_text_draw (GstVideoFrame *frame, const EeOverlayText *t, int scale)
       guint8 *row = data + (gsize)y * stride;
       for (int x = bx0 >> ws; x <= (bx1 - 1) >> ws; x++) {
         guint8 *p = row + (gsize)x * pstride;
-        if (chroma)
-          *p = 128;
-        else if (ee_overlay_text_pixel (t, scale, x, y))
+        gboolean lit = !chroma && pixel_at (t, scale, ox, oy, x, y);
+        if (lit)
           *p = yuv ? 235 : 255;
+        else if (chroma && !box)
+          *p = 128;
+        else if (chroma && pixel_at (t, scale, ox, oy, x << ws, y << hs))
+          *p = 128; /* white text: neutral chroma */
+        else if (box)
+          *p = fill[c];
         else
           *p = yuv ? 16 + (*p - 16) / 3 : *p / 3;
       }
     }
   }
+}
+
+void
+ee_overlay_text_draw (GstVideoFrame *frame, const EeOverlayText *t, int scale)
+{
+  draw_at (frame, t, scale, ORIGIN (scale), ORIGIN (scale), NULL);
+}
+
+void
+ee_overlay_text_draw_label (GstVideoFrame *frame, const gchar *text, int x,
+                            int y, int scale, const guint8 *box)
+{
+  EeOverlayText t;
+  int W = GST_VIDEO_FRAME_WIDTH (frame), H = GST_VIDEO_FRAME_HEIGHT (frame);
+  int len = 0, w, h;
+
+  memset (&t, 0, sizeof t);
+  put (t.lines[0], &len, EE_OVERLAY_MAX_CHARS - 1, text);
+  t.n_lines = 1;
+  /* kept inside the frame where it fits */
+  w = len * EE_OVERLAY_CELL_W * scale + 2 * scale;
+  h = EE_OVERLAY_CELL_H * scale + 2 * scale;
+  x = CLAMP (x, 2 * scale, MAX (W - w, 2 * scale));
+  y = CLAMP (y, 2 * scale, MAX (H - h, 2 * scale));
+  draw_at (frame, &t, scale, x, y, box);
 }

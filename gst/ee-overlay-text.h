@@ -48,6 +48,13 @@ void ee_overlay_text_from_result (const GstStructure *r, EeOverlayText *t);
 void ee_overlay_text_draw (GstVideoFrame *frame, const EeOverlayText *t,
                            int scale);
 
+/* One line of `text` (upper case, as ee_overlay_text_from_result writes)
+ * with its first cell at frame pixel (x, y), moved inside the frame where it
+ * fits, on a box darkened to a third (box NULL) or filled with the sRGB
+ * colour `box`. */
+void ee_overlay_text_draw_label (GstVideoFrame *frame, const gchar *text, int x,
+                                 int y, int scale, const guint8 *box);
+
 /* The box ee_overlay_text_draw darkens, clipped to a width x height frame. */
 void ee_overlay_text_box (const EeOverlayText *t, int scale, int width,
                           int height, int *x0, int *y0, int *x1, int *y1);

@@ -183,10 +183,12 @@
  *   end in one number and have none: no map, no region counts).
  * - `density-map` (GBytes, with density-map and a map): the map, row-major
  *   `density-map-height` x `density-map-width` (int) 32-bit floats in the
- *   machine's byte order, summing to `count`; the grid covers the frame from
- *   `density-map-x`, `density-map-y` (double, frame pixels, 0 for this
- *   element, which scales the whole frame) in cells of
- *   `density-map-cell-width` x `density-map-cell-height` frame pixels.
+ *   machine's byte order, summing to `count`; the grid lies in the frame
+ *   from `density-map-x`, `density-map-y` in cells of
+ *   `density-map-cell-width` x `density-map-cell-height` (double, fractions
+ *   of the frame's width and height, like the regions, so they hold after
+ *   scaling; this element scales the whole frame: 0, 0, 1/width,
+ *   1/height).
  * - `regions` (array of `region` structures, with regions): per region
  *   `name`, `polygon` (array of doubles x0, y0, x1, y1 ..., fractions of
  *   the frame), `count` (double, only when the exit has a map: the map summed
@@ -1695,10 +1697,8 @@ add_map_fields (GstAvCrowdCount *self, GstStructure *result,
                        "density-map-width", G_TYPE_INT, w, "density-map-height",
                        G_TYPE_INT, h, "density-map-x", G_TYPE_DOUBLE, 0.0,
                        "density-map-y", G_TYPE_DOUBLE, 0.0,
-                       "density-map-cell-width", G_TYPE_DOUBLE,
-                       (gdouble)GST_VIDEO_INFO_WIDTH (&self->vinfo) / w,
-                       "density-map-cell-height", G_TYPE_DOUBLE,
-                       (gdouble)GST_VIDEO_INFO_HEIGHT (&self->vinfo) / h, NULL);
+                       "density-map-cell-width", G_TYPE_DOUBLE, 1.0 / w,
+                       "density-map-cell-height", G_TYPE_DOUBLE, 1.0 / h, NULL);
     g_bytes_unref (bytes);
   }
   if (rs) {

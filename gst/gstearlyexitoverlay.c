@@ -22,6 +22,20 @@
  * - any other task: `TASK NAME`, the exit line, then the result's other
  *   fields as `NAME VALUE`, as many as fit (six lines in all).
  *
+ * With a density map in the result (avcrowdcount `density-map=true`) the map
+ * is drawn first, as a translucent heatmap scaled to the frame: an
+ * inferno-like perceptual colormap (dark purple, red, orange, pale yellow
+ * for the densest cells; computed in OKLab with lightness rising evenly),
+ * opacity #GstEarlyExitOverlay:opacity where the map is dense and fading to
+ * nothing where it is empty, the brightest colour at
+ * #GstEarlyExitOverlay:heatmap-max (default: the map's largest cell). The
+ * result's regions (avcrowdcount `regions`) are outlined, each labelled with
+ * its name and count (`-` when the exit had no map); a region whose alert is
+ * raised is outlined and labelled in red with `ALERT`, and the whole frame's
+ * raised alert adds an `ALERT` line to the text. A count result whose exit has
+ * no map (when one was asked for) says `NO MAP AT THIS EXIT`. A classifier's
+ * result draws its label, confidence and exit, never a count or a map.
+ *
  * A result marked `valid=false` (its network output was not finite) reads
  * `COUNT INVALID` or `LABEL INVALID`; a number that is absent or not finite
  * is drawn as `-`. Text is upper case, cut at 31 characters; characters the
@@ -51,6 +65,8 @@ GST_DEBUG_CATEGORY_STATIC (gst_earlyexit_overlay_debug);
 #define GST_CAT_DEFAULT gst_earlyexit_overlay_debug
 
 #define DEFAULT_SCALE 0
+#define DEFAULT_OPACITY 0.55
+#define DEFAULT_HEATMAP_MAX 0.0
 /* auto scale: one font pixel per this many frame rows */
 #define AUTO_SCALE_ROWS 120
 
@@ -68,6 +84,8 @@ enum
 {
   PROP_0,
   PROP_SCALE,
+  PROP_OPACITY,
+  PROP_HEATMAP_MAX,
 };
 
 #define gst_earlyexit_overlay_parent_class parent_class
@@ -85,6 +103,7 @@ static void gst_earlyexit_overlay_get_property (GObject *object, guint prop_id,
 static GstFlowReturn
 gst_earlyexit_overlay_transform_frame_ip (GstVideoFilter *filter,
                                           GstVideoFrame *frame);
+static void gst_earlyexit_overlay_finalize (GObject *object);
 
 static void
 gst_earlyexit_overlay_class_init (GstEarlyExitOverlayClass *klass)
@@ -95,6 +114,7 @@ gst_earlyexit_overlay_class_init (GstEarlyExitOverlayClass *klass)
 
   gobject_class->set_property = gst_earlyexit_overlay_set_property;
   gobject_class->get_property = gst_earlyexit_overlay_get_property;
+  gobject_class->finalize = gst_earlyexit_overlay_finalize;
 
   /**
    * GstEarlyExitOverlay:scale:
@@ -109,6 +129,36 @@ gst_earlyexit_overlay_class_init (GstEarlyExitOverlayClass *klass)
                          0, 64, DEFAULT_SCALE,
                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
                              | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstEarlyExitOverlay:opacity:
+   *
+   * Opacity of the density-map heatmap where the map is densest (0: no
+   * heatmap).
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_OPACITY,
+      g_param_spec_double ("opacity", "Opacity",
+                           "Opacity of the density-map heatmap where the map "
+                           "is dense (0 = no heatmap)",
+                           0.0, 1.0, DEFAULT_OPACITY,
+                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+                               | GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstEarlyExitOverlay:heatmap-max:
+   *
+   * The map value drawn in the brightest colour (people per cell); 0: each
+   * frame's largest cell.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_HEATMAP_MAX,
+      g_param_spec_double ("heatmap-max", "Heatmap Max",
+                           "Map value drawn brightest, in people per cell (0 "
+                           "= the frame's largest cell)",
+                           0.0, G_MAXDOUBLE, DEFAULT_HEATMAP_MAX,
+                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
+                               | GST_PARAM_MUTABLE_PLAYING));
 
   GST_DEBUG_CATEGORY_INIT (gst_earlyexit_overlay_debug, "earlyexitoverlay", 0,
                            "Draws earlyexit results onto the video");
@@ -128,6 +178,17 @@ static void
 gst_earlyexit_overlay_init (GstEarlyExitOverlay *self)
 {
   self->scale = DEFAULT_SCALE;
+  self->opacity = DEFAULT_OPACITY;
+  self->heatmap_max = DEFAULT_HEATMAP_MAX;
+}
+
+static void
+gst_earlyexit_overlay_finalize (GObject *object)
+{
+  GstEarlyExitOverlay *self = GST_EARLYEXIT_OVERLAY (object);
+
+  ee_heatmap_scratch_clear (&self->scratch);
+  G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
 static void
@@ -140,6 +201,12 @@ gst_earlyexit_overlay_set_property (GObject *object, guint prop_id,
   switch (prop_id) {
     case PROP_SCALE:
       self->scale = g_value_get_uint (value);
+      break;
+    case PROP_OPACITY:
+      self->opacity = g_value_get_double (value);
+      break;
+    case PROP_HEATMAP_MAX:
+      self->heatmap_max = g_value_get_double (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -159,6 +226,12 @@ gst_earlyexit_overlay_get_property (GObject *object, guint prop_id,
     case PROP_SCALE:
       g_value_set_uint (value, self->scale);
       break;
+    case PROP_OPACITY:
+      g_value_set_double (value, self->opacity);
+      break;
+    case PROP_HEATMAP_MAX:
+      g_value_set_double (value, self->heatmap_max);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -174,15 +247,21 @@ gst_earlyexit_overlay_transform_frame_ip (GstVideoFilter *filter,
   const GstStructure *r = gst_buffer_get_earlyexit_result (frame->buffer);
   EeOverlayText t;
   guint scale;
+  gdouble opacity, vmax;
 
   if (!r)
     return GST_FLOW_OK;
 
   GST_OBJECT_LOCK (self);
   scale = self->scale;
+  opacity = self->opacity;
+  vmax = self->heatmap_max;
   GST_OBJECT_UNLOCK (self);
   if (!scale)
     scale = MAX (GST_VIDEO_FRAME_HEIGHT (frame) / AUTO_SCALE_ROWS, 1);
+
+  ee_overlay_result_draw_map (frame, r, opacity, vmax, (int)scale,
+                              &self->scratch);
 
   ee_overlay_text_from_result (r, &t);
   GST_LOG_OBJECT (self, "%d lines, first \"%s\"", t.n_lines,

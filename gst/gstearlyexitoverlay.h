@@ -6,6 +6,8 @@
 #include <gst/gst.h>
 #include <gst/video/gstvideofilter.h>
 
+#include "ee-overlay-map.h"
+
 G_BEGIN_DECLS
 
 #define GST_TYPE_EARLYEXIT_OVERLAY (gst_earlyexit_overlay_get_type ())
@@ -18,6 +20,11 @@ struct _GstEarlyExitOverlay
 
   /* properties, protected by the object lock */
   guint scale;
+  gdouble opacity;     /* the heatmap's; 0: no heatmap */
+  gdouble heatmap_max; /* the value drawn brightest; 0: the map's largest */
+
+  /* the streaming thread's */
+  EeHeatmapScratch scratch;
 };
 
 GST_ELEMENT_REGISTER_DECLARE (earlyexitoverlay);
