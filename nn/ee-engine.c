@@ -627,7 +627,8 @@ jump_exit (EeEngine *e, EeStream *s, int i, double now)
  * The frames of a group all have the same next exit (one cursor); those it
  * does not fit leave the group, published, and the others go on together. */
 static EeStream *
-choose_next (EeEngine *e, GPtrArray *going, double now, int *exit_index)
+choose_next (EeEngine *e, GPtrArray *going, double now, int *exit_index,
+             double *step)
 {
   EeStream *chosen = NULL;
 
@@ -657,10 +658,33 @@ choose_next (EeEngine *e, GPtrArray *going, double now, int *exit_index)
     if (!chosen || s->p.deadline < chosen->p.deadline) {
       chosen = s;
       *exit_index = i;
+      *step = step_cost (e, s, need);
       s->probe = try ? i : -1;
     }
   }
   return chosen;
+}
+
+/* Whether a later exit costing `step` may run before the first exits that
+ * wait: when every waiting frame (in deadline order, the first steps before
+ * it queued too, as choose_first counts them) still gets its first exit by
+ * its deadline. */
+static gboolean
+later_goes_first (EeEngine *e, double step, GPtrArray *waiting, double now)
+{
+  double queued = step;
+
+  for (guint k = 0; k < waiting->len; k++) {
+    EeStream *s = g_ptr_array_index (waiting, k);
+    guint32 need;
+
+    if (!s->active || next_exit (e, s, &need) < 0)
+      continue;
+    queued += cost (e, need);
+    if (now + queued / e->n_lanes > (double)s->p.deadline)
+      return FALSE;
+  }
+  return TRUE;
 }
 
 static gboolean
@@ -691,10 +715,18 @@ choose (EeEngine *e, int *exit_index, int *in_flight)
   }
   e->slow = MAX (MIN (e->n_lanes, *in_flight), 1);
   s = e->waiting->len ? choose_first (e, e->waiting, now, exit_index) : NULL;
+  if (e->going->len) {
+    int i;
+    double step = 0;
+    EeStream *later = choose_next (e, e->going, now, &i, &step);
+
+    if (later && (!s || later_goes_first (e, step, e->waiting, now))) {
+      *exit_index = i;
+      return later;
+    }
+  }
   if (s)
     gather (e, s, *exit_index, e->waiting, now);
-  else if (e->going->len)
-    s = choose_next (e, e->going, now, exit_index);
   return s;
 }
 

@@ -13,9 +13,10 @@
  *   first allowed exit, in deadline order; a frame whose first exit cannot
  *   finish by its deadline (given the first exits queued before it) carries
  *   its stream's last result instead (`carried`), so a live stream never
- *   falls behind. A frame continues with its next exit only when no frame
- *   waits for its first one and the exit is expected to finish by the frame's
- *   deadline; among such frames the earliest deadline goes first. Under
+ *   falls behind. A frame continues with its next exit when the exit is
+ *   expected to finish by the frame's deadline, earliest deadline first
+ *   among such frames, and before the first exits that wait only when each
+ *   of those would still finish by its own deadline after it. Under
  *   ANYTIME, when running the later exits in order would not reach the last
  *   one in time, a frame goes straight to the deepest exit it can reach,
  *   skipping the heads of the exits in between.
