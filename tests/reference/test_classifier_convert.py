@@ -58,7 +58,7 @@ def test_taps_are_torchvisions(tmp):
         store, handles = {}, []
         for name, alias, _ in taps:
             for t in filter(None, (name, alias)):
-                handles += ref._tap_hooks(cfg, m, t, store)
+                handles += ref.tap_hooks(cfg, m, t, store)
         with torch.no_grad():
             m(torch.randn(1, 3, size[1], size[0]))
         for name, alias, shape in taps:
