@@ -35,12 +35,12 @@ def tap_module(cfg, model, tap):
     norm5)."""
     if cfg["arch"] == "resnet152" and len(tap.split(".")) == 3:
         k, i, conv = tap.split(".")
-        return classifier_ref._module(model, f"{k}.{i}.bn{conv[-1]}"), F.relu
+        return classifier_ref.module_at(model, f"{k}.{i}.bn{conv[-1]}"), F.relu
     if cfg["arch"] == "densenet201" and tap == "features.norm5":
         return model.features.norm5, F.relu
     if ".denselayer" in tap:
         raise SystemExit(f"bench_classifier_torch: tap {tap} is not supported here")
-    return classifier_ref._module(model, tap), (lambda t: t)
+    return classifier_ref.module_at(model, tap), (lambda t: t)
 
 
 def main():

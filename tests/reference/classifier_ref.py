@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "models", "convert"))
 import classifier as conv  # noqa: E402
 import exits_ref  # noqa: E402
-from taps import tap_hooks  # noqa: E402  (what each tap is)
+from taps import module_at, tap_hooks  # noqa: E402,F401  (what each tap is)
 
 load_model = conv.load_model
 
