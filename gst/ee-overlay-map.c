@@ -105,6 +105,16 @@ ee_overlay_color (const GstVideoFrame *frame, const guint8 rgb[3],
 
 /* ------------------------------------------------------------ heatmap */
 
+static gboolean
+yuv_subsampled (const GstVideoFormatInfo *finfo)
+{
+  for (int c = 0; c < 3; c++)
+    if (GST_VIDEO_FORMAT_INFO_W_SUB (finfo, c)
+        || GST_VIDEO_FORMAT_INFO_H_SUB (finfo, c))
+      return TRUE;
+  return FALSE;
+}
+
 void
 ee_heatmap_scratch_clear (EeHeatmapScratch *s)
 {
@@ -123,7 +133,7 @@ ee_overlay_heatmap_draw (GstVideoFrame *frame, const gfloat *map, int map_w,
   const GstVideoFormatInfo *finfo = frame->info.finfo;
   int W = GST_VIDEO_FRAME_WIDTH (frame), H = GST_VIDEO_FRAME_HEIGHT (frame);
   guint8 col[3][256];
-  int alpha[256];
+  int alpha[256], IW, IH;
   double scale;
 
   if (!map || map_w < 1 || map_h < 1 || cell_w <= 0 || cell_h <= 0
@@ -135,37 +145,41 @@ ee_overlay_heatmap_draw (GstVideoFrame *frame, const gfloat *map, int map_w,
     if (vmax <= 0)
       return; /* nothing above zero: nothing to show */
   }
-  if (scratch->index_size < (gsize)W * H) {
+  /* colormap indices per 2x2 pixels: the map is smooth at that scale (a
+   * cell spans 8 pixels or more), and it quarters the work */
+  IW = (W + 1) / 2;
+  IH = (H + 1) / 2;
+  if (scratch->index_size < (gsize)IW * IH) {
     g_free (scratch->index);
-    scratch->index_size = (gsize)W * H;
+    scratch->index_size = (gsize)IW * IH;
     scratch->index = g_new (guint8, scratch->index_size);
   }
-  if (scratch->rows_size < (gsize)W * map_h) {
+  if (scratch->rows_size < (gsize)IW * map_h) {
     g_free (scratch->rows);
-    scratch->rows_size = (gsize)W * map_h;
+    scratch->rows_size = (gsize)IW * map_h;
     scratch->rows = g_new (gfloat, scratch->rows_size);
   }
 
-  /* the map's rows at the frame's columns */
-  for (int x = 0; x < W; x++) {
-    double u = CLAMP ((x + 0.5 - x0) / cell_w - 0.5, 0.0, map_w - 1.0);
+  /* the map's rows at the blocks' columns (a block's centre: 2 x + 1) */
+  for (int x = 0; x < IW; x++) {
+    double u = CLAMP ((2 * x + 1 - x0) / cell_w - 0.5, 0.0, map_w - 1.0);
     int i0 = (int)u, i1 = MIN (i0 + 1, map_w - 1);
     float f = (float)(u - i0);
     for (int r = 0; r < map_h; r++) {
       const gfloat *m = map + (gsize)r * map_w;
-      scratch->rows[(gsize)r * W + x] = m[i0] + (m[i1] - m[i0]) * f;
+      scratch->rows[(gsize)r * IW + x] = m[i0] + (m[i1] - m[i0]) * f;
     }
   }
   /* between the rows, to colormap indices */
   scale = 255.0 / vmax;
-  for (int y = 0; y < H; y++) {
-    double v = CLAMP ((y + 0.5 - y0) / cell_h - 0.5, 0.0, map_h - 1.0);
+  for (int y = 0; y < IH; y++) {
+    double v = CLAMP ((2 * y + 1 - y0) / cell_h - 0.5, 0.0, map_h - 1.0);
     int j0 = (int)v, j1 = MIN (j0 + 1, map_h - 1);
     float g = (float)(v - j0), s = (float)scale;
-    const gfloat *r0 = scratch->rows + (gsize)j0 * W;
-    const gfloat *r1 = scratch->rows + (gsize)j1 * W;
-    guint8 *out = scratch->index + (gsize)y * W;
-    for (int x = 0; x < W; x++) {
+    const gfloat *r0 = scratch->rows + (gsize)j0 * IW;
+    const gfloat *r1 = scratch->rows + (gsize)j1 * IW;
+    guint8 *out = scratch->index + (gsize)y * IW;
+    for (int x = 0; x < IW; x++) {
       float t = (r0[x] + (r1[x] - r0[x]) * g) * s;
       out[x] = t <= 0 ? 0 : t >= 255 ? 255 : (guint8)(t + 0.5f);
     }
@@ -178,6 +192,29 @@ ee_overlay_heatmap_draw (GstVideoFrame *frame, const gfloat *map, int map_w,
       col[k][i] = c[k];
     alpha[i] = (int)lround (256 * CLAMP (opacity, 0, 1) * MIN (1.0, i / 64.0));
   }
+  if (GST_VIDEO_FORMAT_INFO_N_PLANES (finfo) == 1 && !yuv_subsampled (finfo)) {
+    /* packed (RGB, RGBx, ...): the three components of a pixel at once */
+    guint8 *d0 = GST_VIDEO_FRAME_COMP_DATA (frame, 0);
+    guint8 *d1 = GST_VIDEO_FRAME_COMP_DATA (frame, 1);
+    guint8 *d2 = GST_VIDEO_FRAME_COMP_DATA (frame, 2);
+    int stride = GST_VIDEO_FRAME_COMP_STRIDE (frame, 0);
+    int ps = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 0);
+
+    for (int y = 0; y < H; y++) {
+      const guint8 *idx = scratch->index + (gsize)(y >> 1) * IW;
+      gsize row = (gsize)y * stride;
+      for (int x = 0; x < W; x++) {
+        int i = idx[x >> 1], a = alpha[i];
+        gsize o = row + (gsize)x * ps;
+        if (!a)
+          continue;
+        d0[o] = (guint8)(d0[o] + (((col[0][i] - d0[o]) * a) >> 8));
+        d1[o] = (guint8)(d1[o] + (((col[1][i] - d1[o]) * a) >> 8));
+        d2[o] = (guint8)(d2[o] + (((col[2][i] - d2[o]) * a) >> 8));
+      }
+    }
+    return;
+  }
   for (int c = 0; c < 3; c++) {
     guint8 *data = GST_VIDEO_FRAME_COMP_DATA (frame, c);
     int stride = GST_VIDEO_FRAME_COMP_STRIDE (frame, c);
@@ -189,12 +226,13 @@ ee_overlay_heatmap_draw (GstVideoFrame *frame, const gfloat *map, int map_w,
     const guint8 *cc = col[c];
 
     for (int py = 0; py < ch; py++) {
-      const guint8 *idx = scratch->index + (gsize)MIN (py << hs, H - 1) * W;
+      const guint8 *idx
+          = scratch->index + (gsize)(MIN (py << hs, H - 1) >> 1) * IW;
       guint8 *p = data + (gsize)py * stride;
       for (int px = 0; px < cw; px++, p += pstride) {
-        int i = idx[MIN (px << ws, W - 1)], a = alpha[i];
+        int i = idx[MIN (px << ws, W - 1) >> 1], a = alpha[i];
         if (a)
-          *p = (guint8)(*p + ((cc[i] - *p) * a) / 256);
+          *p = (guint8)(*p + (((cc[i] - *p) * a) >> 8));
       }
     }
   }

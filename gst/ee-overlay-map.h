@@ -25,7 +25,7 @@ void ee_overlay_color (const GstVideoFrame *frame, const guint8 rgb[3],
 /* Scratch memory the heatmap reuses from frame to frame. */
 typedef struct
 {
-  guint8 *index; /* one colormap index per frame pixel */
+  guint8 *index; /* one colormap index per 2x2 frame pixels */
   gsize index_size;
   gfloat *rows; /* the map's rows interpolated to the frame's width */
   gsize rows_size;
@@ -35,7 +35,8 @@ void ee_heatmap_scratch_clear (EeHeatmapScratch *s);
 
 /* Blends map (map_w x map_h cells, row-major) onto the frame: the grid's
  * top-left corner at frame pixel (x0, y0), cells of cell_w x cell_h frame
- * pixels, values interpolated bilinearly between cell centres. A value v
+ * pixels, values interpolated bilinearly between cell centres (at every
+ * other pixel and row: the map is smooth at that scale). A value v
  * takes the colour at v / vmax (clamped to 0..1; vmax <= 0: the map's
  * largest value) with opacity `opacity` x min (1, 4 v / vmax), so that empty
  * parts (v <= 0) leave the picture as it is. */

@@ -355,8 +355,8 @@ draw_at (GstVideoFrame *frame, const EeOverlayText *t, int scale, int ox,
   const GstVideoFormatInfo *finfo = frame->info.finfo;
   gboolean yuv = GST_VIDEO_FORMAT_INFO_IS_YUV (finfo);
   int W = GST_VIDEO_FRAME_WIDTH (frame), H = GST_VIDEO_FRAME_HEIGHT (frame);
-  int bx0, by0, bx1, by1, pad = 2 * scale, chars = 0;
-  guint8 fill[3];
+  int bx0, by0, bx1, by1, bw, pad = 2 * scale, chars = 0;
+  guint8 fill[3], *mask;
 
   if (t->n_lines == 0 || scale < 1)
     return;
@@ -370,6 +370,28 @@ draw_at (GstVideoFrame *frame, const EeOverlayText *t, int scale, int ox,
     return;
   if (box)
     ee_overlay_color (frame, box, fill);
+
+  /* the lit pixels of the box, glyph bit by glyph bit */
+  bw = bx1 - bx0;
+  mask = g_malloc0 ((gsize)bw * (by1 - by0));
+  for (int l = 0; l < t->n_lines; l++)
+    for (int k = 0; t->lines[l][k]; k++) {
+      guchar ch = (guchar)t->lines[l][k];
+      if (ch < FIRST_GLYPH || ch > LAST_GLYPH)
+        continue;
+      for (int gy = 0; gy < GLYPH_H; gy++)
+        for (int gx = 0; gx < GLYPH_W; gx++) {
+          int x0, y0;
+          if (!((font[ch - FIRST_GLYPH][gy] >> (GLYPH_W - 1 - gx)) & 1))
+            continue;
+          x0 = ox + (k * EE_OVERLAY_CELL_W + gx) * scale;
+          y0 = oy + (l * EE_OVERLAY_CELL_H + gy) * scale;
+          for (int y = MAX (y0, by0); y < MIN (y0 + scale, by1); y++)
+            for (int x = MAX (x0, bx0); x < MIN (x0 + scale, bx1); x++)
+              mask[(gsize)(y - by0) * bw + (x - bx0)] = 1;
+        }
+    }
+
   for (int c = 0; c < 3; c++) {
     guint8 *data = GST_VIDEO_FRAME_COMP_DATA (frame, c);
     int stride = GST_VIDEO_FRAME_COMP_STRIDE (frame, c);
@@ -380,22 +402,23 @@ draw_at (GstVideoFrame *frame, const EeOverlayText *t, int scale, int ox,
 
     for (int y = by0 >> hs; y <= (by1 - 1) >> hs; y++) {
       guint8 *row = data + (gsize)y * stride;
+      const guint8 *m
+          = mask + (gsize)(CLAMP (y << hs, by0, by1 - 1) - by0) * bw - bx0;
       for (int x = bx0 >> ws; x <= (bx1 - 1) >> ws; x++) {
         guint8 *p = row + (gsize)x * pstride;
-        gboolean lit = !chroma && pixel_at (t, scale, ox, oy, x, y);
+        gboolean lit = m[CLAMP (x << ws, bx0, bx1 - 1)];
         if (lit)
-          *p = yuv ? 235 : 255;
-        else if (chroma && !box)
-          *p = 128;
-        else if (chroma && pixel_at (t, scale, ox, oy, x << ws, y << hs))
-          *p = 128; /* white text: neutral chroma */
+          *p = chroma ? 128 : yuv ? 235 : 255; /* white, neutral chroma */
         else if (box)
           *p = fill[c];
+        else if (chroma)
+          *p = 128;
         else
           *p = yuv ? 16 + (*p - 16) / 3 : *p / 3;
       }
     }
   }
+  g_free (mask);
 }
 
 void

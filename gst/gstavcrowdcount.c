@@ -630,8 +630,7 @@ gst_av_crowd_count_finalize (GObject *object)
   g_free (self->regions_file);
   g_clear_pointer (&self->regions, ee_regions_unref);
   g_clear_error (&self->regions_error);
-  g_clear_pointer (&self->alert_regions, ee_regions_unref);
-  g_free (self->region_alert);
+  ee_alert_state_clear (&self->alerts);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -978,10 +977,7 @@ reset_stream (GstAvCrowdCount *self)
   gst_clear_buffer (&self->stored_audio);
   ee_element_reset (&self->ee);
   /* a new stream starts with its alerts lowered */
-  self->frame_alert = FALSE;
-  if (self->region_alert)
-    memset (self->region_alert, 0,
-            sizeof (gboolean) * MAX (ee_regions_n (self->alert_regions), 1));
+  ee_alert_state_reset (&self->alerts);
 }
 
 static gboolean
@@ -1661,195 +1657,79 @@ collect_audio (GstAvCrowdCount *self, gint64 window_end, gboolean all)
 /* ------------------------------------------------------------ maps, regions,
  * alerts */
 
-static void
-append_double (GValue *array, gdouble v)
-{
-  GValue item = G_VALUE_INIT;
-
-  g_value_init (&item, G_TYPE_DOUBLE);
-  g_value_set_double (&item, v);
-  gst_value_array_append_and_take_value (array, &item);
-}
-
 /* A fresh result's has-map, density map and region counts (density-map,
- * regions); nothing when neither is asked for. */
+ * regions). */
 static void
 add_map_fields (GstAvCrowdCount *self, GstStructure *result,
                 const EeFrameResult *res)
 {
-  gboolean want_map, has;
+  gboolean want_map;
   EeRegions *rs;
-  int w = (int)res->map_w, h = (int)res->map_h;
 
   GST_OBJECT_LOCK (self);
   want_map = self->density_map;
   rs = self->regions ? ee_regions_ref (self->regions) : NULL;
   GST_OBJECT_UNLOCK (self);
-  if (!want_map && !rs)
-    return;
-  /* an invalid (not finite) result has no count and no map */
-  has = res->map && earlyexit_result_is_valid (result);
-  gst_structure_set (result, "has-map", G_TYPE_BOOLEAN, has, NULL);
-  if (has && want_map) {
-    GBytes *bytes = g_bytes_new (res->map, sizeof (float) * (gsize)w * h);
-
-    gst_structure_set (result, "density-map", G_TYPE_BYTES, bytes,
-                       "density-map-width", G_TYPE_INT, w, "density-map-height",
-                       G_TYPE_INT, h, "density-map-x", G_TYPE_DOUBLE, 0.0,
-                       "density-map-y", G_TYPE_DOUBLE, 0.0,
-                       "density-map-cell-width", G_TYPE_DOUBLE, 1.0 / w,
-                       "density-map-cell-height", G_TYPE_DOUBLE, 1.0 / h, NULL);
-    g_bytes_unref (bytes);
-  }
-  if (rs) {
-    int n = ee_regions_n (rs);
-    gdouble *counts = g_new0 (gdouble, n);
-    GValue list = G_VALUE_INIT;
-
-    if (has)
-      ee_regions_count (rs, res->map, w, h, counts);
-    g_value_init (&list, GST_TYPE_ARRAY);
-    for (int i = 0; i < n; i++) {
-      const EeRegion *r = ee_regions_get (rs, i);
-      GstStructure *st
-          = gst_structure_new ("region", "name", G_TYPE_STRING, r->name, NULL);
-      GValue poly = G_VALUE_INIT, item = G_VALUE_INIT;
-
-      g_value_init (&poly, GST_TYPE_ARRAY);
-      for (int k = 0; k < 2 * r->n_points; k++)
-        append_double (&poly, r->xy[k]);
-      gst_structure_take_value (st, "polygon", &poly);
-      if (has)
-        gst_structure_set (st, "count", G_TYPE_DOUBLE, counts[i], NULL);
-      if (r->alert > 0)
-        gst_structure_set (st, "alert-threshold", G_TYPE_DOUBLE, r->alert,
-                           "alert-clear", G_TYPE_DOUBLE, r->clear, NULL);
-      g_value_init (&item, GST_TYPE_STRUCTURE);
-      g_value_take_boxed (&item, st);
-      gst_value_array_append_and_take_value (&list, &item);
-    }
-    gst_structure_take_value (result, "regions", &list);
-    if (has)
-      gst_structure_set (result, "regions-exit", G_TYPE_STRING,
-                         self->ee.exit_names[res->exit], NULL);
-    g_free (counts);
-    ee_regions_unref (rs);
-  }
+  ee_result_add_map (result, res->map, (int)res->map_w, (int)res->map_h,
+                     want_map, rs, self->ee.exit_names[res->exit]);
+  g_clear_pointer (&rs, ee_regions_unref);
 }
 
-static void
-post_alert (GstAvCrowdCount *self, const gchar *region, EeAlertChange change,
-            gdouble count, gdouble threshold, gdouble clear,
-            const GstStructure *result, const GstSegment *segment,
-            GstClockTime pts)
+typedef struct
 {
-  const gchar *exit = earlyexit_result_get_exit (result);
+  GstAvCrowdCount *self;
+  const GstStructure *result;
+  const GstSegment *segment;
+  GstClockTime pts;
+} AlertPost;
+
+/* An alert crossing: one earlyexit/alert element message. */
+static void
+post_alert (gpointer user_data, const gchar *region, EeAlertChange change,
+            gdouble count, gdouble threshold, gdouble clear)
+{
+  AlertPost *a = user_data;
+  const gchar *exit = earlyexit_result_get_exit (a->result);
+  gboolean timed = GST_CLOCK_TIME_IS_VALID (a->pts);
   GstStructure *s = gst_structure_new (
       "earlyexit/alert", "region", G_TYPE_STRING, region, "change",
       G_TYPE_STRING, ee_alert_change_name (change), "count", G_TYPE_DOUBLE,
       count, "alert-threshold", G_TYPE_DOUBLE, threshold, "alert-clear",
       G_TYPE_DOUBLE, clear, "exit", G_TYPE_STRING, exit ? exit : "",
-      "timestamp", G_TYPE_UINT64, pts, "stream-time", G_TYPE_UINT64,
-      GST_CLOCK_TIME_IS_VALID (pts)
-          ? gst_segment_to_stream_time (segment, GST_FORMAT_TIME, pts)
-          : GST_CLOCK_TIME_NONE,
+      "timestamp", G_TYPE_UINT64, a->pts, "stream-time", G_TYPE_UINT64,
+      timed ? gst_segment_to_stream_time (a->segment, GST_FORMAT_TIME, a->pts)
+            : GST_CLOCK_TIME_NONE,
       "running-time", G_TYPE_UINT64,
-      GST_CLOCK_TIME_IS_VALID (pts)
-          ? gst_segment_to_running_time (segment, GST_FORMAT_TIME, pts)
-          : GST_CLOCK_TIME_NONE,
+      timed ? gst_segment_to_running_time (a->segment, GST_FORMAT_TIME, a->pts)
+            : GST_CLOCK_TIME_NONE,
       NULL);
 
-  GST_INFO_OBJECT (self, "alert %s %s: count %.2f (threshold %.2f, clear %.2f)",
-                   region, ee_alert_change_name (change), count, threshold,
-                   clear);
-  gst_element_post_message (GST_ELEMENT (self),
-                            gst_message_new_element (GST_OBJECT (self), s));
+  GST_INFO_OBJECT (
+      a->self, "alert %s %s: count %.2f (threshold %.2f, clear %.2f)", region,
+      ee_alert_change_name (change), count, threshold, clear);
+  gst_element_post_message (GST_ELEMENT (a->self),
+                            gst_message_new_element (GST_OBJECT (a->self), s));
 }
 
-/* Steps the alerts (hysteresis) on the result published for a frame, fresh
- * or carried: `alert` fields say the state, `alert-change` marks a
- * crossing, and each crossing posts one earlyexit/alert message. A region
- * without a count (its exit has no map) keeps its state. */
+/* Steps the alerts on the result published for a frame, fresh or carried
+ * (ee_result_update_alerts), posting a message per crossing. */
 static void
 update_alerts (GstAvCrowdCount *self, GstStructure *result,
                const GstSegment *segment, GstClockTime pts)
 {
   EeRegions *rs;
-  gdouble threshold, clear, count;
-  const GValue *list;
-  gboolean valid = earlyexit_result_is_valid (result);
+  gdouble threshold, clear;
+  AlertPost post = { self, result, segment, pts };
 
   GST_OBJECT_LOCK (self);
   rs = self->regions ? ee_regions_ref (self->regions) : NULL;
   threshold = self->alert_threshold;
   clear = self->alert_clear;
   GST_OBJECT_UNLOCK (self);
-  if (rs != self->alert_regions) {
-    /* new regions: their alerts start lowered */
-    g_clear_pointer (&self->alert_regions, ee_regions_unref);
-    g_free (self->region_alert);
-    self->alert_regions = rs ? ee_regions_ref (rs) : NULL;
-    self->region_alert = g_new0 (gboolean, MAX (ee_regions_n (rs), 1));
-  }
-
-  gst_structure_remove_field (result, "alert-change");
-  if (threshold > 0 && valid
-      && gst_structure_get_double (result, "count", &count)) {
-    EeAlertChange change;
-    clear = clear < 0 ? DEFAULT_ALERT_CLEAR_RATIO * threshold
-                      : MIN (clear, threshold);
-    change = ee_alert_update (&self->frame_alert, count, threshold, clear);
-    gst_structure_set (result, "alert", G_TYPE_BOOLEAN, self->frame_alert,
-                       NULL);
-    if (change != EE_ALERT_NONE) {
-      gst_structure_set (result, "alert-change", G_TYPE_STRING,
-                         ee_alert_change_name (change), NULL);
-      post_alert (self, EE_REGIONS_FRAME, change, count, threshold, clear,
-                  result, segment, pts);
-    }
-  } else if (threshold <= 0) {
-    self->frame_alert = FALSE;
-    gst_structure_remove_field (result, "alert");
-  }
-
-  list = gst_structure_get_value (result, "regions");
-  if (rs && list && GST_VALUE_HOLDS_ARRAY (list)) {
-    GValue out = G_VALUE_INIT;
-    guint n = gst_value_array_get_size (list);
-
-    g_value_init (&out, GST_TYPE_ARRAY);
-    for (guint i = 0; i < n; i++) {
-      const GValue *v = gst_value_array_get_value (list, i);
-      GstStructure *st = gst_structure_copy (gst_value_get_structure (v));
-      const gchar *name = gst_structure_get_string (st, "name");
-      GValue item = G_VALUE_INIT;
-      int j = -1;
-
-      gst_structure_remove_field (st, "alert-change");
-      for (int k = 0; k < ee_regions_n (rs) && j < 0; k++)
-        if (!g_strcmp0 (ee_regions_get (rs, k)->name, name))
-          j = k;
-      if (j >= 0 && ee_regions_get (rs, j)->alert > 0) {
-        const EeRegion *r = ee_regions_get (rs, j);
-        if (gst_structure_get_double (st, "count", &count)) {
-          EeAlertChange change = ee_alert_update (&self->region_alert[j], count,
-                                                  r->alert, r->clear);
-          if (change != EE_ALERT_NONE) {
-            gst_structure_set (st, "alert-change", G_TYPE_STRING,
-                               ee_alert_change_name (change), NULL);
-            post_alert (self, r->name, change, count, r->alert, r->clear,
-                        result, segment, pts);
-          }
-        }
-        gst_structure_set (st, "alert", G_TYPE_BOOLEAN, self->region_alert[j],
-                           NULL);
-      }
-      g_value_init (&item, GST_TYPE_STRUCTURE);
-      g_value_take_boxed (&item, st);
-      gst_value_array_append_and_take_value (&out, &item);
-    }
-    gst_structure_take_value (result, "regions", &out);
-  }
+  if (threshold > 0 && clear < 0)
+    clear = DEFAULT_ALERT_CLEAR_RATIO * threshold;
+  ee_result_update_alerts (&self->alerts, result, rs, threshold,
+                           MIN (clear, threshold), post_alert, &post);
   g_clear_pointer (&rs, ee_regions_unref);
 }
 

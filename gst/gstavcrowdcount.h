@@ -10,7 +10,7 @@
 #include "ee-audioconv.h"
 #include "ee-audioring.h"
 #include "ee-element.h"
-#include "ee-regions.h"
+#include "ee-result.h"
 #include "ee-features.h"
 #include "ee-model.h"
 #include "ee-videoprep.h"
@@ -77,11 +77,7 @@ struct _GstAvCrowdCount
   EeVideoPrep *prep;
   GstClockTime frame_duration; /* from the caps; NONE when unknown */
   guint64 frame_index;         /* frames since start or flush */
-  /* alert states (hysteresis) of the regions in alert_regions (a ref) and
-   * of the whole frame */
-  EeRegions *alert_regions;
-  gboolean *region_alert;
-  gboolean frame_alert;
+  EeAlertState alerts;         /* the regions' and the frame's (hysteresis) */
 
   /* latency answered: half window + deadline budget; object lock */
   GstClockTime latency;
