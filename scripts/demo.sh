@@ -94,13 +94,18 @@ echo "   publishes the newest one finished (earlier exits, larger errors):"
 report "$out/results-tight.jsonl" summary
 echo
 
-echo "4. An annotated copy, scaled to 768x432 after counting (earlyexitoverlay draws"
-echo "   count, exit, latency and audio coverage), and one PNG per second:"
+regions="left: 0.02,0.28 0.45,0.28 0.45,0.62 0.02,0.62 alert=35; right: 0.55,0.28 0.98,0.28 0.98,0.62 0.55,0.62"
+echo "4. An annotated copy, scaled to 768x432 after counting, and one PNG per second."
+echo "   avcrowdcount attaches the density map and counts two regions of the scene,"
+echo "   left and right of the middle, the left one alerting above 35 people"
+echo "   (regions=\"$regions\");"
+echo "   earlyexitoverlay draws the map as a heatmap, the regions with their counts (red"
+echo "   while alerting), then count, exit, latency and audio coverage:"
 rm -rf "$out/strip" && mkdir -p "$out/strip"
 queue="queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000"
 # shellcheck disable=SC2086  # queue is a word list
-gst-launch-1.0 -q -e \
-  avcrowdcount name=c model-file="$model" ! videoscale ! video/x-raw,width=768,height=432 ! \
+gst-launch-1.0 -e -m \
+  avcrowdcount name=c model-file="$model" density-map=true regions="$regions" ! videoscale ! video/x-raw,width=768,height=432 ! \
     earlyexitoverlay ! videoconvert ! tee name=t \
   t. ! $queue ! jpegenc ! matroskamux ! filesink location="$out/annotated.mkv" \
   t. ! $queue ! videorate drop-only=true ! video/x-raw,framerate=1/1 ! pngenc ! \
@@ -110,6 +115,9 @@ gst-launch-1.0 -q -e \
   d. ! $queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=16000,channels=1 ! c.audio \
   > "$out/annotated.log" 2>&1 || { cat "$out/annotated.log" >&2; exit 1; }
 ls -l "$out/annotated.mkv"
+echo "   alert messages (earlyexit/alert) posted on the way:"
+grep -o 'earlyexit/alert, region=(string)[a-z]*, change=(string)[a-z]*, count=(double)[0-9.]*' \
+  "$out/annotated.log" | sed -e 's/^earlyexit\/alert, /     /' -e 's/([a-z]*)//g' || echo "     none"
 echo "   $(ls "$out/strip" | wc -l) PNG frames in $out/strip/ (frame-NN.png = second NN)"
 echo
 echo "Done. Other models: DEMO_MODEL=models/default/crowd-synth-cnn.safetensors make demo;"

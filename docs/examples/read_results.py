@@ -17,12 +17,14 @@ GStreamer 1.22 (Debian 12: python3-gi, python3-gst-1.0).
 docs/python.md explains it.
 """
 import argparse
+import base64
 import json
 import signal
 import sys
 import threading
 
 import gi
+import numpy as np
 
 gi.require_version("Gst", "1.0")
 from gi.repository import GLib, Gst  # noqa: E402
@@ -30,6 +32,7 @@ from gi.repository import GLib, Gst  # noqa: E402
 META = "EarlyExitResultMeta"  # the custom meta of every result
 MORE = "more-results"  # the meta's later results of the same buffer
 ELEMENTS = ("avcrowdcount", "exitclassify", "audioexitclassify")
+ALERT = "earlyexit/alert"  # avcrowdcount's alert crossings (element messages)
 
 
 def to_python(value):
@@ -70,9 +73,26 @@ def probe(pad, info, emit):
 PRINT_LOCK = threading.Lock()  # probes run in streaming threads
 
 
+def json_value(v):
+    """JSON for what json cannot write: the density map as earlyexitpublish
+    writes it (base64 of its float32 bytes), anything else as text."""
+    if isinstance(v, GLib.Bytes):
+        return base64.b64encode(v.get_data()).decode()
+    return str(v)
+
+
+def density_map(r):
+    """avcrowdcount with density-map=true: the map as a (height, width) array, a
+    copy (the structure's memory goes with the buffer); None without a map."""
+    if "density-map" not in r:
+        return None
+    m = np.frombuffer(r["density-map"].get_data(), np.float32).reshape(r["density-map-height"], r["density-map-width"])
+    return m.copy()
+
+
 def print_result(r, as_json):
     if as_json:
-        line = json.dumps(r, default=str)
+        line = json.dumps(r, default=json_value)
     elif r["source"] == "meta":
         line = (f"meta    {r['element']} buffer {r['buffer-pts'] / Gst.SECOND:8.3f} s "
                 f"result {r['index'] + 1}/{r['of']}: {describe(r)}")
@@ -90,6 +110,15 @@ def describe(r):
         what = f"{task} invalid"
     elif task == "count":
         what = f"count {r['count']:.1f}"
+        m = density_map(r)
+        if m is not None:
+            what += f" map {m.shape[1]}x{m.shape[0]} sum {m.sum():.1f}"
+        elif r.get("has-map") is False:
+            what += " (this exit has no map)"
+        for region in to_python(r).get("regions", []):
+            count = region.get("count")
+            what += f" {region['name']} {'-' if count is None else f'{count:.1f}'}"
+            what += " ALERT" if region.get("alert") else ""
     elif task == "label":
         what = f"label {r.get('label')} ({r.get('confidence', float('nan')):.2f})"
         if r.get("window-start") is not None:  # audioexitclassify
@@ -159,6 +188,13 @@ def main():
             s = msg.get_structure()
             if s is not None and s.get_name() in ELEMENTS:
                 emit({"source": "message", "element": msg.src.get_name(), **to_python(s)})
+            elif s is not None and s.get_name() == ALERT:
+                a = to_python(s)
+                with PRINT_LOCK:
+                    print(json.dumps(a) if args.json else
+                          f"alert   {msg.src.get_name()} {a['region']} {a['change']}: count "
+                          f"{a['count']:.1f} (above {a['alert-threshold']:g}, clears below "
+                          f"{a['alert-clear']:g})", flush=True)
     except KeyboardInterrupt:
         pass
     finally:
