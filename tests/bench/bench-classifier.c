@@ -3,7 +3,7 @@
  * same run.
  *
  * Usage: bench-classifier [MODEL...] [-i ITERATIONS] [-t THREADS] [--no-torch]
- *                         [--keep DIR]
+ *                         [--keep DIR] [--precision LIST] [--agreement N]
  *
  * Without MODEL it writes the paper's configurations at 224x224 with random
  * weights (models/convert/classifier.py --arch A --random --classes 10
@@ -19,7 +19,16 @@
  * available within a single frame. Medians over ITERATIONS after one warm-up.
  * PyTorch runs in a child process (tests/bench/bench_classifier_torch.py with
  * $EE_PYTHON or the build's Python), torchvision's own model with the file's
- * weights. */
+ * weights.
+ *
+ * LIST: the engine's precisions, comma-separated (fp32 by default, bf16,
+ * int8), timed in the same run with their iterations interleaved; the last
+ * one's time is divided by the one before's per exit. int8 needs a
+ * calibrated model: the models written here are calibrated with `earlyexit
+ * calibrate --data random:16` (random pixels, as their weights are random);
+ * a MODEL given must carry its scales. --agreement N: for every precision
+ * but fp32, the share of N generated inputs (random pixels, seeded) whose
+ * top-1 class at each exit is fp32's (reported, no pass line). */
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <stdio.h>
@@ -28,6 +37,8 @@
 
 #include "bench-util.h"
 #include "ee-model.h"
+
+#define MAX_PRECISIONS 3
 
 static const char *const paper_archs[]
     = { "resnet152", "densenet201", "inceptionv3" };
@@ -73,6 +84,43 @@ write_model (const char *dir, const char *arch, GError **error)
     g_clear_pointer (&path, g_free);
   g_free (out);
   return path;
+}
+
+/* Writes `path` with int8 scales from random pixels, in place. */
+static gboolean
+calibrate (const char *path, int threads, GError **error)
+{
+  char *t = g_strdup_printf ("%d", threads);
+  const char *argv[]
+      = { BENCH_EARLYEXIT, "calibrate", path,        "--data", "random:16",
+          "--out",         path,        "--threads", t,        NULL };
+  char *out = NULL;
+  gboolean ok;
+
+  fprintf (stderr, "calibrating %s\n", path);
+  ok = spawn (argv, &out, error);
+  g_free (out);
+  g_free (t);
+  return ok;
+}
+
+/* Top-1 class of every exit of m on its input. */
+static gboolean
+top1 (EeModel *m, int *classes, GError **error)
+{
+  EeRunner *r = ee_model_runner (m);
+  int n = ee_runner_n_exits (r);
+
+  if (!ee_model_run_sync (m, (1u << n) - 1, error))
+    return FALSE;
+  for (int e = 0; e < n; e++) {
+    const EeExitResult *res = ee_model_result (m, e);
+    EeClassification c;
+
+    ee_model_classify (m, res->value, res->n_out, &c);
+    classes[e] = c.label_id;
+  }
+  return TRUE;
 }
 
 /* Reads "exit NAME MS" lines of the PyTorch script into ms[exit index]. */
@@ -127,92 +175,193 @@ exit_tap (EeModel *m, const char *name)
 
 static gboolean
 bench_model (const char *path, int threads, int iters, gboolean no_torch,
-             GError **error)
+             const EePrecision *prec, int n_prec, int agreement, GError **error)
 {
-  EeBackend *be = ee_backend_cpu_new (threads, error);
-  EeModel *m = be ? ee_model_load (path, be, TRUE, error) : NULL;
+  EeBackend *be[MAX_PRECISIONS] = { NULL };
+  EeModel *m[MAX_PRECISIONS] = { NULL };
   EeRunner *r;
-  double ours[EE_RUNNER_MAX_SEGMENTS], torch[EE_RUNNER_MAX_SEGMENTS], *samples;
-  float *image;
-  int w, h, n_exits;
+  double ours[MAX_PRECISIONS][EE_RUNNER_MAX_SEGMENTS];
+  double torch[EE_RUNNER_MAX_SEGMENTS];
+  double *samples[MAX_PRECISIONS] = { NULL };
+  int agree[MAX_PRECISIONS][EE_RUNNER_MAX_SEGMENTS] = { { 0 } };
+  int ref_class[EE_RUNNER_MAX_SEGMENTS], cls[EE_RUNNER_MAX_SEGMENTS];
+  float *image = NULL;
+  int w, h, n_exits, p32 = -1;
   gboolean ok = FALSE;
 
-  if (!m)
-    goto out;
-  r = ee_model_runner (m);
+  for (int p = 0; p < n_prec; p++) {
+    if (!(be[p] = ee_backend_cpu_new_full (threads, prec[p], error))
+        || !(m[p] = ee_model_load (path, be[p], TRUE, error)))
+      goto out;
+    if (prec[p] == EE_PRECISION_FP32)
+      p32 = p;
+    samples[p] = g_new (double, MAX (iters, 1));
+  }
+  r = ee_model_runner (m[0]);
   n_exits = ee_runner_n_exits (r);
-  ee_model_input_size (m, &w, &h);
+  ee_model_input_size (m[0], &w, &h);
   image = g_new (float, (gsize)3 * w * h);
   for (gsize k = 0; k < (gsize)3 * w * h; k++)
     image[k] = (float)((k * 2654435761u) % 1000) / 500.0f - 1.0f;
 
-  samples = g_new (double, MAX (iters, 1));
   for (int e = 0; e < n_exits; e++) {
     torch[e] = -1;
     for (int it = -1; it < iters; it++) {
-      gint64 t0;
-      /* a run may reuse the input's memory: upload before every run */
-      if (!ee_model_set_image (m, image, error))
-        goto out_image;
-      t0 = g_get_monotonic_time ();
-      if (!ee_model_run_sync (m, 1u << e, error))
-        goto out_image;
-      if (it >= 0)
-        samples[it] = (g_get_monotonic_time () - t0) / 1000.0;
+      for (int p = 0; p < n_prec; p++) {
+        gint64 t0;
+        /* a run may reuse the input's memory: upload before every run */
+        if (!ee_model_set_image (m[p], image, error))
+          goto out;
+        t0 = g_get_monotonic_time ();
+        if (!ee_model_run_sync (m[p], 1u << e, error))
+          goto out;
+        if (it >= 0)
+          samples[p][it] = (g_get_monotonic_time () - t0) / 1000.0;
+      }
     }
-    ours[e] = bench_median (samples, iters);
+    for (int p = 0; p < n_prec; p++)
+      ours[p][e] = bench_median (samples[p], iters);
   }
   if (!no_torch && !torch_times (path, threads, iters, r, torch, error))
-    goto out_samples;
+    goto out;
+
+  /* top-1 agreement with fp32 on generated inputs (pixels 0..255,
+   * preprocessed as the model says) */
+  if (agreement > 0 && p32 >= 0) {
+    const EePreprocess *pre = ee_model_preprocess (m[0]);
+    GRand *rand = g_rand_new_with_seed (7);
+
+    for (int k = 0; k < agreement; k++) {
+      for (int c = 0; c < 3; c++)
+        for (gsize i = 0; i < (gsize)w * h; i++)
+          image[c * (gsize)w * h + i]
+              = ((float)g_rand_int_range (rand, 0, 256) * pre->scale
+                 - pre->mean[c])
+                / pre->std[c];
+      if (!ee_model_set_image (m[p32], image, error)
+          || !top1 (m[p32], ref_class, error))
+        break;
+      for (int p = 0; p < n_prec; p++) {
+        if (p == p32)
+          continue;
+        if (!ee_model_set_image (m[p], image, error)
+            || !top1 (m[p], cls, error))
+          break;
+        for (int e = 0; e < n_exits; e++)
+          agree[p][e] += cls[e] == ref_class[e];
+      }
+      if (error && *error)
+        break;
+    }
+    g_rand_free (rand);
+    if (error && *error)
+      goto out;
+  }
 
   printf ("\n%s %dx%d (%s), %d threads, median of %d runs, ms to the exit's "
           "result when only it is wanted\n\n",
-          ee_model_arch (m), w, h, path, threads, iters);
-  printf ("| exit  | tap                        | GFLOP | ours ms | GFLOP/s | "
-          "PyTorch ms | ours / PyTorch |\n");
-  printf ("|-------|----------------------------|------:|--------:|--------:|"
-          "-----------:|---------------:|\n");
+          ee_model_arch (m[0]), w, h, path, threads, iters);
+  printf ("| exit  | tap                        | GFLOP |");
+  for (int p = 0; p < n_prec; p++)
+    printf (" %s ms | %s GFLOP/s |", ee_precision_name (prec[p]),
+            ee_precision_name (prec[p]));
+  if (n_prec > 1)
+    printf (" %s / %s |", ee_precision_name (prec[n_prec - 1]),
+            ee_precision_name (prec[n_prec - 2]));
+  printf (" PyTorch ms | %s / PyTorch |", ee_precision_name (prec[0]));
+  if (agreement > 0 && p32 >= 0)
+    for (int p = 0; p < n_prec; p++)
+      if (p != p32)
+        printf (" %s top-1 = fp32 |", ee_precision_name (prec[p]));
+  printf ("\n|-------|----------------------------|------:|");
+  for (int p = 0; p < n_prec; p++)
+    printf ("------:|-----------:|");
+  if (n_prec > 1)
+    printf ("------------:|");
+  printf ("-----------:|---------------:|");
+  if (agreement > 0 && p32 >= 0)
+    for (int p = 0; p < n_prec; p++)
+      if (p != p32)
+        printf ("--------------:|");
+  printf ("\n");
   for (int e = 0; e < n_exits; e++) {
     const EeSegment *s = ee_runner_segment (r, ee_runner_exit_segment (r, e));
-    char *tap = exit_tap (m, s->name);
-    printf ("| %-5s | %-26s | %5.2f | %7.1f | %7.1f |", s->name,
-            *tap ? tap : "(whole backbone)", s->flops_total / 1e9, ours[e],
-            s->flops_total / 1e6 / ours[e]);
+    char *tap = exit_tap (m[0], s->name);
+
+    printf ("| %-5s | %-26s | %5.2f |", s->name,
+            *tap ? tap : "(whole backbone)", s->flops_total / 1e9);
+    for (int p = 0; p < n_prec; p++)
+      printf (" %7.1f | %10.1f |", ours[p][e],
+              s->flops_total / 1e6 / ours[p][e]);
+    if (n_prec > 1)
+      printf (" %11.2f |", ours[n_prec - 1][e] / ours[n_prec - 2][e]);
     if (torch[e] > 0)
-      printf (" %10.1f | %14.2f |\n", torch[e], ours[e] / torch[e]);
+      printf (" %10.1f | %14.2f |", torch[e], ours[0][e] / torch[e]);
     else
-      printf (" %10s | %14s |\n", "-", "-");
+      printf (" %10s | %14s |", "-", "-");
+    if (agreement > 0 && p32 >= 0)
+      for (int p = 0; p < n_prec; p++)
+        if (p != p32)
+          printf (" %5.1f%% of %4d |", 100.0 * agree[p][e] / agreement,
+                  agreement);
+    printf ("\n");
     g_free (tap);
   }
 
-  /* one anytime frame: when does each result become available? */
-  if (!ee_model_set_image (m, image, error)
-      || !ee_model_run_sync (m, (1u << n_exits) - 1, error))
-    goto out_samples;
-  printf ("\nOne frame, all exits in anytime order: result available at");
-  for (int e = 0; e < n_exits; e++)
-    printf ("%s %s %.1f ms", e ? "," : "", ee_runner_exit_name (r, e),
-            ee_model_result (m, e)->time_ms);
+  /* one anytime frame per precision: when does each result become
+   * available? */
+  for (int p = 0; p < n_prec; p++) {
+    if (!ee_model_set_image (m[p], image, error)
+        || !ee_model_run_sync (m[p], (1u << n_exits) - 1, error))
+      goto out;
+    printf ("\nOne frame in %s, all exits in anytime order: result available "
+            "at",
+            ee_precision_name (prec[p]));
+    for (int e = 0; e < n_exits; e++)
+      printf ("%s %s %.1f ms", e ? "," : "", ee_runner_exit_name (r, e),
+              ee_model_result (m[p], e)->time_ms);
+  }
   printf ("\n");
   fflush (stdout);
   ok = TRUE;
 
-out_samples:
-out_image:
-  g_free (samples);
-  g_free (image);
 out:
-  ee_model_free (m);
-  ee_backend_free (be);
+  for (int p = 0; p < MAX_PRECISIONS; p++) {
+    ee_model_free (m[p]);
+    ee_backend_free (be[p]);
+    g_free (samples[p]);
+  }
+  g_free (image);
   return ok;
+}
+
+/* "fp32,bf16,int8" -> precisions; FALSE for anything else. */
+static gboolean
+parse_precisions (const char *list, EePrecision *p, int *n)
+{
+  char **names = g_strsplit (list ? list : "fp32", ",", -1);
+  gboolean ok = TRUE;
+
+  *n = 0;
+  for (char **k = names; ok && *k; k++) {
+    ok = *n < MAX_PRECISIONS && ee_precision_from_string (*k, &p[*n])
+         && (p[*n] == EE_PRECISION_FP32 || p[*n] == EE_PRECISION_BF16
+             || p[*n] == EE_PRECISION_INT8);
+    for (int j = 0; ok && j < *n; j++)
+      ok = p[j] != p[*n];
+    (*n)++;
+  }
+  g_strfreev (names);
+  return ok && *n > 0;
 }
 
 int
 main (int argc, char **argv)
 {
-  int iters = 3, threads = 0, status = 1;
-  gboolean no_torch = FALSE;
-  char *keep = NULL, *dir = NULL;
+  int iters = 3, threads = 0, status = 1, agreement = 0, n_prec = 0;
+  gboolean no_torch = FALSE, int8 = FALSE;
+  char *keep = NULL, *dir = NULL, *precision_list = NULL;
+  EePrecision prec[MAX_PRECISIONS];
   GOptionEntry entries[]
       = { { "iterations", 'i', 0, G_OPTION_ARG_INT, &iters,
             "Timed runs (median)", "N" },
@@ -223,14 +372,23 @@ main (int argc, char **argv)
           { "keep", 0, 0, G_OPTION_ARG_FILENAME, &keep,
             "Write the default models to DIR and keep them (reused when there)",
             "DIR" },
+          { "precision", 0, 0, G_OPTION_ARG_STRING, &precision_list,
+            "The engine's precisions: fp32 (default), bf16, int8, "
+            "comma-separated",
+            "LIST" },
+          { "agreement", 0, 0, G_OPTION_ARG_INT, &agreement,
+            "Top-1 agreement with fp32 on N generated inputs", "N" },
           { NULL } };
   GOptionContext *ctx = g_option_context_new ("[MODEL...]");
   GError *error = NULL;
   GPtrArray *models = g_ptr_array_new_with_free_func (g_free);
 
   g_option_context_add_main_entries (ctx, entries, NULL);
-  if (!g_option_context_parse (ctx, &argc, &argv, &error) || iters < 1)
+  if (!g_option_context_parse (ctx, &argc, &argv, &error) || iters < 1
+      || agreement < 0 || !parse_precisions (precision_list, prec, &n_prec))
     goto out;
+  for (int p = 0; p < n_prec; p++)
+    int8 |= prec[p] == EE_PRECISION_INT8;
   if (threads <= 0)
     threads = (int)g_get_num_processors ();
   for (int k = 1; k < argc; k++)
@@ -242,17 +400,20 @@ main (int argc, char **argv)
       goto out;
     for (guint a = 0; a < G_N_ELEMENTS (paper_archs); a++) {
       char *path = write_model (dir, paper_archs[a], &error);
-      if (!path)
+      if (!path || (int8 && !calibrate (path, threads, &error))) {
+        g_free (path);
         goto out;
+      }
       g_ptr_array_add (models, path);
     }
   }
-  printf ("CPU backend (oneDNN, fp32) vs PyTorch %s eager (fp32), %d "
+  printf ("CPU backend (oneDNN, %s) vs PyTorch %s eager (fp32), %d "
           "threads\n",
-          no_torch ? "(skipped)" : "", threads);
+          precision_list ? precision_list : "fp32", no_torch ? "(skipped)" : "",
+          threads);
   for (guint k = 0; k < models->len; k++)
     if (!bench_model (g_ptr_array_index (models, k), threads, iters, no_torch,
-                      &error))
+                      prec, n_prec, agreement, &error))
       goto out;
   status = 0;
 
@@ -261,7 +422,8 @@ out:
     g_printerr ("bench-classifier: %s\n", error->message);
   else if (status)
     g_printerr ("usage: bench-classifier [MODEL...] [-i N] [-t N] "
-                "[--no-torch] [--keep DIR]\n");
+                "[--no-torch] [--keep DIR] [--precision fp32,bf16,int8] "
+                "[--agreement N]\n");
   /* temporary models go; kept ones stay */
   if (dir && !keep)
     for (guint k = 0; k < models->len; k++)
@@ -272,6 +434,7 @@ out:
   g_ptr_array_unref (models);
   g_free (dir);
   g_free (keep);
+  g_free (precision_list);
   g_option_context_free (ctx);
   return status;
 }
