@@ -296,7 +296,7 @@ def run(argv):
                                     "epochs", "batch", "lr", "lr_factor", "lr_patience",
                                     "early_stop")},
                                 "copycat": o.copycat, "files": {}}, {}
-    backbone = train = val = copy = None
+    backbone = train = val = copycat = None
     scale = 1.0
     for kind in runs:
         suffix = "" if kind is None else f"-{kind}"
@@ -329,9 +329,10 @@ def run(argv):
                 scale = max(1.0, float(train.y.abs().mean()))
             if o.copycat:
                 cc = copycat_samples(o.layout, o.copycat)
-                copy = cached_taps(backbone, cc, load, all_taps, "copycat", work, cfg, tensors)
-                copy.y = (copy.final.argmax(1) if task == "classify"
-                          else copy.final.float())
+                copycat = cached_taps(backbone, cc, load, all_taps, "copycat", work, cfg,
+                                      tensors)
+                copycat.y = (copycat.final.argmax(1) if task == "classify"
+                             else copycat.final.float())
                 log(f"  copycat: {len(cc)} samples labelled by the backbone, "
                     f"{o.copycat_ratio:g} per real sample each epoch")
         if {e["tap"] for e in cfg["exits"]} - set(train.taps):
@@ -341,7 +342,7 @@ def run(argv):
         results = {}
         for i, e in enumerate(cfg["exits"]):
             results[e["name"]] = fit.train_exit(exits[e["name"]], e, train, val, task, o,
-                                                o.seed * 1000 + i, log, scale, copy)
+                                                o.seed * 1000 + i, log, scale, copycat)
         sd = fit.fold_output_scale(exits.state_dict(), scale)
         exits_path = os.path.join(o.out_dir, f"{o.name}{suffix}-exits.pth")
         torch.save(sd, exits_path)
