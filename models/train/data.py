@@ -20,6 +20,7 @@ import sys
 import wave
 
 import numpy as np
+import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -93,17 +94,21 @@ def preprocess_pixels(img, cfg):
 
 
 def load_image(path, cfg):
-    """An image file resized (bilinear) to the model input, RGB pixels
-    (H, W, 3) float64."""
+    """An image file's RGB pixels (H, W, 3) float64 at the model input size,
+    resized as the engine resizes (bilinear with half-pixel centres, no
+    antialiasing: PyTorch's align_corners=False)."""
     from PIL import Image
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (cfg["input_width"], cfg["input_height"]):
-                im = im.resize((cfg["input_width"], cfg["input_height"]), Image.BILINEAR)
-            return np.asarray(im, np.float64)
+            rgb = np.asarray(im.convert("RGB"), np.float64)
     except OSError as exc:
         raise DataError(f"{path}: cannot read the image ({exc})") from exc
+    h, w = cfg["input_height"], cfg["input_width"]
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+    t = torch.nn.functional.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
+    return t[0].numpy().transpose(1, 2, 0)
 
 
 def read_wav(path, rate, samples):

@@ -140,15 +140,14 @@ def images(work):
         if labels != ["blue", "green", "red"]:
             sys.exit(f"images: labels {labels}, expected the class folders")
         x = ds.preprocess_pixels(ds.load_image(sample, cfg), cfg)[None]
-        np.save(os.path.join(work, "img.npy"), x)
         if ref is None:  # both kinds sit on one backbone, at the same taps
             ref = classifier_ref.ClassifierRef(dict(cfg, exits=[]), tensors).forward(
                 torch.from_numpy(x.astype(np.float64)), [e["tap"] for e in cfg["exits"]])
             backbone = {k: v for k, v in tensors.items() if not k.startswith("exits.")}
         elif any(not np.array_equal(v, tensors[k]) for k, v in backbone.items()):
             sys.exit("images: the two kinds' files hold different backbones")
-        check_exits(f"images-{kind}", cfg,
-                    engine_logits(model, ["--image", os.path.join(work, "img.npy")]),
+        # the engine reads the PNG itself: the trainer's resize is the engine's
+        check_exits(f"images-{kind}", cfg, engine_logits(model, ["--image", sample]),
                     ref["taps"], None, os.path.join(out, f"model-{kind}-exits.pth"))
 
 
