@@ -68,38 +68,19 @@ class H5Weights:
         root = f["model_weights"] if "model_weights" in f else f
         self.layers = {}
 
-        def collect(prefix, group, out):
-            for k, v in group.items():
-                if isinstance(v, h5py.Dataset):
-                    out[prefix + k] = np.asarray(v, dtype=np.float64)
-                else:
-                    collect(prefix + k + "/", v, out)
-
-        def walk(prefix, group):
-            for k, v in group.items():
-                if isinstance(v, h5py.Group):
-                    name = prefix + k
-                    raw = {}
-                    collect("", v, raw)
-                    if raw and any("kernel" in w or "gamma" in w or "embeddings" in w
-                                   or "moving_mean" in w or "bias" in w for w in raw):
-                        self.layers[name] = self._tidy(name, raw)
-                    # VGGish names hold a slash (conv3/conv3_1): nested groups
-                    if all(isinstance(x, h5py.Group) for x in v.values()):
-                        walk(name + "/", v)
-
         def text(v):
             return v.decode() if isinstance(v, bytes) else str(v)
 
-        if "layer_names" in root.attrs:  # what Keras writes: exact names
-            for name in map(text, root.attrs["layer_names"]):
-                g = root[name]
-                wn = [text(w) for w in g.attrs.get("weight_names", [])]
-                if wn:
-                    self.layers[name] = self._tidy(name, {w: np.asarray(g[w], np.float64)
-                                                          for w in wn})
-        else:
-            walk("", root)
+        if "layer_names" not in root.attrs:
+            f.close()
+            raise ConvertError(f"{path}: no layer_names attribute: not weights written by "
+                               "Keras (model.save or model.save_weights to .h5)")
+        for name in map(text, root.attrs["layer_names"]):
+            g = root[name]
+            wn = [text(w) for w in g.attrs.get("weight_names", [])]
+            if wn:
+                self.layers[name] = self._tidy(name, {w: np.asarray(g[w], np.float64)
+                                                      for w in wn})
         f.close()
 
     @staticmethod
@@ -256,6 +237,12 @@ def exit_state_dict(h5, cfg):
                                                  for k in ("gamma", "beta")])
             p, pad = e["pool"], e["conv_padding"]
             ho, wo = (h + 2 * pad - 2) // p, (w + 2 * pad - 2) // p
+            shape = h5.get(f"{n}_head0", "kernel").shape
+            if shape[0] != e["filters"] * ho * wo:
+                raise ConvertError(f"exit {n}: head0/kernel from Keras has shape "
+                                   f"{tuple(shape)}; the configuration wants "
+                                   f"{e['filters'] * ho * wo} rows ({e['filters']} filters x "
+                                   f"{ho}x{wo}; check the exit options after `--`)")
             dense("head0", "head.0", lambda k: yxc_to_cyx(k, e["filters"], ho, wo))
         dense("head1", "head.1")
         dense("head2", "head.2")

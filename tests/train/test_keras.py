@@ -8,7 +8,9 @@ statistics, MultiHeadAttention kernels (d, h, k) and (h, k, d), a CNN head's
 rows in NHWC flatten order), converted, and then:
 - a compact AudioCSRNet with SL-ViT exits, and one with CNN exits (FiLM):
   `earlyexit run` on the converted file matches the PyTorch reference run on
-  the original weights within 1e-4 (every exit and the final count);
+  the original weights within 1e-4 (every exit and the final count); a file
+  without one of its layers, and exit options that do not fit the Keras
+  weights, are refused with a message naming them;
 - the paper-size AudioCSRNet (1024x576): the converted files' exit parameter
   counts (`earlyexit info`) round to the paper's (2.35/2.36/2.35 M SL-ViT,
   2.50/2.52/2.50 M CNN);
@@ -35,7 +37,7 @@ import exits_ref  # noqa: E402
 import classifier  # noqa: E402
 import classifier_ref  # noqa: E402
 import keras  # noqa: E402
-from trainlib import run, start  # noqa: E402
+from trainlib import expect_failure, run, start  # noqa: E402
 
 TOL = 1e-4
 PAPER = {"slvit": {"v1": 2.35, "av1": 2.36, "av2": 2.35},
@@ -151,6 +153,19 @@ def convert(work, name, conv_args, seed, ee, compare=True):
     if keras.main(["audiocsrnet", "--h5", bb, "--exits-h5", ex, "--"] + conv_args
                   + ["--out", out]) != 0:
         sys.exit(f"{name}: keras.py failed")
+    if compare:  # a missing layer and a wrong exit shape are named
+        with h5py.File(bb, "a") as f:
+            names = [n.decode() if isinstance(n, bytes) else str(n)
+                     for n in f.attrs["layer_names"]]
+            f.attrs["layer_names"] = [n.encode() for n in names if n != "film_beta3"]
+        cmd = [sys.executable, keras.__file__, "audiocsrnet", "--h5", bb, "--"] + conv_args \
+            + ["--out", out + ".bad"]
+        expect_failure(cmd, ["no layer 'film_beta3'"])
+        expect_failure([sys.executable, keras.__file__, "audiocsrnet", "--exits-h5", ex, "--"]
+                       + conv_args + (["--dim", "16"] if name == "slvit" else
+                                      ["--cnn-filters", "8"])
+                       + ["--random", "--out", out + ".bad"],
+                       ["shape", "exit options after `--`"])
     got_cfg, got = conv.load_model(out)
     if got_cfg != cfg:
         sys.exit(f"{name}: converted config differs:\n{got_cfg}\n{cfg}")
