@@ -8,10 +8,16 @@ The test set is SCENES scenes of models/synth/scenes.py with seeds
 2,000,000.. (training used 0..5999, validation 1,000,000..), half in normal
 light and half in low light (alternating). Every model file runs through the
 PyTorch reference of the model format (tests/reference/audiocsrnet_ref.py,
-float32; the engine matches it to 1e-4, tests/models), with the scene's audio
+float32; the engine matches it to 1e-4, tests/models; models with the same
+backbone share its run, in batches), with the scene's audio
 and again with the audio removed (a silent window: 16000 zero samples, whose
 log-mel is flat). Per exit it prints MAE and MSE, where MSE is the crowd-
 counting papers' (CSRNet, AudioCSRNet) root of the mean squared error.
+
+--compare adds the models side by side: per exit and light, each model's MAE and
+how far the later models are from the first in percent (e.g. the paper's SL-ViT
+head against the per-token head, trained on the same backbone, data and budget:
+models/synth/train.py --variants slvit-flatten,slvit-per-token).
 
 --record FILE writes the report as JSON together with the bounds that the
 end-to-end test (tests/gst/test_trained_model.py) checks: per model, exit and
@@ -20,6 +26,7 @@ same scenes through a pipeline, so its MAE should be this one but for the
 engine's rounding (the reference is float32 PyTorch) and the 24-bit FLAC audio.
 """
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -27,6 +34,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -53,25 +61,102 @@ def test_set(n):
     return images, logmel, np.array(counts, float), np.array(light)
 
 
-def evaluate(path, images, logmels):
-    """{audio condition: {exit: predictions}} for one model file."""
-    cfg, tensors = audiocsrnet_ref.load_model(path)
-    ref = audiocsrnet_ref.AudioCSRNetRef(cfg, tensors, dtype=torch.float32)
+def _backbone_key(cfg, tensors):
+    """Models with the same key have the same backbone (config and tensors)."""
+    h = hashlib.sha1(json.dumps({k: v for k, v in cfg.items() if k != "exits"},
+                                sort_keys=True).encode())
+    for k in sorted(tensors):
+        if not k.startswith("exits."):
+            h.update(k.encode() + np.ascontiguousarray(tensors[k]).tobytes())
+    return h.hexdigest()
+
+
+@torch.no_grad()
+def _run_group(refs, images, logmels, bs=16):
+    """{exit: predictions} of models sharing one backbone: the backbone of the
+    reference (audiocsrnet_ref, as AudioCSRNetRef.forward computes it) runs
+    once per batch of images, and every model's exits on its taps."""
+    ref = refs[0]
+    c = ref.cfg
+    preds = [{} for _ in refs]
+    for i in range(0, len(images), bs):
+        x = torch.cat([ref.preprocess(img) for img in images[i:i + bs]])
+        a = torch.cat([ref.audio_tensor(lm) for lm in logmels[i:i + bs]])
+        a = ref._vgg(a, c["audio"], "audio").mean(dim=(2, 3))
+        x = ref._vgg(x, c["frontend"], "frontend")
+        taps = {"frontend": x}
+        for j in range(len(c["backend"])):
+            x = ref._backend_block(x, j, a)
+            taps[f"backend.{j}"] = x
+        d = F.conv2d(x, ref.t["output.weight"], ref.t["output.bias"])[:, 0]
+        if c["count_head"] == "sum":
+            raw = d.sum(dim=(1, 2))
+        else:
+            raw = (ref.t["dense.weight"][0] * d.reshape(len(d), -1)).sum(dim=1)
+            if c["dense_bias"]:
+                raw = raw + ref.t["dense.bias"][0]
+        for r, p in zip(refs, preds):
+            for e in r.cfg["exits"]:
+                v = r.exits[e["name"]](taps[e["tap"]], a)[:, 0]
+                p.setdefault(e["name"], []).extend(v.tolist())
+            p.setdefault("final", []).extend((c["count_scale"] * raw).tolist())
+    return [{k: np.array(v) for k, v in p.items()} for p in preds]
+
+
+def evaluate(paths, images, logmels):
+    """[(config, {audio condition: {exit: predictions}})] for the model files."""
     silent = features_ref.vggish(np.zeros(scenes.RATE, np.float32))[0, 0]
-    out = {}
-    for cond in ("audio", "silent"):
-        preds = {}
-        for img, lm in zip(images, logmels):
-            r = ref.run(img, silent if cond == "silent" else lm)
-            for name, v in r["exits"].items():
-                preds.setdefault(name, []).append(audiocsrnet_ref.exit_value(v))
-        out[cond] = {k: np.array(v) for k, v in preds.items()}
-    return cfg, out
+    models, groups = [], {}
+    for path in paths:
+        cfg, tensors = audiocsrnet_ref.load_model(path)
+        models.append((cfg, {}))
+        ref = audiocsrnet_ref.AudioCSRNetRef(cfg, tensors, dtype=torch.float32)
+        groups.setdefault(_backbone_key(cfg, tensors), []).append((ref, models[-1][1]))
+    for group in groups.values():
+        for cond in ("audio", "silent"):
+            lms = [silent] * len(images) if cond == "silent" else logmels
+            for (_, out), p in zip(group, _run_group([r for r, _ in group], images, lms)):
+                out[cond] = p
+    return models
 
 
 def metrics(pred, truth):
     err = pred - truth
     return {"mae": float(np.abs(err).mean()), "mse": float(np.sqrt((err ** 2).mean()))}
+
+
+def exit_kind(cfg):
+    """slvit, slvit per_token, cnn or none."""
+    if not cfg["exits"]:
+        return "none"
+    e = cfg["exits"][0]
+    return e["kind"] + (" per_token" if e.get("head_kind") == "per_token" else "")
+
+
+def compare(models, splits):
+    """Prints the models' MAE side by side per exit, audio condition and light;
+    returns the rows ({exit, audio, light, mae: [per model], change_pct: [...]})."""
+    names = list(models)
+    rows = []
+    for cond in ("audio", "silent"):
+        print(f"Side by side, MAE {'with audio' if cond == 'audio' else 'audio removed'}; "
+              f"change against {names[0]} ({models[names[0]]['exit_kind']}):\n")
+        print("| exit | light | " + " | ".join(f"{n} ({models[n]['exit_kind']})" for n in names)
+              + " | " + " | ".join("change" if len(names) == 2 else f"change of {i + 1}"
+                                 for i in range(1, len(names))) + " |")
+        print("|---|---|" + "---|" * (2 * len(names) - 1))
+        for ex in models[names[0]]["results"]:
+            if not all(ex in models[n]["results"] for n in names):
+                continue
+            for split in splits:
+                mae = [models[n]["results"][ex][cond][split]["mae"] for n in names]
+                change = [100.0 * (m - mae[0]) / mae[0] for m in mae[1:]]
+                rows.append({"exit": ex, "audio": cond, "light": split, "mae": mae,
+                             "change_pct": change})
+                print(f"| {ex} | {split} | " + " | ".join(f"{m:.2f}" for m in mae) + " | "
+                      + " | ".join(f"{c:+.1f}%" for c in change) + " |")
+        print()
+    return rows
 
 
 def main(argv=None):
@@ -81,6 +166,8 @@ def main(argv=None):
     ap.add_argument("--json", help="write the numbers here too")
     ap.add_argument("--record", help="write the numbers and the end-to-end test's bounds "
                     "here (models/default/crowd-synth.json)")
+    ap.add_argument("--compare", action="store_true",
+                    help="print the models' MAE side by side (the first as the baseline)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -95,10 +182,9 @@ def main(argv=None):
               "models": {}}
     splits = {"all": np.ones(len(counts), bool), "normal": light == "normal",
               "low": light == "low"}
-    for path in args.models:
-        cfg, out = evaluate(path, images, logmels)
+    for path, (cfg, out) in zip(args.models, evaluate(args.models, images, logmels)):
         name = os.path.basename(path)
-        kind = cfg["exits"][0]["kind"] if cfg["exits"] else "none"
+        kind = exit_kind(cfg)
         rows = report["models"][name] = {"exit_kind": kind, "results": {}}
         print(f"{name} (exits: {kind})\n")
         print("| exit | audio | all MAE | all MSE | normal MAE | normal MSE | low MAE | low MSE |")
@@ -111,6 +197,8 @@ def main(argv=None):
                       + " | ".join(f"{m[s]['mae']:.2f} | {m[s]['mse']:.2f}" for s in splits)
                       + " |")
         print()
+    if args.compare and len(report["models"]) > 1:
+        report["compare"] = compare(report["models"], list(splits))
     print(f"({time.time() - t0:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:
