@@ -66,10 +66,10 @@ def parser():
     ap.add_argument("--name", default="model", help="file name stem")
     ap.add_argument("--kinds", default="slvit,cnn",
                     help="exit kinds to train, one model file each (slvit, cnn)")
-    ap.add_argument("--work", help="cache folder for the taps (default OUT/cache)")
+    ap.add_argument("--work", help="cache folder for the taps; OUT-DIR/cache if not given")
     g = ap.add_argument_group("schedule (the paper's section 4.3 by default)")
     g.add_argument("--epochs", type=int, default=100, help="at most this many epochs")
-    g.add_argument("--batch", type=int, default=32)
+    g.add_argument("--batch", type=int, default=32, help="samples per optimiser step")
     g.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     g.add_argument("--lr-factor", type=float, default=0.6,
                    help="learning rate factor on a plateau of the validation loss")
