@@ -28,6 +28,7 @@ main (int argc, char **argv)
   h = atoi (argv[3]);
   if (!(rs = ee_regions_parse (argv[1], &err))) {
     fprintf (stderr, "%s\n", err->message);
+    g_error_free (err);
     return 2;
   }
   if (!g_file_get_contents (argv[4], &data, &len, &err)
