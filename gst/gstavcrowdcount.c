@@ -710,6 +710,15 @@ set_regions_file (GstAvCrowdCount *self, const gchar *path)
     g_prefix_error (&err, "regions-file: ");
     GST_ERROR_OBJECT (self, "%s", err->message);
     self->regions_error = err;
+    if (self->running) {
+      gchar *msg = g_strdup (err->message);
+      GST_OBJECT_UNLOCK (self);
+      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+                           ("Bad regions: %s. The previous regions stay.", msg),
+                           (NULL));
+      g_free (msg);
+      GST_OBJECT_LOCK (self);
+    }
     return;
   }
   set_regions (self, text, path);
