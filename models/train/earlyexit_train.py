@@ -254,6 +254,15 @@ def run(argv):
         raise TrainError("--kinds: name at least one kind")
     if o.copycat_ratio < 0:
         raise TrainError("--copycat-ratio must be >= 0")
+    for opt, ok, what in (("epochs", o.epochs >= 1, ">= 1"), ("batch", o.batch >= 1, ">= 1"),
+                          ("lr", o.lr > 0, "> 0"),
+                          ("lr-factor", 0 < o.lr_factor < 1, "between 0 and 1"),
+                          ("lr-patience", o.lr_patience >= 0, ">= 0"),
+                          ("early-stop", o.early_stop >= 1, ">= 1"),
+                          ("val-fraction", 0 < o.val_fraction < 1, "between 0 and 1"),
+                          ("threads", o.threads >= 1, ">= 1")):
+        if not ok:
+            raise TrainError(f"--{opt} must be {what}")
     torch.set_num_threads(o.threads)
     os.makedirs(o.out_dir, exist_ok=True)
     work = o.work or os.path.join(o.out_dir, "cache")

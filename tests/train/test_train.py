@@ -294,6 +294,8 @@ def crowd(work):
     expect_failure(TRAIN + ["crowd", bad, "--out-dir", bad, "--"] + conv_args,
                    ["auds/", "reference code's layout"])
     expect_failure(TRAIN + ["crowd", data, "--out-dir", bad], ["--checkpoint", "after `--`"])
+    expect_failure(TRAIN + ["crowd", data, "--out-dir", bad, "--lr-factor", "1.5", "--"]
+                   + conv_args, ["--lr-factor", "between 0 and 1"])
     expect_failure(TRAIN + ["crowd", data, "--out-dir", bad, "--"] + conv_args
                    + ["--exits", "x.pth"], ["leave --exits"])
     expect_failure(TRAIN + ["audio", os.path.join(data, "imgs"), "--out-dir", bad, "--",
