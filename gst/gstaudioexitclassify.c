@@ -73,7 +73,8 @@
  *   gave the features closest to the reference pipeline's
  *   (docs/features.md).
  * - `device` (string, READY only, default "auto"): auto, cpu, cuda or cuda:N.
- * - `precision` (enum, READY only, default fp32): fp32, tf32, fp16, bf16.
+ * - `precision` (enum, READY only, default fp32): fp32, tf32, fp16, bf16,
+ *   int8 (CPU with VNNI, a model file calibrated by earlyexit calibrate).
  * - `deadline` (guint64 ns, default 0 = the hop).
  * - `policy` (enum, default anytime): anytime, confidence, fixed, full.
  * - `min-exit`, `max-exit` (int, default -1 = none): the range of exits, by

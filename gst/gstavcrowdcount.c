@@ -74,8 +74,9 @@
  * - `device` (string, READY only, default "auto"): auto, cpu, cuda or cuda:N.
  *   auto takes CUDA device 0 when the CUDA backend loads and finds a device,
  *   else the CPU (logged); cuda without a usable CUDA backend is an error.
- * - `precision` (enum, READY only, default fp32): fp32, tf32, fp16, bf16; a
- *   precision the backend lacks is an error (the CPU has fp32 and bf16).
+ * - `precision` (enum, READY only, default fp32): fp32, tf32, fp16, bf16,
+ *   int8; a precision the backend lacks is an error (the CPU has fp32, bf16,
+ *   and int8 with VNNI and a model file calibrated by earlyexit calibrate).
  * - `model-instance-id` (string, READY only, default empty): elements with
  *   the same id and the same model file, device, precision and batch-size
  *   share one engine: one copy of the weights and one scheduler running all

@@ -54,8 +54,9 @@
  *   line, replacing the model file's labels; its number of names must equal
  *   the number of classes. Without either, labels are the class numbers.
  * - `device` (string, READY only, default "auto"): auto, cpu, cuda or cuda:N.
- * - `precision` (enum, READY only, default fp32): fp32, tf32, fp16, bf16; a
- *   precision the backend lacks is an error (the CPU has fp32 and bf16).
+ * - `precision` (enum, READY only, default fp32): fp32, tf32, fp16, bf16,
+ *   int8; a precision the backend lacks is an error (the CPU has fp32, bf16,
+ *   and int8 with VNNI and a model file calibrated by earlyexit calibrate).
  * - `deadline` (guint64 ns, default 0 = one frame duration; 2^63 - 1 or
  *   more = no limit).
  * - `deadline-reference` (enum, default processing): what the deadline
