@@ -153,16 +153,23 @@ highest (guint32 bits)
   return bits ? 31 - __builtin_clz (bits) : -1;
 }
 
-/* Estimated ns of segments `segs` on all the engine's cores. */
+/* The sum of per-segment estimates `est` over segments `segs`. */
 static double
-cost_alone (EeEngine *e, guint32 segs)
+sum_segments (const EeEngine *e, const double *est, guint32 segs)
 {
   double c = 0;
 
   for (int s = 0; s < e->n_segs; s++)
     if (segs & (1u << s))
-      c += e->est[s];
+      c += est[s];
   return c;
+}
+
+/* Estimated ns of segments `segs` on all the engine's cores. */
+static double
+cost_alone (EeEngine *e, guint32 segs)
+{
+  return sum_segments (e, e->est, segs);
 }
 
 /* The same as the lanes share the cores now: what scheduling plans with. */
@@ -176,12 +183,7 @@ cost (EeEngine *e, guint32 segs)
 static double
 cost_batch (EeEngine *e, guint32 segs)
 {
-  double c = 0;
-
-  for (int s = 0; s < e->n_segs; s++)
-    if (segs & (1u << s))
-      c += e->est_b[s];
-  return c * e->slow;
+  return sum_segments (e, e->est_b, segs) * e->slow;
 }
 
 /* What a step of frame s costs: a batched one when s runs in a group. */

@@ -292,15 +292,25 @@ test_cursor_threads (void)
 
 /* ------------------------------------------------------------ engine */
 
+/* An engine on the test model; lanes and batch_size 0: the defaults. */
 static EeEngine *
-engine_open (const char *instance_id, GError **error)
+engine_open_with (const char *instance_id, const char *device, int lanes,
+                  int batch_size, GError **error)
 {
   EeEngineConfig cfg = ee_engine_default_config ();
 
   cfg.model_file = model_path ();
-  cfg.device = "cpu";
+  cfg.device = device;
   cfg.instance_id = instance_id;
+  cfg.lanes = lanes;
+  cfg.batch_size = batch_size;
   return ee_engine_acquire (&cfg, ee_model_engine_load, NULL, error);
+}
+
+static EeEngine *
+engine_open (const char *instance_id, GError **error)
+{
+  return engine_open_with (instance_id, "cpu", 0, 0, error);
 }
 
 static EeStream *
@@ -888,14 +898,9 @@ static void
 test_engine_later_first (void)
 {
   GError *err = NULL;
-  EeEngineConfig cfg = ee_engine_default_config ();
-  EeEngine *e;
+  EeEngine *e = engine_open_with (NULL, "cpu", 1, 0, &err);
   gboolean b_first = FALSE;
 
-  cfg.model_file = model_path ();
-  cfg.device = "cpu";
-  cfg.lanes = 1;
-  e = ee_engine_acquire (&cfg, ee_model_engine_load, NULL, &err);
   g_assert_no_error (err);
   /* B has 100 s for a first exit of 2.25 s: A's exits go on first */
   g_assert_true (later_went_first (e, 100 * SECOND));
@@ -1054,8 +1059,8 @@ static void
 test_engine_batched (void)
 {
   GError *err = NULL;
-  EeEngineConfig cfg = ee_engine_default_config ();
-  EeEngine *e;
+  EeEngine *e
+      = engine_open_with ("test-batched", test_device (), 1, BATCH, &err);
   Batched b[BATCH];
   GThread *t[BATCH];
   Barrier start = { .n = BATCH };
@@ -1063,12 +1068,6 @@ test_engine_batched (void)
   EeModel *m, *ref;
   int batched = 0, rounds = 0;
 
-  cfg.model_file = model_path ();
-  cfg.device = test_device ();
-  cfg.batch_size = BATCH;
-  cfg.lanes = 1;
-  cfg.instance_id = "test-batched";
-  e = ee_engine_acquire (&cfg, ee_model_engine_load, NULL, &err);
   g_assert_no_error (err);
   m = ee_engine_owner (e);
   /* references on the CPU before the worker has streams to run */
@@ -1100,8 +1099,7 @@ test_engine_batched (void)
   g_assert_cmpint (ee_engine_n_streams (e), ==, 0);
 
   /* the same instance with another batch size: refused */
-  cfg.batch_size = 2;
-  g_assert_null (ee_engine_acquire (&cfg, ee_model_engine_load, NULL, &err));
+  g_assert_null (engine_open_with ("test-batched", test_device (), 1, 2, &err));
   g_assert_error (err, EE_ERROR, EE_ERROR_CONFLICT);
   g_assert_nonnull (strstr (err->message, "batch size"));
   g_clear_error (&err);
