@@ -657,33 +657,41 @@ update_latency (GstAvCrowdCount *self)
   gst_aggregator_set_latency (GST_AGGREGATOR (self), latency, latency);
 }
 
+/* Keeps the regions in use and remembers the fault `err` (taken): a start
+ * then fails with it; a running element posts it as a warning. Called with
+ * the object lock, which it releases to post. */
+static void
+refuse_regions (GstAvCrowdCount *self, GError *err)
+{
+  GST_ERROR_OBJECT (self, "regions refused: %s", err->message);
+  g_clear_error (&self->regions_error);
+  self->regions_error = err;
+  if (self->running) {
+    gchar *msg = g_strdup (err->message);
+    GST_OBJECT_UNLOCK (self);
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+                         ("Bad regions: %s. The previous regions stay.", msg),
+                         (NULL));
+    g_free (msg);
+    GST_OBJECT_LOCK (self);
+  }
+}
+
 /* Takes `text` (the regions, from the property or a file) when it parses;
- * otherwise keeps the regions in use and remembers the fault (a start then
- * fails with it; a running element posts it as a warning). Called with the
- * object lock, which it releases to post. */
+ * otherwise refuses it (refuse_regions). Called with the object lock. */
 static void
 set_regions (GstAvCrowdCount *self, const gchar *text, const gchar *file)
 {
   GError *err = NULL;
   EeRegions *rs = ee_regions_parse (text, &err);
 
-  g_clear_error (&self->regions_error);
   if (!rs) {
     if (file)
       g_prefix_error (&err, "%s: ", file);
-    GST_ERROR_OBJECT (self, "regions refused: %s", err->message);
-    self->regions_error = err;
-    if (self->running) {
-      gchar *msg = g_strdup (err->message);
-      GST_OBJECT_UNLOCK (self);
-      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
-                           ("Bad regions: %s. The previous regions stay.", msg),
-                           (NULL));
-      g_free (msg);
-      GST_OBJECT_LOCK (self);
-    }
+    refuse_regions (self, err);
     return;
   }
+  g_clear_error (&self->regions_error);
   g_free (self->regions_text);
   self->regions_text = g_strdup (text);
   g_clear_pointer (&self->regions, ee_regions_unref);
@@ -707,19 +715,8 @@ set_regions_file (GstAvCrowdCount *self, const gchar *path)
     return;
   }
   if (!g_file_get_contents (path, &text, NULL, &err)) {
-    g_clear_error (&self->regions_error);
     g_prefix_error (&err, "regions-file: ");
-    GST_ERROR_OBJECT (self, "%s", err->message);
-    self->regions_error = err;
-    if (self->running) {
-      gchar *msg = g_strdup (err->message);
-      GST_OBJECT_UNLOCK (self);
-      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
-                           ("Bad regions: %s. The previous regions stay.", msg),
-                           (NULL));
-      g_free (msg);
-      GST_OBJECT_LOCK (self);
-    }
+    refuse_regions (self, err);
     return;
   }
   set_regions (self, text, path);
