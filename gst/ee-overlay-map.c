@@ -216,21 +216,17 @@ ee_overlay_heatmap_draw (GstVideoFrame *frame, const gfloat *map, int map_w,
     return;
   }
   for (int c = 0; c < 3; c++) {
-    guint8 *data = GST_VIDEO_FRAME_COMP_DATA (frame, c);
-    int stride = GST_VIDEO_FRAME_COMP_STRIDE (frame, c);
-    int pstride = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, c);
-    int ws = GST_VIDEO_FORMAT_INFO_W_SUB (finfo, c);
-    int hs = GST_VIDEO_FORMAT_INFO_H_SUB (finfo, c);
+    EeOverlayPlane pl = ee_overlay_plane (frame, c);
     int cw = GST_VIDEO_FRAME_COMP_WIDTH (frame, c);
     int ch = GST_VIDEO_FRAME_COMP_HEIGHT (frame, c);
     const guint8 *cc = col[c];
 
     for (int py = 0; py < ch; py++) {
       const guint8 *idx
-          = scratch->index + (gsize)(MIN (py << hs, H - 1) >> 1) * IW;
-      guint8 *p = data + (gsize)py * stride;
-      for (int px = 0; px < cw; px++, p += pstride) {
-        int i = idx[MIN (px << ws, W - 1) >> 1], a = alpha[i];
+          = scratch->index + (gsize)(MIN (py << pl.hs, H - 1) >> 1) * IW;
+      guint8 *p = pl.data + (gsize)py * pl.stride;
+      for (int px = 0; px < cw; px++, p += pl.pstride) {
+        int i = idx[MIN (px << pl.ws, W - 1) >> 1], a = alpha[i];
         if (a)
           *p = (guint8)(*p + (((cc[i] - *p) * a) >> 8));
       }
@@ -244,7 +240,6 @@ ee_overlay_heatmap_draw (GstVideoFrame *frame, const gfloat *map, int map_w,
 static void
 put_square (GstVideoFrame *frame, int x, int y, int size, const guint8 v[3])
 {
-  const GstVideoFormatInfo *finfo = frame->info.finfo;
   int W = GST_VIDEO_FRAME_WIDTH (frame), H = GST_VIDEO_FRAME_HEIGHT (frame);
   int xa = MAX (x - size / 2, 0), xb = MIN (x - size / 2 + size, W);
   int ya = MAX (y - size / 2, 0), yb = MIN (y - size / 2 + size, H);
@@ -252,15 +247,11 @@ put_square (GstVideoFrame *frame, int x, int y, int size, const guint8 v[3])
   if (xa >= xb || ya >= yb)
     return;
   for (int c = 0; c < 3; c++) {
-    guint8 *data = GST_VIDEO_FRAME_COMP_DATA (frame, c);
-    int stride = GST_VIDEO_FRAME_COMP_STRIDE (frame, c);
-    int pstride = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, c);
-    int ws = GST_VIDEO_FORMAT_INFO_W_SUB (finfo, c);
-    int hs = GST_VIDEO_FORMAT_INFO_H_SUB (finfo, c);
+    EeOverlayPlane pl = ee_overlay_plane (frame, c);
 
-    for (int py = ya >> hs; py <= (yb - 1) >> hs; py++)
-      for (int px = xa >> ws; px <= (xb - 1) >> ws; px++)
-        data[(gsize)py * stride + (gsize)px * pstride] = v[c];
+    for (int py = ya >> pl.hs; py <= (yb - 1) >> pl.hs; py++)
+      for (int px = xa >> pl.ws; px <= (xb - 1) >> pl.ws; px++)
+        pl.data[(gsize)py * pl.stride + (gsize)px * pl.pstride] = v[c];
   }
 }
 

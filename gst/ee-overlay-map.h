@@ -10,6 +10,28 @@
 
 G_BEGIN_DECLS
 
+/* Component c of an 8-bit frame: its bytes, row and pixel strides, and its
+ * subsampling (frame pixel x is component pixel x >> ws). */
+typedef struct
+{
+  guint8 *data;
+  int stride, pstride, ws, hs;
+} EeOverlayPlane;
+
+static inline EeOverlayPlane
+ee_overlay_plane (GstVideoFrame *frame, int c)
+{
+  const GstVideoFormatInfo *finfo = frame->info.finfo;
+
+  return (EeOverlayPlane){
+    .data = GST_VIDEO_FRAME_COMP_DATA (frame, c),
+    .stride = GST_VIDEO_FRAME_COMP_STRIDE (frame, c),
+    .pstride = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, c),
+    .ws = GST_VIDEO_FORMAT_INFO_W_SUB (finfo, c),
+    .hs = GST_VIDEO_FORMAT_INFO_H_SUB (finfo, c),
+  };
+}
+
 /* The heatmap's colormap, 256 sRGB entries from low to high: an
  * inferno-like ramp (near black, purple, red, orange, pale yellow) made in
  * OKLab, a perceptual colour space, with lightness rising evenly from 0.16

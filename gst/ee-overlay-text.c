@@ -393,20 +393,16 @@ draw_at (GstVideoFrame *frame, const EeOverlayText *t, int scale, int ox,
     }
 
   for (int c = 0; c < 3; c++) {
-    guint8 *data = GST_VIDEO_FRAME_COMP_DATA (frame, c);
-    int stride = GST_VIDEO_FRAME_COMP_STRIDE (frame, c);
-    int pstride = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, c);
-    int ws = GST_VIDEO_FORMAT_INFO_W_SUB (finfo, c);
-    int hs = GST_VIDEO_FORMAT_INFO_H_SUB (finfo, c);
+    EeOverlayPlane pl = ee_overlay_plane (frame, c);
     gboolean chroma = yuv && c > 0;
 
-    for (int y = by0 >> hs; y <= (by1 - 1) >> hs; y++) {
-      guint8 *row = data + (gsize)y * stride;
+    for (int y = by0 >> pl.hs; y <= (by1 - 1) >> pl.hs; y++) {
+      guint8 *row = pl.data + (gsize)y * pl.stride;
       const guint8 *m
-          = mask + (gsize)(CLAMP (y << hs, by0, by1 - 1) - by0) * bw - bx0;
-      for (int x = bx0 >> ws; x <= (bx1 - 1) >> ws; x++) {
-        guint8 *p = row + (gsize)x * pstride;
-        gboolean lit = m[CLAMP (x << ws, bx0, bx1 - 1)];
+          = mask + (gsize)(CLAMP (y << pl.hs, by0, by1 - 1) - by0) * bw - bx0;
+      for (int x = bx0 >> pl.ws; x <= (bx1 - 1) >> pl.ws; x++) {
+        guint8 *p = row + (gsize)x * pl.pstride;
+        gboolean lit = m[CLAMP (x << pl.ws, bx0, bx1 - 1)];
         if (lit)
           *p = chroma ? 128 : yuv ? 235 : 255; /* white, neutral chroma */
         else if (box)

@@ -75,26 +75,21 @@ scene_result (const float *map, EeRegions *regions, EeAlertState *alerts)
 static inline void
 scene_background (GstVideoFrame *frame)
 {
-  const GstVideoFormatInfo *finfo = frame->info.finfo;
   int W = GST_VIDEO_FRAME_WIDTH (frame), H = GST_VIDEO_FRAME_HEIGHT (frame);
 
   for (int c = 0; c < 3; c++) {
-    guint8 *data = GST_VIDEO_FRAME_COMP_DATA (frame, c);
-    int stride = GST_VIDEO_FRAME_COMP_STRIDE (frame, c);
-    int pstride = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, c);
-    int ws = GST_VIDEO_FORMAT_INFO_W_SUB (finfo, c);
-    int hs = GST_VIDEO_FORMAT_INFO_H_SUB (finfo, c);
+    EeOverlayPlane pl = ee_overlay_plane (frame, c);
 
     for (int y = 0; y < GST_VIDEO_FRAME_COMP_HEIGHT (frame, c); y++)
       for (int x = 0; x < GST_VIDEO_FRAME_COMP_WIDTH (frame, c); x++) {
-        int fx = MIN (x << ws, W - 1), fy = MIN (y << hs, H - 1);
+        int fx = MIN (x << pl.ws, W - 1), fy = MIN (y << pl.hs, H - 1);
         gboolean dark = ((fx / 40) + (fy / 40)) % 2;
         guint8 rgb[3], v[3];
         rgb[0] = (guint8)(60 + 100 * fx / W - (dark ? 30 : 0));
         rgb[1] = (guint8)(90 + 80 * fy / H - (dark ? 30 : 0));
         rgb[2] = (guint8)(110 - (dark ? 30 : 0));
         ee_overlay_color (frame, rgb, v);
-        data[(gsize)y * stride + (gsize)x * pstride] = v[c];
+        pl.data[(gsize)y * pl.stride + (gsize)x * pl.pstride] = v[c];
       }
   }
 }
