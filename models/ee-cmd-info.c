@@ -58,13 +58,19 @@ print_text (EeModel *m)
             s->is_exit ? "exit" : "stage", s->params, s->flops / 1e9);
   }
   printf ("\nexits:\n");
-  printf ("  %-8s %14s %16s %18s %s\n", "exit", "exit params", "params to exit",
-          "GFLOP to exit", "audio");
+  printf ("  %-8s %14s %16s %18s %-5s %s\n", "exit", "exit params",
+          "params to exit", "GFLOP to exit", "audio", "map");
   for (int i = 0; i < ee_runner_n_exits (r); i++) {
     const EeSegment *s = ee_runner_segment (r, ee_runner_exit_segment (r, i));
-    printf ("  %-8s %14" G_GINT64_FORMAT " %16" G_GINT64_FORMAT " %18.3f %s\n",
+    char map[48] = "-";
+
+    if (s->map >= 0)
+      g_snprintf (map, sizeof map, "%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT,
+                  s->map_w, s->map_h);
+    printf ("  %-8s %14" G_GINT64_FORMAT " %16" G_GINT64_FORMAT
+            " %18.3f %-5s %s\n",
             s->name, s->params, params_total (r, s), s->flops_total / 1e9,
-            (ee_model_audio_exits (m) >> i) & 1 ? "yes" : "no");
+            (ee_model_audio_exits (m) >> i) & 1 ? "yes" : "no", map);
   }
 }
 
@@ -133,6 +139,13 @@ print_json (EeModel *m)
     json_builder_add_double_value (b, s->flops_total);
     json_builder_set_member_name (b, "uses_audio");
     json_builder_add_boolean_value (b, (ee_model_audio_exits (m) >> i) & 1);
+    /* the exit's map grid (ee_runner_set_exit_map), when it has one */
+    if (s->map >= 0) {
+      json_builder_set_member_name (b, "map_width");
+      json_builder_add_int_value (b, s->map_w);
+      json_builder_set_member_name (b, "map_height");
+      json_builder_add_int_value (b, s->map_h);
+    }
     json_builder_end_object (b);
   }
   json_builder_end_array (b);
