@@ -4,6 +4,10 @@ V1, AV1 and AV2 exits, on synthetic scenes (models/synth/scenes.py), on the CPU.
 
     python3 models/synth/train.py --work out/train            # everything
     python3 models/synth/train.py --work out/train --smoke    # a 2-minute check
+    # the exits only, on the backbone of a model file, both SL-ViT head kinds:
+    python3 models/synth/train.py --work out/train \
+        --backbone models/default/crowd-synth-slvit.safetensors \
+        --variants slvit-flatten,slvit-per-token --out-dir out/train/models
 
 The AudioCSRNet paper's procedure:
 1. data: TRAIN scenes (seeds 0..TRAIN-1) and VAL scenes (seeds 1,000,000+),
@@ -15,8 +19,12 @@ The AudioCSRNet paper's procedure:
    train with BatchNorm after each conv, folded into the convs at export (the
    model format has none there); the back end keeps its BatchNorm, as in the
    reference code;
-3. with the backbone frozen, the three exits of each kind (SL-ViT, then CNN),
-   each on its own loss (classifier-wise), on the frozen taps;
+   (--backbone FILE skips this step: the backbone of that model file, with
+   the reference code's key names, and its taps, cached in WORK/taps-*.pt);
+3. with the backbone frozen, the three exits of each variant (--variants:
+   SL-ViT with the paper's flatten head or our per-token head, CNN), each on
+   its own loss (classifier-wise), on the frozen taps; every variant from the
+   same seed (initial draws, batch order), so variants compare on equal terms;
 4. each variant becomes a model file through models/convert/audiocsrnet.py
    (--checkpoint with the reference code's key names, --exits), in f16.
 
@@ -25,6 +33,7 @@ about 35 minutes on a 2-core machine. Not run in CI: the model files it
 writes are committed (models/default/).
 """
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -55,16 +64,27 @@ MEAN = torch.tensor(conv.DISCO_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(conv.DISCO_STD).view(1, 3, 1, 1)
 
 
-def converter_args(kind):
-    """The converter options of the default model (exit kind slvit or cnn)."""
+# The exit variants: name -> (exit kind, SL-ViT head kind). The model file of a
+# variant is crowd-synth-<name>.safetensors; "slvit" and "cnn" are the two files
+# of models/default/, the others the comparison of the two SL-ViT head kinds
+# (the paper's flatten head against our per-token head, which gives a map; the
+# per-token exits were less accurate, docs/default-model.md, so "slvit" keeps
+# the paper's head).
+VARIANTS = {"slvit": ("slvit", "flatten"), "cnn": ("cnn", "flatten"),
+            "slvit-flatten": ("slvit", "flatten"), "slvit-per-token": ("slvit", "per_token")}
+
+
+def converter_args(kind, head="flatten"):
+    """The converter options of the default model (exit kind slvit or cnn; the
+    SL-ViT head kind flatten or per_token)."""
     return ["--width-div", str(WIDTH_DIV), "--input-size", f"{scenes.WIDTH}x{scenes.HEIGHT}",
-            "--count-scale", str(COUNT_SCALE), "--exit-kind", kind,
+            "--count-scale", str(COUNT_SCALE), "--exit-kind", kind, "--exit-head", head,
             "--patch", "2", "--dim", "32", "--heads", "4", "--head-hidden", "64",
             "--cnn-filters", "16", "--cnn-pool", "4"]
 
 
-def model_config(kind):
-    o = vars(conv.parser().parse_args(converter_args(kind)))
+def model_config(kind, head="flatten"):
+    o = vars(conv.parser().parse_args(converter_args(kind, head)))
     o["bn_affine"] = False
     return conv.make_config(o)
 
@@ -253,6 +273,60 @@ def train_backbone(net, train, val, epochs, bs, lr, gen):
               f"val {_light_mae(pred, val)}, {time.time() - t0:.0f} s", flush=True)
 
 
+# ----------------------------------------------------------------- a trained backbone
+
+def backbone_from_model(path):
+    """The backbone of a model file as a reference-code state_dict (what
+    models/convert/audiocsrnet.py --checkpoint reads) and as the float32 reference
+    model (tests/reference/audiocsrnet_ref.py) that computes its taps."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+    import audiocsrnet_ref  # noqa: E402
+
+    cfg, tensors = conv.load_model(path)
+    if cfg["bn_affine"] or cfg["count_scale"] != COUNT_SCALE:
+        raise SystemExit(f"{path}: not a backbone of this script (bn_affine false, "
+                         f"count_scale {COUNT_SCALE})")
+    keys = conv.reference_keys(cfg)
+    sd = {keys[n]: torch.from_numpy(np.ascontiguousarray(v)) for n, v in tensors.items()
+          if not n.startswith("exits.")}
+    return sd, audiocsrnet_ref.AudioCSRNetRef(cfg, tensors, dtype=torch.float32)
+
+
+@torch.no_grad()
+def compute_taps_ref(ref, data, bs=32):
+    """compute_taps through the reference model of a model file's backbone."""
+    c = ref.cfg
+    fr, b0, au, dens = [], [], [], []
+    for i in range(0, len(data["count"]), bs):
+        a = ref._vgg(torch.from_numpy(data["logmel"][i:i + bs])[:, None], c["audio"],
+                     "audio").mean(dim=(2, 3))
+        x = ref._vgg(to_input(data["images"][i:i + bs]), c["frontend"], "frontend")
+        fr.append(x.half())
+        x = ref._backend_block(x, 0, a)
+        b0.append(x.half())
+        au.append(a)
+        for j in range(1, len(c["backend"])):
+            x = ref._backend_block(x, j, a)
+        d = F.conv2d(x, ref.t["output.weight"], ref.t["output.bias"])[:, 0]
+        dens.append(d.sum(dim=(1, 2)) * c["count_scale"])
+    return {"frontend": torch.cat(fr), "backend.0": torch.cat(b0), "audio": torch.cat(au),
+            "final": torch.cat(dens).numpy()}
+
+
+def cached_taps(work, name, ref, data, key):
+    """compute_taps_ref cached in the work folder (the taps of 6000 scenes take
+    minutes; every variant trains on the same ones)."""
+    path = os.path.join(work, f"taps-{name}-{len(data['count'])}-{key}.pt")
+    if os.path.exists(path):
+        return torch.load(path)
+    t = time.time()
+    taps = compute_taps_ref(ref, data)
+    torch.save(taps, path + ".tmp")
+    os.replace(path + ".tmp", path)  # whole, for runs of other variants at once
+    print(f"  {name} taps in {time.time() - t:.0f} s", flush=True)
+    return taps
+
+
 # ----------------------------------------------------------------- exits
 
 @torch.no_grad()
@@ -311,6 +385,8 @@ def train_exits(cfg, train_taps, val_taps, train, val, epochs, bs, lr, gen):
             p = predict_exits(exits, cfg, val_taps)
             print(f"  exits epoch {ep + 1}/{epochs} ({time.time() - t0:.0f} s): "
                   + "; ".join(f"{n} {_light_mae(v, val)}" for n, v in p.items()), flush=True)
+        else:
+            print(f"  exits epoch {ep + 1}/{epochs} ({time.time() - t0:.0f} s)", flush=True)
     return exits
 
 
@@ -339,12 +415,24 @@ def main(argv=None):
     ap.add_argument("--audio-dropout", type=float, default=0.15,
                     help="share of training scenes whose audio is replaced by silence")
     ap.add_argument("--seed", type=int, default=3035)
+    ap.add_argument("--backbone", help="take the backbone from this model file (step 2 "
+                    "skipped; e.g. models/default/crowd-synth-slvit.safetensors) and "
+                    "train only the exits, on its taps")
+    ap.add_argument("--variants", default="slvit,cnn",
+                    help="comma-separated exit variants to train: "
+                    + ", ".join(f"{k} ({v[0]}, {v[1]} head)" if v[0] == "slvit" else
+                                f"{k} ({v[0]})" for k, v in VARIANTS.items())
+                    + "; each writes OUT_DIR/crowd-synth-<variant>.safetensors")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script")
     args = ap.parse_args(argv)
     if args.smoke:
         args.train, args.val, args.epochs, args.exit_epochs = 128, 32, 1, 1
         args.out_dir = os.path.join(args.work, "smoke-models")
+    variants = args.variants.split(",")
+    for v in variants:
+        if v not in VARIANTS:
+            ap.error(f"unknown variant {v!r} (choose from {', '.join(VARIANTS)})")
     os.makedirs(args.work, exist_ok=True)
     os.makedirs(args.out_dir, exist_ok=True)
     torch.set_num_threads(args.threads)
@@ -365,43 +453,72 @@ def main(argv=None):
     train["logmel"][muted] = features_ref.vggish(np.zeros(scenes.RATE, np.float32))[0, 0]
     print(f"  {muted.sum()} training scenes with the audio removed", flush=True)
 
-    print("2. backbone", flush=True)
-    cfg = model_config("slvit")
-    net = Backbone(cfg)
-    train_backbone(net, train, val, args.epochs, args.batch, args.lr, gen)
-    ckpt = os.path.join(args.work, "backbone.pth")
-    torch.save(net.reference_state_dict(), ckpt)
-    backbone_val = predict_backbone(net, val)
-
-    print("3. exits on the frozen backbone", flush=True)
-    train_taps, val_taps = compute_taps(net, train), compute_taps(net, val)
-    summary = {"train_scenes": args.train, "val_scenes": args.val, "epochs": args.epochs,
+    if args.backbone:
+        print(f"2. backbone: taken from {args.backbone}", flush=True)
+        sd, ref = backbone_from_model(args.backbone)
+        h = hashlib.sha1()
+        for k in sorted(sd):
+            h.update(k.encode() + sd[k].numpy().tobytes())
+        ckpt = os.path.join(args.work, f"backbone-{h.hexdigest()[:12]}.pth")
+        torch.save(sd, ckpt + f".{os.getpid()}")
+        os.replace(ckpt + f".{os.getpid()}", ckpt)
+        # the taps depend on the backbone, the scenes and the muted draw
+        key = f"{h.hexdigest()[:12]}-{args.seed}-{args.audio_dropout}"
+        print("3. exits on the frozen backbone", flush=True)
+        train_taps = cached_taps(args.work, "train", ref, train, key)
+        val_taps = cached_taps(args.work, "val", ref, val, key)
+        backbone_val = val_taps["final"]
+    else:
+        print("2. backbone", flush=True)
+        cfg = model_config("slvit")
+        net = Backbone(cfg)
+        train_backbone(net, train, val, args.epochs, args.batch, args.lr, gen)
+        ckpt = os.path.join(args.work, "backbone.pth")
+        torch.save(net.reference_state_dict(), ckpt)
+        backbone_val = predict_backbone(net, val)
+        print("3. exits on the frozen backbone", flush=True)
+        train_taps, val_taps = compute_taps(net, train), compute_taps(net, val)
+    summary = {"train_scenes": args.train, "val_scenes": args.val,
+               "epochs": 0 if args.backbone else args.epochs, "backbone": args.backbone,
                "audio_dropout": args.audio_dropout,
                "exit_epochs": args.exit_epochs, "seed": args.seed,
                "val_final_mae": float(np.abs(backbone_val - val["count"]).mean())}
-    for kind in ("slvit", "cnn"):
-        print(f"  {kind} exits", flush=True)
-        kcfg = model_config(kind)
+    for variant in variants:
+        kind, head = VARIANTS[variant]
+        print(f"  {variant} exits ({kind}" + (f", {head} head)" if kind == "slvit" else ")"),
+              flush=True)
+        kcfg = model_config(kind, head)
+        # every variant starts from the same seed: the same initialisation draws
+        # and batch order whichever variants run, and in whatever order
+        torch.manual_seed(args.seed)
+        t0 = time.time()
         exits = train_exits(kcfg, train_taps, val_taps, train, val, args.exit_epochs,
-                            32, 1e-3, gen)
-        ep = os.path.join(args.work, f"exits-{kind}.pth")
+                            32, 1e-3, torch.Generator().manual_seed(args.seed))
+        summary[f"{variant}_exit_minutes"] = (time.time() - t0) / 60
+        ep = os.path.join(args.work, f"exits-{variant}.pth")
         torch.save(exit_state_dict(exits), ep)
-        summary[f"val_{kind}_mae"] = {n: float(np.abs(v - val["count"]).mean())
-                                      for n, v in predict_exits(exits, kcfg, val_taps).items()}
+        summary[f"val_{variant}_mae"] = {
+            n: float(np.abs(v - val["count"]).mean())
+            for n, v in predict_exits(exits, kcfg, val_taps).items()}
 
-        out = os.path.join(args.out_dir, f"crowd-synth-{kind}.safetensors")
+        out = os.path.join(args.out_dir, f"crowd-synth-{variant}.safetensors")
         # the file's source text says what the model was trained on
         source = (f"trained by models/synth/train.py (seed {args.seed}) on "
                   f"{args.train} synthetic scenes of models/synth/scenes.py "
                   f"(256x144, 0-{scenes.MAX_PEOPLE} people, 40% low light, "
                   f"occlusions; crowd babble audio, {args.audio_dropout:.0%} muted); "
-                  f"widths / {WIDTH_DIV}")
+                  f"widths / {WIDTH_DIV}"
+                  + ("; SL-ViT exits with a per-token head (a map of counts)"
+                     if kind == "slvit" and head == "per_token" else ""))
         rc = conv.main(["--checkpoint", ckpt, "--exits", ep, "--dtype", "f16", "--out", out,
-                        "--source", source] + converter_args(kind))
+                        "--source", source] + converter_args(kind, head))
         if rc:
             return rc
     summary["minutes"] = (time.time() - t_start) / 60
-    with open(os.path.join(args.work, "summary.json"), "w") as f:
+    # runs of other variants in the same work folder keep their own summary
+    name = ("summary.json" if variants == ["slvit", "cnn"]
+            else f"summary-{'-'.join(variants)}.json")
+    with open(os.path.join(args.work, name), "w") as f:
         json.dump(summary, f, indent=1)
     print(f"done in {summary['minutes']:.1f} min: {json.dumps(summary)}", flush=True)
     return 0
