@@ -49,8 +49,9 @@ TEST_SEED0 = scenes.TEST_SEED0
 BOUND_FACTOR = 1.05
 
 
-def test_set(n):
-    """Images, log-mel with audio, counts and light of the held-out scenes."""
+def test_set(n, densities=None):
+    """Images, log-mel with audio, counts and light of the held-out scenes;
+    their density maps (HEIGHT, WIDTH) appended to `densities` if given."""
     images, logmel, counts, light = [], [], [], []
     for i in range(n):
         s = scenes.test_scene(TEST_SEED0, i)
@@ -58,6 +59,8 @@ def test_set(n):
         logmel.append(features_ref.vggish(s["audio"])[0, 0])
         counts.append(s["count"])
         light.append(s["conditions"]["light"])
+        if densities is not None:
+            densities.append(s["density"])
     return images, logmel, np.array(counts, float), np.array(light)
 
 
@@ -79,6 +82,7 @@ def _run_group(refs, images, logmels, bs=16):
     ref = refs[0]
     c = ref.cfg
     preds = [{} for _ in refs]
+    maps = [{} for _ in refs]
     for i in range(0, len(images), bs):
         x = torch.cat([ref.preprocess(img) for img in images[i:i + bs]])
         a = torch.cat([ref.audio_tensor(lm) for lm in logmels[i:i + bs]])
@@ -95,12 +99,20 @@ def _run_group(refs, images, logmels, bs=16):
             raw = (ref.t["dense.weight"][0] * d.reshape(len(d), -1)).sum(dim=1)
             if c["dense_bias"]:
                 raw = raw + ref.t["dense.bias"][0]
-        for r, p in zip(refs, preds):
+        for r, p, mp in zip(refs, preds, maps):
             for e in r.cfg["exits"]:
-                v = r.exits[e["name"]](taps[e["tap"]], a)[:, 0]
-                p.setdefault(e["name"], []).extend(v.tolist())
+                m = r.exits[e["name"]]
+                if e["kind"] == "slvit" and e.get("head_kind") == "per_token":
+                    v, grid = m.forward_map(taps[e["tap"]], a)
+                    mp.setdefault(e["name"], []).append(grid.numpy())
+                else:
+                    v = m(taps[e["tap"]], a)
+                p.setdefault(e["name"], []).extend(v[:, 0].tolist())
             p.setdefault("final", []).extend((c["count_scale"] * raw).tolist())
-    return [{k: np.array(v) for k, v in p.items()} for p in preds]
+            if c["count_head"] == "sum":
+                mp.setdefault("final", []).append((c["count_scale"] * d).numpy())
+    return ([{k: np.array(v) for k, v in p.items()} for p in preds],
+            [{k: np.concatenate(v) for k, v in mp.items()} for mp in maps])
 
 
 def evaluate(paths, images, logmels):
@@ -115,14 +127,44 @@ def evaluate(paths, images, logmels):
     for group in groups.values():
         for cond in ("audio", "silent"):
             lms = [silent] * len(images) if cond == "silent" else logmels
-            for (_, out), p in zip(group, _run_group([r for r, _ in group], images, lms)):
+            preds, maps = _run_group([r for r, _ in group], images, lms)
+            for (_, out), p, mp in zip(group, preds, maps):
                 out[cond] = p
+                if cond == "audio":
+                    out["maps"] = mp
     return models
 
 
 def metrics(pred, truth):
     err = pred - truth
     return {"mae": float(np.abs(err).mean()), "mse": float(np.sqrt((err ** 2).mean()))}
+
+
+def map_quality(cfg, maps, densities):
+    """Per exit with a map: how it places the people. Per-cell MAE against the
+    truth (the scenes' density maps summed over the map's cells), against the
+    same exit's count spread evenly over its cells (a map that places nothing)
+    and against the final exit's map summed to the same grid."""
+    truth = np.stack(densities)
+    n, h, w = truth.shape
+    rows = {}
+    for name, m in maps.items():
+        if name == "final":
+            continue
+        gh, gw = m.shape[1:]
+        t = truth.reshape(n, gh, h // gh, gw, w // gw).sum(axis=(2, 4))
+        even = np.broadcast_to(m.sum(axis=(1, 2))[:, None, None] / (gh * gw), m.shape)
+        row = {"grid": [gh, gw], "map_mae": float(np.abs(m - t).mean()),
+               "even_mae": float(np.abs(even - t).mean()),
+               "negative_cells": float((m < 0).mean()), "truth_mean": float(t.mean())}
+        if "final" in maps:
+            f = maps["final"]
+            fh, fw = f.shape[1:]
+            if fh % gh == 0 and fw % gw == 0:
+                pooled = f.reshape(n, gh, fh // gh, gw, fw // gw).sum(axis=(2, 4))
+                row["final_mae"] = float(np.abs(pooled - t).mean())
+        rows[name] = row
+    return rows
 
 
 def exit_kind(cfg):
@@ -166,13 +208,17 @@ def main(argv=None):
     ap.add_argument("--json", help="write the numbers here too")
     ap.add_argument("--record", help="write the numbers and the end-to-end test's bounds "
                     "here (models/default/crowd-synth.json)")
+    ap.add_argument("--maps", action="store_true",
+                    help="for exits with a map (per-token SL-ViT): per-cell MAE of the map "
+                    "against the scenes' density, with audio")
     ap.add_argument("--compare", action="store_true",
                     help="print the models' MAE side by side (the first as the baseline)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    images, logmels, counts, light = test_set(args.scenes)
+    densities = [] if args.maps else None
+    images, logmels, counts, light = test_set(args.scenes, densities)
     print(f"Held-out test set: {args.scenes} scenes of models/synth/scenes.py (seeds "
           f"{TEST_SEED0}..), {np.sum(light == 'normal')} normal light, "
           f"{np.sum(light == 'low')} low light; counts {counts.min():.0f}..{counts.max():.0f}, "
@@ -182,7 +228,8 @@ def main(argv=None):
               "models": {}}
     splits = {"all": np.ones(len(counts), bool), "normal": light == "normal",
               "low": light == "low"}
-    for path, (cfg, out) in zip(args.models, evaluate(args.models, images, logmels)):
+    models = evaluate(args.models, images, logmels)
+    for path, (cfg, out) in zip(args.models, models):
         name = os.path.basename(path)
         kind = exit_kind(cfg)
         rows = report["models"][name] = {"exit_kind": kind, "results": {}}
@@ -197,6 +244,25 @@ def main(argv=None):
                       + " | ".join(f"{m[s]['mae']:.2f} | {m[s]['mse']:.2f}" for s in splits)
                       + " |")
         print()
+    if args.maps:
+        for path, (cfg, out) in zip(args.models, models):
+            rows = map_quality(cfg, out["maps"], densities)
+            if not rows:
+                continue
+            name = os.path.basename(path)
+            report["models"][name]["maps"] = rows
+            print(f"Maps of {name}, with audio: per-cell MAE against the truth summed to "
+                  "the map's cells; the exit's count spread evenly; the final exit's map "
+                  "summed to the same cells:\n")
+            print("| exit | grid | mean truth per cell | map MAE | count spread evenly | "
+                  "final exit's map | negative cells |")
+            print("|---|---|---|---|---|---|---|")
+            for ex, r in rows.items():
+                fm = f"{r['final_mae']:.3f}" if "final_mae" in r else "-"
+                print(f"| {ex} | {r['grid'][1]}x{r['grid'][0]} | {r['truth_mean']:.3f} | "
+                      f"{r['map_mae']:.3f} | {r['even_mae']:.3f} | {fm} | "
+                      f"{100 * r['negative_cells']:.1f}% |")
+            print()
     if args.compare and len(report["models"]) > 1:
         report["compare"] = compare(report["models"], list(splits))
     print(f"({time.time() - t0:.0f} s)")
