@@ -12,7 +12,11 @@
  * input: their work is a thousandth of a frame's (the largest, an exit's
  * patch projection, takes 1.4 ms in fp32 and 0.75 ms in bf16 against the
  * 2 s of the convolutions before it), and a bf16 FiLM generator would scale
- * every channel of the backbone with bf16's error. */
+ * every channel of the backbone with bf16's error.
+ *
+ * In an int8 instance convolutions compute in int8 (conv_int8_new) and
+ * pooling keeps the int8 that arrives; every other op reads int8 through an
+ * input reorder to fp32 that scales it back, and bf16 as above. */
 #include "ee-backend-cpu-private.h"
 
 #include <math.h>
@@ -152,8 +156,10 @@ query (dnnl_primitive_desc_t pd, dnnl_query_t what)
  * scale per output channel, s_w[o] = 127 / max |w[o]|. oneDNN 2.6 computes
  * dst = scale[o] x (sum x_q w_q + bias'[o]) with the ReLU after, in int32
  * then fp32, so bias'[o] = bias[o] x s_x s_w[o] and scale[o] = s_y / (s_x
- * s_w[o]), s_y being 1 for a float output and 255 / out_max for a u8 one
- * (a ReLU whose range the calibration gives). */
+ * s_w[o]), s_y being 255 / out_max for a u8 output (a ReLU whose range the
+ * calibration gives) and 1 for a float one: bf16 (fp32 where oneDNN has no
+ * bf16 output for int8), which the ops after read as they read a bf16
+ * instance's. */
 static gboolean
 conv_int8_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
                const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
@@ -162,7 +168,7 @@ conv_int8_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   int64_t o = d->out_features, per_o;
   gboolean x_int8 = x->dtype == EE_DTYPE_U8 || x->dtype == EE_DTYPE_S8;
   gboolean u8_out = d->act == EE_ACT_RELU && d->out_max > 0.0f;
-  dnnl_data_type_t src_dt, dst_dt = u8_out ? dnnl_u8 : dnnl_f32;
+  dnnl_data_type_t src_dt, dst_dt = u8_out ? dnnl_u8 : dnnl_bf16;
   float s_x, s_y = u8_out ? 255.0f / d->out_max : 1.0f;
   float *w_scale, *scale, *bias = NULL;
   dnnl_memory_desc_t x_md, src_any, w_any, w_user, b_md, dst_any;
@@ -220,20 +226,40 @@ conv_int8_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   cpu_md_any (4, shape, dnnl_s8, &w_any);
   cpu_md_dense (4, shape, dnnl_f32, &w_user);
   cpu_md_dense (1, &o, dnnl_f32, &b_md);
-  cpu_md_any (4, op->head.out_shape, dst_dt, &dst_any);
-  if (!CPU_CHECK (op, error, dnnl_dilated_convolution_forward_desc_init, &cd,
-                  dnnl_forward_inference, dnnl_convolution_direct, &src_any,
-                  &w_any, bias ? &b_md : NULL, &dst_any, strides, dilates, pad,
-                  pad))
-    return FALSE;
   attr = cpu_attr_new (op, d->act, 1.0f, error);
   if (!attr)
     return FALSE;
   ok = CPU_CHECK (op, error, dnnl_primitive_attr_set_output_scales, attr, o,
                   1 << 1, scale);
-  if (ok) {
+  for (;;) {
+    cpu_md_any (4, op->head.out_shape, dst_dt, &dst_any);
+    ok = ok
+         && CPU_CHECK (op, error, dnnl_dilated_convolution_forward_desc_init,
+                       &cd, dnnl_forward_inference, dnnl_convolution_direct,
+                       &src_any, &w_any, bias ? &b_md : NULL, &dst_any, strides,
+                       dilates, pad, pad);
+    if (!ok)
+      break;
     st = dnnl_primitive_desc_create (&pd, &cd, attr, be->engine, NULL);
+    /* a float output is bf16 where oneDNN has a fast kernel for that (on
+     * AVX2_VNNI only its reference code writes bf16), else fp32 */
+    if (dst_dt == dnnl_bf16 && st == dnnl_success) {
+      const char *impl = NULL;
+
+      if (dnnl_primitive_desc_query (pd, dnnl_query_impl_info_str, 0, &impl)
+              == dnnl_success
+          && impl && g_str_has_prefix (impl, "ref")) {
+        dnnl_primitive_desc_destroy (pd);
+        pd = NULL;
+        st = dnnl_unimplemented;
+      }
+    }
+    if (st == dnnl_unimplemented && dst_dt == dnnl_bf16) {
+      dst_dt = dnnl_f32;
+      continue;
+    }
     ok = cpu_check (st, op, "dnnl_primitive_desc_create", error);
+    break;
   }
   dnnl_primitive_attr_destroy (attr);
   if (!ok)

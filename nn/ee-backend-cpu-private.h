@@ -35,7 +35,8 @@ typedef struct
   gboolean bf16;
   /* int8: convolutions take u8 or s8 sources and s8 weights (int32
    * accumulation) and hand u8 tensors on after a ReLU whose range the
-   * model's calibration gives; pooling keeps int8; other ops fp32. */
+   * model's calibration gives, bf16 ones otherwise; pooling keeps int8;
+   * other ops compute in fp32. */
   gboolean int8;
   EeConvObserver observer; /* calibration (fp32 instances) */
   gpointer observer_data;

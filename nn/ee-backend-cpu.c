@@ -18,7 +18,10 @@
  *
  * A bf16 instance (ee_backend_cpu_new_full) runs the convolutions in bf16 and
  * passes their bf16 outputs on the same way; EE_OP_REORDER then also converts
- * to F32. Which op computes in which type: ee-backend-cpu-dnnl.c. */
+ * to F32. An int8 instance does the same with u8 tensors (each carrying its
+ * scale in its CpuLayout) between int8 convolutions and poolings, and its
+ * EE_OP_REORDER scales them back. Which op computes in which type:
+ * ee-backend-cpu-dnnl.c. */
 #include "ee-backend-cpu-private.h"
 
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -811,7 +814,8 @@ check_inputs (const CpuBackend *be, const EeOpDesc *desc,
 
     gboolean int8 = t->dtype == EE_DTYPE_U8 || t->dtype == EE_DTYPE_S8;
 
-    if (t->dtype != EE_DTYPE_F32 && !(be->bf16 && t->dtype == EE_DTYPE_BF16)
+    if (t->dtype != EE_DTYPE_F32
+        && !((be->bf16 || be->int8) && t->dtype == EE_DTYPE_BF16)
         && !(be->int8 && int8 && t->layout == EE_LAYOUT_BACKEND)) {
       g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
                    "cpu backend: %s: input %d is %s, this %s instance takes "
