@@ -516,6 +516,13 @@ engine_error (EeElement *ee, const EeEngineConfig *cfg, GError *err,
         el, RESOURCE, OPEN_READ,
         ("Could not read model file \"%s\": %s", cfg->model_file, err->message),
         (NULL));
+  else if (model_failed && cfg->precision == EE_PRECISION_INT8
+           && g_error_matches (err, EE_ERROR, EE_ERROR_UNSUPPORTED))
+    GST_ELEMENT_ERROR (el, RESOURCE, SETTINGS,
+                       ("Model file \"%s\" cannot run in int8: %s",
+                        cfg->model_file, err->message),
+                       ("calibrate it with earlyexit calibrate, or use "
+                        "precision=fp32 or bf16"));
   else if (model_failed)
     GST_ELEMENT_ERROR (
         el, RESOURCE, FAILED,
@@ -605,8 +612,7 @@ log_backend (EeElement *ee, const EeEngineConfig *cfg)
   GST_INFO_OBJECT (ee->element, "No GPU, using the CPU (device auto: %s)",
                    reason ? reason : "CUDA not available");
   g_free (reason);
-  if (cfg->precision != EE_PRECISION_FP32
-      && cfg->precision != EE_PRECISION_BF16
+  if (cfg->precision != EE_PRECISION_FP32 && cfg->precision != EE_PRECISION_BF16
       && cfg->precision != EE_PRECISION_INT8)
     GST_WARNING_OBJECT (ee->element,
                         "precision %s needs CUDA: running in fp32 on the CPU",
