@@ -828,6 +828,7 @@ worker_main (gpointer data)
     GError *err = NULL;
     gboolean ok, first;
     int i = -1, in_flight, sharing, step_cores;
+    double share;
     EeStream *s = choose (e, &i, &in_flight), *mem[MAX_BATCH] = { NULL };
     EeGroup *g;
 
@@ -852,6 +853,11 @@ worker_main (gpointer data)
     g_mutex_unlock (&e->lock);
 
     step_cores = e->n_lanes > 1 ? MAX (e->cores / sharing, 1) : e->cores;
+    /* the part of the cores the step has: its threads, or less when more
+     * lanes than cores share them */
+    share = e->n_lanes > 1
+                ? MIN ((double)step_cores, (double)e->cores / sharing)
+                : e->cores;
     if (e->n_lanes > 1)
       ee_backend_set_thread_cores (e->be, step_cores);
 
@@ -871,7 +877,7 @@ worker_main (gpointer data)
         /* a try exists to measure afresh; kept as on all cores: a step on
          * half of them counts half */
         update (g ? &e->est_b[seg] : &e->est[seg],
-                seg_ns[seg] * step_cores / e->cores, s->probe == i);
+                seg_ns[seg] * share / e->cores, s->probe == i);
     if (g) {
       g->busy = FALSE;
       for (int k = 0; k < e->batch; k++)

@@ -104,7 +104,7 @@ typedef struct
   /* Frames run at once (lanes), on a backend that allows it
    * (EE_BACKEND_CAP_CONCURRENT: the CPU); <= 0: the environment variable
    * EE_ENGINE_LANES when set, else one lane per thread. A lane running beside
-   * others takes its share of the threads. */
+   * others takes its share of the threads (at least one). */
   int lanes;
   /* The most frames one batched step takes (1 to 32; <= 1: no batched
    * steps). Fixed at acquire: the model is loaded a second time with this
