@@ -1114,13 +1114,21 @@ ee_element_qos (EeElement *ee, GstEvent *event)
 {
   GstQOSType type;
   gdouble proportion;
-  GstClockTimeDiff diff;
+  GstClockTimeDiff diff, tolerance = 0;
   GstClockTime timestamp;
 
   if (!ee->stream)
     return;
   gst_event_parse_qos (event, &type, &proportion, &diff, &timestamp);
-  ee_stream_report_qos (ee->stream, diff > 0,
+  /* a frame late by less than a quarter of the period is the sink's
+   * scheduling jitter, not a pipeline falling behind: aiming lower for it
+   * would cost deeper exits for nothing (docs/avcrowdcount.md, "Latency and
+   * QoS") */
+  GST_OBJECT_LOCK (ee->element);
+  if (GST_CLOCK_TIME_IS_VALID (ee->period))
+    tolerance = (GstClockTimeDiff)(ee->period / 4);
+  GST_OBJECT_UNLOCK (ee->element);
+  ee_stream_report_qos (ee->stream, diff > tolerance,
                         GST_CLOCK_TIME_IS_VALID (timestamp) ? (gint64)timestamp
                                                             : -1);
 }

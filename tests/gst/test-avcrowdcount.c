@@ -906,6 +906,13 @@ GST_START_TEST (test_qos)
   assert_exit (r, EXIT_FINAL);
   gst_structure_free (r);
 
+  /* late by less than a quarter of the frame (40 ms): jitter, no change */
+  push_qos (&f, 5 * MS, t);
+  t += FRAME;
+  r = run_frame (&f, t);
+  assert_exit (r, EXIT_FINAL);
+  gst_structure_free (r);
+
   /* downstream reports the frame late: the next one aims one exit lower
    * and a QoS message says so */
   push_qos (&f, 30 * MS, t);
