@@ -241,8 +241,7 @@ ee_cmd_run (int argc, char **argv)
           || (precision != EE_PRECISION_FP32 && precision != EE_PRECISION_BF16
               && precision != EE_PRECISION_INT8))) {
     g_set_error (&error, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "--precision: \"%s\" is not fp32, bf16 or int8",
-                 o.precision);
+                 "--precision: \"%s\" is not fp32, bf16 or int8", o.precision);
     goto out;
   }
   if (!(be = ee_backend_cpu_new_full (o.threads, precision, &error))

@@ -24,7 +24,7 @@ struct _EeModel
   GHashTable *used;   /* tensor names read while building */
   GPtrArray *scratch; /* host f32 copies, freed after building */
   EeRunner *runner;
-  int batch; /* frames per run: the first dimension of every input */
+  int batch;        /* frames per run: the first dimension of every input */
   EeCursor *cursor; /* for ee_model_set_* and run_sync, made on first use */
   int image_input, audio_input; /* graph values; -1 when absent */
   guint32 audio_exits;

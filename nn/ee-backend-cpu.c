@@ -506,6 +506,19 @@ round_keeping_sums (const float *w, int64_t groups, int64_t n)
   return out;
 }
 
+/* Runs reorder r from src to dst once, now, and waits for it. */
+static gboolean
+run_reorder_once (CpuBackend *be, EeOp *op, CpuPrim *r, dnnl_memory_t src,
+                  dnnl_memory_t dst, GError **error)
+{
+  CpuThread *t = cpu_thread (be, op, error);
+
+  cpu_prim_arg (r, DNNL_ARG_FROM, src);
+  cpu_prim_arg (r, DNNL_ARG_TO, dst);
+  return t && prim_run (t, op, r, error)
+         && CPU_CHECK (op, error, dnnl_stream_wait, t->stream);
+}
+
 dnnl_memory_t
 cpu_param_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *user,
                const dnnl_memory_desc_t *want, const float *host,
@@ -540,15 +553,8 @@ cpu_param_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *user,
   /* oneDNN only reads the source of a reorder, whatever its signature says. */
   ok = CPU_CHECK (op, error, dnnl_memory_create, &src, user, be->engine,
                   (void *)host)
-       && reorder_create (be, op, &r, user, want, 1.0f, error);
-  if (ok) {
-    CpuThread *t = cpu_thread (be, op, error);
-
-    cpu_prim_arg (&r, DNNL_ARG_FROM, src);
-    cpu_prim_arg (&r, DNNL_ARG_TO, dst);
-    ok = t && prim_run (t, op, &r, error)
-         && CPU_CHECK (op, error, dnnl_stream_wait, t->stream);
-  }
+       && reorder_create (be, op, &r, user, want, 1.0f, error)
+       && run_reorder_once (be, op, &r, src, dst, error);
   prim_clear (&r);
   if (src)
     dnnl_memory_destroy (src);
@@ -584,15 +590,8 @@ cpu_param_s8_new (CpuBackend *be, EeOp *op, const dnnl_memory_desc_t *user,
                      1 << 0, scales)
        && CPU_CHECK (op, error, dnnl_reorder_primitive_desc_create, &pd, user,
                      be->engine, want, be->engine, attr)
-       && cpu_prim_create (be, op, &r, pd, 2, error);
-  if (ok) {
-    CpuThread *t = cpu_thread (be, op, error);
-
-    cpu_prim_arg (&r, DNNL_ARG_FROM, src);
-    cpu_prim_arg (&r, DNNL_ARG_TO, dst);
-    ok = t && prim_run (t, op, &r, error)
-         && CPU_CHECK (op, error, dnnl_stream_wait, t->stream);
-  }
+       && cpu_prim_create (be, op, &r, pd, 2, error)
+       && run_reorder_once (be, op, &r, src, dst, error);
   prim_clear (&r);
   if (pd)
     dnnl_primitive_desc_destroy (pd);

@@ -23,10 +23,8 @@
 #include <string.h>
 
 static const char *const precision_names[] = {
-  [EE_PRECISION_FP32] = "fp32",
-  [EE_PRECISION_TF32] = "tf32",
-  [EE_PRECISION_FP16] = "fp16",
-  [EE_PRECISION_BF16] = "bf16",
+  [EE_PRECISION_FP32] = "fp32", [EE_PRECISION_TF32] = "tf32",
+  [EE_PRECISION_FP16] = "fp16", [EE_PRECISION_BF16] = "bf16",
   [EE_PRECISION_INT8] = "int8",
 };
 

@@ -134,19 +134,8 @@ torch_times (const char *model, int threads, int iters, EeRunner *r, double *ms,
   char *out = NULL;
   gboolean ok = spawn (argv, &out, error);
 
-  if (ok) {
-    char **lines = g_strsplit (out, "\n", -1);
-    for (char **l = lines; *l; l++) {
-      char name[64];
-      double v;
-      if (sscanf (*l, "exit %63s %lf", name, &v) == 2) {
-        int k = ee_runner_find_exit (r, name);
-        if (k >= 0)
-          ms[k] = v;
-      }
-    }
-    g_strfreev (lines);
-  }
+  if (ok)
+    bench_torch_exit_times (out, r, ms);
   g_free (out);
   g_free (t);
   g_free (i);
@@ -335,26 +324,6 @@ out:
   return ok;
 }
 
-/* "fp32,bf16,int8" -> precisions; FALSE for anything else. */
-static gboolean
-parse_precisions (const char *list, EePrecision *p, int *n)
-{
-  char **names = g_strsplit (list ? list : "fp32", ",", -1);
-  gboolean ok = TRUE;
-
-  *n = 0;
-  for (char **k = names; ok && *k; k++) {
-    ok = *n < MAX_PRECISIONS && ee_precision_from_string (*k, &p[*n])
-         && (p[*n] == EE_PRECISION_FP32 || p[*n] == EE_PRECISION_BF16
-             || p[*n] == EE_PRECISION_INT8);
-    for (int j = 0; ok && j < *n; j++)
-      ok = p[j] != p[*n];
-    (*n)++;
-  }
-  g_strfreev (names);
-  return ok && *n > 0;
-}
-
 int
 main (int argc, char **argv)
 {
@@ -385,7 +354,9 @@ main (int argc, char **argv)
 
   g_option_context_add_main_entries (ctx, entries, NULL);
   if (!g_option_context_parse (ctx, &argc, &argv, &error) || iters < 1
-      || agreement < 0 || !parse_precisions (precision_list, prec, &n_prec))
+      || agreement < 0
+      || !bench_parse_precisions (precision_list, prec, MAX_PRECISIONS,
+                                  &n_prec))
     goto out;
   for (int p = 0; p < n_prec; p++)
     int8 |= prec[p] == EE_PRECISION_INT8;
