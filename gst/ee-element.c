@@ -27,6 +27,9 @@ GST_DEBUG_CATEGORY_STATIC (ee_element_debug);
 #define DEFAULT_MIN_EXIT -1
 #define DEFAULT_MAX_EXIT -1
 #define DEFAULT_CONFIDENCE_THRESHOLD 0.9
+#define DEFAULT_LABELS_FILE NULL
+#define DEFAULT_TOP_K 5
+#define MAX_TOP_K 1000
 #define DEFAULT_INTERVAL 1
 #define DEFAULT_POST_MESSAGES TRUE
 #define DEFAULT_UNIQUE_ID 0
@@ -98,10 +101,21 @@ gst_early_exit_precision_get_type (void)
 
 /* ------------------------------------------------------------ properties */
 
-#define READY_ONLY                                                             \
-  (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY)
-#define PLAYING                                                                \
-  (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING)
+#define READY_ONLY EE_PARAM_READY
+#define PLAYING EE_PARAM_PLAYING
+
+/* Where a common property's value lives in the element's instance. */
+#define FIELD(f) (info->offset + G_STRUCT_OFFSET (EeElement, f))
+
+static GstStructure *stats_new_locked (EeElement *ee);
+
+static void
+stats_get (GObject *object, gpointer at, GValue *value)
+{
+  GST_OBJECT_LOCK (object);
+  g_value_take_boxed (value, stats_new_locked (at));
+  GST_OBJECT_UNLOCK (object);
+}
 
 void
 ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
@@ -113,27 +127,27 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
                              "earlyexit elements: engine, properties, QoS");
     g_once_init_leave (&debug_once, 1);
   }
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_MODEL_FILE,
-      g_param_spec_string ("model-file", "Model File", info->model_blurb,
-                           DEFAULT_MODEL_FILE, READY_ONLY));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_DEVICE,
+  ee_props_add_field (klass, FIELD (prop_model_file),
+                      g_param_spec_string ("model-file", "Model File",
+                                           info->model_blurb,
+                                           DEFAULT_MODEL_FILE, READY_ONLY));
+  ee_props_add_field (
+      klass, FIELD (prop_device),
       g_param_spec_string (
           "device", "Device",
           "Where inference runs: auto, cpu, cuda or cuda:N (auto: CUDA device "
           "0 when the CUDA backend loads and finds a device, else the CPU)",
           DEFAULT_DEVICE, READY_ONLY));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_PRECISION,
+  ee_props_add_field (
+      klass, FIELD (prop_precision),
       g_param_spec_enum (
           "precision", "Precision",
           "Arithmetic precision of the network (fp32 everywhere, bf16 on CPU "
           "and CUDA, tf32 and fp16 on CUDA, int8 on the CPU with a model file "
           "calibrated by earlyexit calibrate)",
           GST_TYPE_EARLY_EXIT_PRECISION, DEFAULT_PRECISION, READY_ONLY));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_MODEL_INSTANCE_ID,
+  ee_props_add_field (
+      klass, FIELD (prop_instance_id),
       g_param_spec_string (
           "model-instance-id", "Model Instance ID",
           "Elements with the same id and the same model file, device, "
@@ -141,15 +155,15 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
           "weights, one scheduler running all their frames by deadline "
           "(empty: a private engine)",
           DEFAULT_INSTANCE_ID, READY_ONLY));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_THREADS,
+  ee_props_add_field (
+      klass, FIELD (prop_threads),
       g_param_spec_int (
           "threads", "Threads",
           "CPU threads of the engine (0 = all cores); a shared engine keeps "
           "the value of the element that started it",
           0, 1024, DEFAULT_THREADS, READY_ONLY));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_BATCH_SIZE,
+  ee_props_add_field (
+      klass, FIELD (prop_batch_size),
       g_param_spec_int (
           "batch-size", "Batch Size",
           "The most frames one batched call of the engine runs: frames of "
@@ -157,16 +171,16 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
           "run it together (1 = every frame alone; pays on a GPU, not on the "
           "CPU); elements sharing an engine give the same value",
           1, 32, DEFAULT_BATCH_SIZE, READY_ONLY));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_DEADLINE,
+  ee_props_add_field (
+      klass, FIELD (deadline),
       g_param_spec_uint64 (
           "deadline", "Deadline",
           "Time budget per frame or window, from it being processable (or "
           "captured: deadline-reference) to its result (in nanoseconds; 0 = "
           "one frame duration or hop)",
           0, G_MAXUINT64, DEFAULT_DEADLINE, PLAYING));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_DEADLINE_REFERENCE,
+  ee_props_add_field (
+      klass, FIELD (deadline_reference),
       g_param_spec_enum (
           "deadline-reference", "Deadline Reference",
           "What the deadline counts from: processing (when the element can "
@@ -174,8 +188,8 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
           "else the pipeline clock at its running time; for live sources)",
           GST_TYPE_EARLY_EXIT_DEADLINE_REFERENCE, DEFAULT_DEADLINE_REFERENCE,
           PLAYING));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_POLICY,
+  ee_props_add_field (
+      klass, FIELD (policy),
       g_param_spec_enum (
           "policy", "Policy",
           info->confidence
@@ -188,55 +202,80 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
                 "deadline ignored); confidence acts as anytime, a count has "
                 "no confidence",
           GST_TYPE_EARLY_EXIT_POLICY, DEFAULT_POLICY, PLAYING));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_MIN_EXIT,
+  ee_props_add_field (
+      klass, FIELD (min_exit),
       g_param_spec_int (
           "min-exit", "Minimum Exit",
           "Earliest exit (index, 0 = first) allowed to give a result; it "
           "always runs, even past the deadline (-1 = no minimum)",
           -1, EE_ELEMENT_MAX_EXITS - 1, DEFAULT_MIN_EXIT, PLAYING));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_MAX_EXIT,
+  ee_props_add_field (
+      klass, FIELD (max_exit),
       g_param_spec_int (
           "max-exit", "Maximum Exit",
           "Last exit (index, 0 = first) allowed to run, the exit taken with "
           "policy=fixed (-1 = the last exit)",
           -1, EE_ELEMENT_MAX_EXITS - 1, DEFAULT_MAX_EXIT, PLAYING));
   if (info->confidence)
-    g_object_class_install_property (
-        klass, EE_ELEMENT_PROP_CONFIDENCE_THRESHOLD,
+    ee_props_add_field (
+        klass, FIELD (confidence_threshold),
         g_param_spec_double (
             "confidence-threshold", "Confidence Threshold",
             "policy=confidence: the top softmax probability at which an exit's "
             "answer is taken without running later exits",
             0.0, 1.0, DEFAULT_CONFIDENCE_THRESHOLD, PLAYING));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_INTERVAL,
+  if (info->task == EE_TASK_CLASSIFY) {
+    /* the labels: a text file of class names, one per line in class order
+     * (UTF-8, empty lines only at the end), its number of lines the model's
+     * number of classes; NULL: the model file's labels, else the class
+     * numbers */
+    ee_props_add_field (
+        klass, FIELD (prop_labels_file),
+        g_param_spec_string (
+            "labels-file", "Labels File",
+            "Text file with one class name per line, in class order, "
+            "replacing the model file's labels (NULL: the model's labels, "
+            "else class numbers)",
+            DEFAULT_LABELS_FILE, READY_ONLY));
+    /* the result's top-k list: parallel arrays top-labels, top-label-ids,
+     * top-confidences, most probable first, at most the number of
+     * classes; 0 leaves the list out */
+    ee_props_add_field (
+        klass, FIELD (top_k),
+        g_param_spec_uint (
+            "top-k", "Top K",
+            "Number of most probable classes listed in every result "
+            "(top-labels, top-label-ids, top-confidences; 0 = no list)",
+            0, MAX_TOP_K, DEFAULT_TOP_K, PLAYING));
+  }
+  ee_props_add_field (
+      klass, FIELD (interval),
       g_param_spec_uint (
           "interval", "Interval",
           "Run the network on every Nth frame or window (as DL Streamer's "
           "inference-interval; DeepStream's interval counts the frames "
           "skipped, N - 1); the others carry the last result marked not fresh",
           1, G_MAXUINT, DEFAULT_INTERVAL, PLAYING));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_POST_MESSAGES,
+  ee_props_add_field (
+      klass, FIELD (post_messages),
       g_param_spec_boolean ("post-messages", "Post Messages",
                             "Post an element message with every result",
                             DEFAULT_POST_MESSAGES, PLAYING));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_UNIQUE_ID,
+  ee_props_add_field (
+      klass, FIELD (unique_id),
       g_param_spec_uint ("unique-id", "Unique ID",
                          "Copied into every result to tell elements apart", 0,
                          G_MAXUINT, DEFAULT_UNIQUE_ID, PLAYING));
-  g_object_class_install_property (
-      klass, EE_ELEMENT_PROP_STATS,
+  ee_props_add (
+      klass, info->offset,
       g_param_spec_boxed (
           "stats", "Statistics",
           "Statistics since the element started (see the element's "
           "documentation): items out, fresh ones, carried ones, deadline "
           "misses, QoS reactions and, per exit, names, results given, runs, "
           "mean and estimated time (nanoseconds)",
-          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS),
+      NULL, stats_get);
   gst_type_mark_as_plugin_api (GST_TYPE_EARLY_EXIT_POLICY, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_EARLY_EXIT_PRECISION, 0);
 }
@@ -244,99 +283,9 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
 void
 ee_element_init (EeElement *ee, GstElement *element, const EeElementInfo *info)
 {
-  memset (ee, 0, sizeof *ee);
   ee->element = element;
   ee->info = info;
-  ee->prop_model_file = g_strdup (DEFAULT_MODEL_FILE);
-  ee->prop_device = g_strdup (DEFAULT_DEVICE);
-  ee->prop_instance_id = g_strdup (DEFAULT_INSTANCE_ID);
-  ee->prop_precision = DEFAULT_PRECISION;
-  ee->prop_threads = DEFAULT_THREADS;
-  ee->prop_batch_size = DEFAULT_BATCH_SIZE;
-  ee->deadline = DEFAULT_DEADLINE;
-  ee->deadline_reference = DEFAULT_DEADLINE_REFERENCE;
-  ee->policy = DEFAULT_POLICY;
-  ee->min_exit = DEFAULT_MIN_EXIT;
-  ee->max_exit = DEFAULT_MAX_EXIT;
-  ee->confidence_threshold = DEFAULT_CONFIDENCE_THRESHOLD;
-  ee->interval = DEFAULT_INTERVAL;
-  ee->post_messages = DEFAULT_POST_MESSAGES;
-  ee->unique_id = DEFAULT_UNIQUE_ID;
   ee->period = GST_CLOCK_TIME_NONE;
-}
-
-void
-ee_element_finalize (EeElement *ee)
-{
-  g_free (ee->prop_model_file);
-  g_free (ee->prop_device);
-  g_free (ee->prop_instance_id);
-}
-
-gboolean
-ee_element_set_property (EeElement *ee, guint prop_id, const GValue *value,
-                         gboolean *budget_changed)
-{
-  gboolean handled = TRUE;
-
-  *budget_changed = FALSE;
-  GST_OBJECT_LOCK (ee->element);
-  switch (prop_id) {
-    case EE_ELEMENT_PROP_MODEL_FILE:
-      g_free (ee->prop_model_file);
-      ee->prop_model_file = g_value_dup_string (value);
-      break;
-    case EE_ELEMENT_PROP_DEVICE:
-      g_free (ee->prop_device);
-      ee->prop_device = g_value_dup_string (value);
-      break;
-    case EE_ELEMENT_PROP_PRECISION:
-      ee->prop_precision = g_value_get_enum (value);
-      break;
-    case EE_ELEMENT_PROP_MODEL_INSTANCE_ID:
-      g_free (ee->prop_instance_id);
-      ee->prop_instance_id = g_value_dup_string (value);
-      break;
-    case EE_ELEMENT_PROP_THREADS:
-      ee->prop_threads = g_value_get_int (value);
-      break;
-    case EE_ELEMENT_PROP_BATCH_SIZE:
-      ee->prop_batch_size = g_value_get_int (value);
-      break;
-    case EE_ELEMENT_PROP_DEADLINE_REFERENCE:
-      ee->deadline_reference = g_value_get_enum (value);
-      break;
-    case EE_ELEMENT_PROP_DEADLINE:
-      ee->deadline = g_value_get_uint64 (value);
-      *budget_changed = TRUE;
-      break;
-    case EE_ELEMENT_PROP_POLICY:
-      ee->policy = g_value_get_enum (value);
-      break;
-    case EE_ELEMENT_PROP_MIN_EXIT:
-      ee->min_exit = g_value_get_int (value);
-      break;
-    case EE_ELEMENT_PROP_MAX_EXIT:
-      ee->max_exit = g_value_get_int (value);
-      break;
-    case EE_ELEMENT_PROP_CONFIDENCE_THRESHOLD:
-      ee->confidence_threshold = g_value_get_double (value);
-      break;
-    case EE_ELEMENT_PROP_INTERVAL:
-      ee->interval = g_value_get_uint (value);
-      break;
-    case EE_ELEMENT_PROP_POST_MESSAGES:
-      ee->post_messages = g_value_get_boolean (value);
-      break;
-    case EE_ELEMENT_PROP_UNIQUE_ID:
-      ee->unique_id = g_value_get_uint (value);
-      break;
-    default:
-      handled = FALSE;
-      break;
-  }
-  GST_OBJECT_UNLOCK (ee->element);
-  return handled;
 }
 
 static void
@@ -401,69 +350,6 @@ stats_new_locked (EeElement *ee)
   g_free (fresh);
   g_free (name);
   return s;
-}
-
-gboolean
-ee_element_get_property (EeElement *ee, guint prop_id, GValue *value)
-{
-  gboolean handled = TRUE;
-
-  GST_OBJECT_LOCK (ee->element);
-  switch (prop_id) {
-    case EE_ELEMENT_PROP_MODEL_FILE:
-      g_value_set_string (value, ee->prop_model_file);
-      break;
-    case EE_ELEMENT_PROP_DEVICE:
-      g_value_set_string (value, ee->prop_device);
-      break;
-    case EE_ELEMENT_PROP_PRECISION:
-      g_value_set_enum (value, ee->prop_precision);
-      break;
-    case EE_ELEMENT_PROP_MODEL_INSTANCE_ID:
-      g_value_set_string (value, ee->prop_instance_id);
-      break;
-    case EE_ELEMENT_PROP_THREADS:
-      g_value_set_int (value, ee->prop_threads);
-      break;
-    case EE_ELEMENT_PROP_BATCH_SIZE:
-      g_value_set_int (value, ee->prop_batch_size);
-      break;
-    case EE_ELEMENT_PROP_DEADLINE_REFERENCE:
-      g_value_set_enum (value, ee->deadline_reference);
-      break;
-    case EE_ELEMENT_PROP_DEADLINE:
-      g_value_set_uint64 (value, ee->deadline);
-      break;
-    case EE_ELEMENT_PROP_POLICY:
-      g_value_set_enum (value, ee->policy);
-      break;
-    case EE_ELEMENT_PROP_MIN_EXIT:
-      g_value_set_int (value, ee->min_exit);
-      break;
-    case EE_ELEMENT_PROP_MAX_EXIT:
-      g_value_set_int (value, ee->max_exit);
-      break;
-    case EE_ELEMENT_PROP_CONFIDENCE_THRESHOLD:
-      g_value_set_double (value, ee->confidence_threshold);
-      break;
-    case EE_ELEMENT_PROP_INTERVAL:
-      g_value_set_uint (value, ee->interval);
-      break;
-    case EE_ELEMENT_PROP_POST_MESSAGES:
-      g_value_set_boolean (value, ee->post_messages);
-      break;
-    case EE_ELEMENT_PROP_UNIQUE_ID:
-      g_value_set_uint (value, ee->unique_id);
-      break;
-    case EE_ELEMENT_PROP_STATS:
-      g_value_take_boxed (value, stats_new_locked (ee));
-      break;
-    default:
-      handled = FALSE;
-      break;
-  }
-  GST_OBJECT_UNLOCK (ee->element);
-  return handled;
 }
 
 /* ------------------------------------------------------------ the engine */
@@ -728,6 +614,27 @@ ee_element_start (EeElement *ee, int max_exits)
   return ok;
 }
 
+gpointer
+ee_element_input_alloc (EeElement *ee, gsize bytes)
+{
+  GError *err = NULL;
+  gpointer p;
+
+  g_return_val_if_fail (ee->engine && ee->n_inputs < EE_ELEMENT_MAX_INPUTS,
+                        NULL);
+  p = ee_backend_host_alloc (ee_engine_backend (ee->engine), bytes, &err);
+  if (!p) {
+    GST_ELEMENT_ERROR (ee->element, RESOURCE, NO_SPACE_LEFT,
+                       ("Not enough memory for the model inputs."),
+                       ("%s", err->message));
+    g_clear_error (&err);
+    return NULL;
+  }
+  memset (p, 0, bytes);
+  ee->inputs[ee->n_inputs++] = p;
+  return p;
+}
+
 void
 ee_element_stop (EeElement *ee)
 {
@@ -742,8 +649,12 @@ ee_element_stop (EeElement *ee)
   ee->model = NULL;
   ee->exit_names = NULL;
   ee->n_exits = 0;
+  ee->period = GST_CLOCK_TIME_NONE;
   GST_OBJECT_UNLOCK (ee->element);
   ee_stream_free (stream);
+  for (int i = 0; i < ee->n_inputs; i++)
+    ee_backend_host_free (ee_engine_backend (engine), ee->inputs[i]);
+  ee->n_inputs = 0;
   ee_engine_release (engine);
   g_strfreev (names);
   ee_element_reset (ee);

@@ -5,13 +5,13 @@
  * struct each embeds, not a parent class, the way GstAudioStreamAlign or
  * GstVideoConverter serve many elements:
  *
- * - the common properties (installed by ee_element_class_install, handled by
- *   ee_element_set_property / ee_element_get_property): model-file, device,
+ * - the common properties (installed by ee_element_class_install as fields
+ *   of the embedded struct, gst/ee-props.h): model-file, device,
  *   precision, model-instance-id, threads, batch-size (READY only),
  *   deadline, policy,
  *   min-exit, max-exit, interval, post-messages, unique-id and the read-only
  *   stats; confidence-threshold where the element's results have a
- *   confidence;
+ *   confidence; labels-file and top-k where they are classes;
  * - opening the engine (nn/ee-engine.h) at READY->PAUSED with every failure
  *   as an element error that says what to do, and letting it go at
  *   PAUSED->READY;
@@ -28,6 +28,7 @@
 
 #include "ee-engine.h"
 #include "ee-model.h"
+#include "ee-props.h"
 
 G_BEGIN_DECLS
 
@@ -89,36 +90,13 @@ GType gst_early_exit_precision_get_type (void);
 #define GST_TYPE_EARLY_EXIT_PRECISION (gst_early_exit_precision_get_type ())
 
 #define EE_ELEMENT_MAX_EXITS EE_RUNNER_MAX_SEGMENTS
+#define EE_ELEMENT_MAX_INPUTS 4
 
 /* The budget of a deadline of 2^63 - 1 ns or more (the deadline property
  * is a guint64, and deadline=-1 from gst-launch-1.0 is 2^64 - 1): no limit,
  * every exit allowed runs and no result is late. Budgets are clamped to it
  * so that sums of a running time and a budget do not wrap. */
 #define EE_ELEMENT_NO_DEADLINE ((GstClockTime)G_MAXINT64)
-
-/* Property ids of the common properties; an element numbers its own from
- * EE_ELEMENT_PROP_LAST on. */
-enum
-{
-  EE_ELEMENT_PROP_0,
-  EE_ELEMENT_PROP_MODEL_FILE,
-  EE_ELEMENT_PROP_DEVICE,
-  EE_ELEMENT_PROP_PRECISION,
-  EE_ELEMENT_PROP_MODEL_INSTANCE_ID,
-  EE_ELEMENT_PROP_THREADS,
-  EE_ELEMENT_PROP_BATCH_SIZE,
-  EE_ELEMENT_PROP_DEADLINE,
-  EE_ELEMENT_PROP_DEADLINE_REFERENCE,
-  EE_ELEMENT_PROP_POLICY,
-  EE_ELEMENT_PROP_MIN_EXIT,
-  EE_ELEMENT_PROP_MAX_EXIT,
-  EE_ELEMENT_PROP_CONFIDENCE_THRESHOLD,
-  EE_ELEMENT_PROP_INTERVAL,
-  EE_ELEMENT_PROP_POST_MESSAGES,
-  EE_ELEMENT_PROP_UNIQUE_ID,
-  EE_ELEMENT_PROP_STATS,
-  EE_ELEMENT_PROP_LAST
-};
 
 /* What differs between elements, for the properties and messages. */
 typedef struct
@@ -130,6 +108,7 @@ typedef struct
                             * factory's name + "-stats" */
   const char *counted;     /* stats field of the items out: "frames" */
   gboolean confidence;     /* results have a confidence (the property) */
+  gsize offset;            /* of the EeElement in the element's instance */
 } EeElementInfo;
 
 typedef struct
@@ -149,6 +128,8 @@ typedef struct
   GstEarlyExitPolicy policy;
   gint min_exit, max_exit;
   gdouble confidence_threshold;
+  gchar *prop_labels_file; /* classes: labels-file */
+  guint top_k;             /* classes: top-k */
   guint interval;
   gboolean post_messages;
   guint unique_id;
@@ -161,6 +142,9 @@ typedef struct
   EeModel *model;
   int n_exits;
   gchar **exit_names;
+  /* host buffers of the model inputs (ee_element_input_alloc) */
+  gpointer inputs[EE_ELEMENT_MAX_INPUTS];
+  int n_inputs;
 
   /* streaming thread only */
   guint64 index;             /* items since start or flush */
@@ -181,23 +165,23 @@ typedef struct
   guint64 items;           /* items out */
 } EeElement;
 
-/* class_init: installs the common properties (ids above). */
+/* class_init: installs the common properties (gst/ee-props.h: the element
+ * calls ee_props_init for its type after ee_element_init, and
+ * ee_props_finalize). A change of the deadline is announced as
+ * "notify::deadline" (the element may report a new latency). */
 void ee_element_class_install (GObjectClass *klass, const EeElementInfo *info);
 void ee_element_init (EeElement *ee, GstElement *element,
                       const EeElementInfo *info);
-void ee_element_finalize (EeElement *ee);
-
-/* TRUE when prop_id is a common property (handled). *budget_changed: the
- * deadline changed (the element may report a new latency). */
-gboolean ee_element_set_property (EeElement *ee, guint prop_id,
-                                  const GValue *value,
-                                  gboolean *budget_changed);
-gboolean ee_element_get_property (EeElement *ee, guint prop_id, GValue *value);
 
 /* READY->PAUSED: opens (or joins) the engine and a stream on it; FALSE after
  * posting an element error. max_exits: the most exits the element takes. */
 gboolean ee_element_start (EeElement *ee, int max_exits);
-/* PAUSED->READY (the streaming thread has stopped). */
+/* After ee_element_start: a zeroed host buffer of `bytes` for a model input
+ * (page-locked on CUDA, so that uploads run asynchronously), freed by
+ * ee_element_stop; NULL after posting an error. */
+gpointer ee_element_input_alloc (EeElement *ee, gsize bytes);
+/* PAUSED->READY (the streaming thread has stopped): frees the inputs, lets
+ * the engine go and forgets the period. */
 void ee_element_stop (EeElement *ee);
 gboolean ee_element_running (EeElement *ee);
 

@@ -144,6 +144,7 @@
 #include <string.h>
 
 #include "gstaudioexitclassify.h"
+#include "ee-props.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_audio_exit_classify_debug);
 #define GST_CAT_DEFAULT gst_audio_exit_classify_debug
@@ -171,26 +172,12 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE (
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
     "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (AUDIO_CAPS));
 
-enum
-{
-  PROP_0,
-  PROP_HOP,
-  PROP_AUDIO_RESAMPLE_QUALITY,
-};
-
 #define gst_audio_exit_classify_parent_class parent_class
 G_DEFINE_TYPE (GstAudioExitClassify, gst_audio_exit_classify,
                GST_TYPE_EARLY_EXIT_CLASSIFIER);
 GST_ELEMENT_REGISTER_DEFINE (audioexitclassify, "audioexitclassify",
                              GST_RANK_NONE, GST_TYPE_AUDIO_EXIT_CLASSIFY);
 
-static void gst_audio_exit_classify_set_property (GObject *object,
-                                                  guint prop_id,
-                                                  const GValue *value,
-                                                  GParamSpec *pspec);
-static void gst_audio_exit_classify_get_property (GObject *object,
-                                                  guint prop_id, GValue *value,
-                                                  GParamSpec *pspec);
 static gboolean
 gst_audio_exit_classify_model_ready (GstEarlyExitClassifier *base);
 static void gst_audio_exit_classify_model_unload (GstEarlyExitClassifier *base);
@@ -218,9 +205,6 @@ gst_audio_exit_classify_class_init (GstAudioExitClassifyClass *klass)
   GstEarlyExitClassifierClass *base_class
       = GST_EARLY_EXIT_CLASSIFIER_CLASS (klass);
 
-  gobject_class->set_property = gst_audio_exit_classify_set_property;
-  gobject_class->get_property = gst_audio_exit_classify_get_property;
-
   /**
    * GstAudioExitClassify:hop:
    *
@@ -230,16 +214,14 @@ gst_audio_exit_classify_class_init (GstAudioExitClassifyClass *klass)
    * shorter hop is raised to 10 ms with a warning when the element starts.
    * Rounded to whole samples.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_HOP,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstAudioExitClassify, prop_hop),
       g_param_spec_uint64 (
           "hop", "Hop",
           "Time from one audio window's start to the next (in nanoseconds; "
           "0 = one window: 1 s for Speech Commands models, 3 s for GTZAN; "
           "else at least 10 ms, a shorter hop is raised to 10 ms)",
-          0, MAX_HOP, DEFAULT_HOP,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_READY));
+          0, MAX_HOP, DEFAULT_HOP, EE_PARAM_READY));
 
   /**
    * GstAudioExitClassify:audio-resample-quality:
@@ -250,17 +232,16 @@ gst_audio_exit_classify_class_init (GstAudioExitClassifyClass *klass)
    * closest to the reference pipeline's resampy `kaiser_best`
    * (docs/features.md, "Resampling in the elements").
    */
-  g_object_class_install_property (
-      gobject_class, PROP_AUDIO_RESAMPLE_QUALITY,
+  ee_props_add_field (
+      gobject_class,
+      G_STRUCT_OFFSET (GstAudioExitClassify, prop_resample_quality),
       g_param_spec_int (
           "audio-resample-quality", "Audio Resample Quality",
           "Quality of the resampler that brings audio at other rates to the "
           "model's rate (0 to 10, as audioresample's quality; 5 is closest "
           "to the reference features)",
           GST_AUDIO_RESAMPLER_QUALITY_MIN, GST_AUDIO_RESAMPLER_QUALITY_MAX,
-          DEFAULT_RESAMPLE_QUALITY,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_READY));
+          DEFAULT_RESAMPLE_QUALITY, EE_PARAM_READY));
 
   GST_DEBUG_CATEGORY_INIT (gst_audio_exit_classify_debug, "audioexitclassify",
                            0, "Audio classification with early exits");
@@ -303,54 +284,7 @@ gst_audio_exit_classify_class_init (GstAudioExitClassifyClass *klass)
 static void
 gst_audio_exit_classify_init (GstAudioExitClassify *self)
 {
-  self->prop_hop = DEFAULT_HOP;
-  self->prop_resample_quality = DEFAULT_RESAMPLE_QUALITY;
-}
-
-static void
-gst_audio_exit_classify_set_property (GObject *object, guint prop_id,
-                                      const GValue *value, GParamSpec *pspec)
-{
-  GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (object);
-
-  switch (prop_id) {
-    case PROP_HOP:
-      GST_OBJECT_LOCK (self);
-      self->prop_hop = g_value_get_uint64 (value);
-      GST_OBJECT_UNLOCK (self);
-      break;
-    case PROP_AUDIO_RESAMPLE_QUALITY:
-      GST_OBJECT_LOCK (self);
-      self->prop_resample_quality = g_value_get_int (value);
-      GST_OBJECT_UNLOCK (self);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
-}
-
-static void
-gst_audio_exit_classify_get_property (GObject *object, guint prop_id,
-                                      GValue *value, GParamSpec *pspec)
-{
-  GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (object);
-
-  switch (prop_id) {
-    case PROP_HOP:
-      GST_OBJECT_LOCK (self);
-      g_value_set_uint64 (value, self->prop_hop);
-      GST_OBJECT_UNLOCK (self);
-      break;
-    case PROP_AUDIO_RESAMPLE_QUALITY:
-      GST_OBJECT_LOCK (self);
-      g_value_set_int (value, self->prop_resample_quality);
-      GST_OBJECT_UNLOCK (self);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
+  ee_props_init (G_OBJECT (self), GST_TYPE_AUDIO_EXIT_CLASSIFY);
 }
 
 /* ------------------------------------------------------------ model */

@@ -240,6 +240,7 @@
 #include <gst/audio/audio.h>
 
 #include "gstavcrowdcount.h"
+#include "ee-props.h"
 #include "ee-backend-select.h"
 #include "ee-result.h"
 
@@ -293,19 +294,6 @@ static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE (
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
     "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (VIDEO_CAPS));
 
-enum
-{
-  PROP_WINDOW = EE_ELEMENT_PROP_LAST,
-  PROP_DENSITY_MAP,
-  PROP_REGIONS,
-  PROP_REGIONS_FILE,
-  PROP_ALERT_THRESHOLD,
-  PROP_ALERT_CLEAR,
-  PROP_DIAGNOSTICS,
-  PROP_AUDIO_RESAMPLE_QUALITY,
-  PROP_INPUT_TIMEOUT,
-};
-
 static const EeElementInfo element_info = {
   .task = EE_TASK_COUNT,
   .model_blurb = "Path of the AudioCSRNet model file (.safetensors), loaded "
@@ -314,6 +302,7 @@ static const EeElementInfo element_info = {
   .stats_name = "avcrowdcount-stats",
   .counted = "frames",
   .confidence = FALSE,
+  .offset = G_STRUCT_OFFSET (GstAvCrowdCount, ee),
 };
 
 #define gst_av_crowd_count_parent_class parent_class
@@ -321,12 +310,12 @@ G_DEFINE_TYPE (GstAvCrowdCount, gst_av_crowd_count, GST_TYPE_AGGREGATOR);
 GST_ELEMENT_REGISTER_DEFINE (avcrowdcount, "avcrowdcount", GST_RANK_NONE,
                              GST_TYPE_AVCROWDCOUNT);
 
-static void gst_av_crowd_count_set_property (GObject *object, guint prop_id,
-                                             const GValue *value,
-                                             GParamSpec *pspec);
-static void gst_av_crowd_count_get_property (GObject *object, guint prop_id,
-                                             GValue *value, GParamSpec *pspec);
 static void gst_av_crowd_count_finalize (GObject *object);
+static void regions_set (GObject *object, gpointer at, const GValue *value);
+static void regions_file_set (GObject *object, gpointer at,
+                              const GValue *value);
+static void deadline_changed (GObject *object, GParamSpec *pspec,
+                              gpointer user_data);
 static GstStateChangeReturn
 gst_av_crowd_count_change_state (GstElement *element,
                                  GstStateChange transition);
@@ -357,8 +346,6 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstAggregatorClass *agg_class = GST_AGGREGATOR_CLASS (klass);
 
-  gobject_class->set_property = gst_av_crowd_count_set_property;
-  gobject_class->get_property = gst_av_crowd_count_get_property;
   gobject_class->finalize = gst_av_crowd_count_finalize;
 
   /* model-file, device, precision, model-instance-id, threads, deadline,
@@ -374,15 +361,13 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
    * and padded with zeros; it lowers the latency by waiting less for future
    * audio.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_WINDOW,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstAvCrowdCount, prop_window),
       g_param_spec_uint64 (
           "window", "Audio Window",
           "Length of the audio window centred on each frame (in nanoseconds; "
           "the features always see 1 s, a shorter window is zero-padded)",
-          MIN_WINDOW, GST_SECOND, DEFAULT_WINDOW,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_READY));
+          MIN_WINDOW, GST_SECOND, DEFAULT_WINDOW, EE_PARAM_READY));
 
   /**
    * GstAvCrowdCount:density-map:
@@ -391,15 +376,13 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
    * its size and its grid in the frame); a result whose exit has no map has
    * `has-map` FALSE.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_DENSITY_MAP,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstAvCrowdCount, density_map),
       g_param_spec_boolean (
           "density-map", "Density Map",
           "Attach the published exit's density map to the result (has-map "
           "says whether the exit has one)",
-          DEFAULT_DENSITY_MAP,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
+          DEFAULT_DENSITY_MAP, EE_PARAM_PLAYING));
 
   /**
    * GstAvCrowdCount:regions:
@@ -409,15 +392,14 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
    * fractions of the frame. A bad text is refused with a message naming the
    * region and its fault (a start with it fails).
    */
-  g_object_class_install_property (
-      gobject_class, PROP_REGIONS,
+  ee_props_add (
+      gobject_class, G_STRUCT_OFFSET (GstAvCrowdCount, regions_text),
       g_param_spec_string (
           "regions", "Regions",
           "Regions counted on the density map: \"NAME: X,Y X,Y X,Y "
           "[alert=N] [clear=M]; ...\", points in fractions of the frame",
-          NULL,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
+          NULL, EE_PARAM_PLAYING),
+      regions_set, NULL);
 
   /**
    * GstAvCrowdCount:regions-file:
@@ -425,15 +407,14 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
    * A file holding the regions (the #GstAvCrowdCount:regions form, one
    * region per line if liked, `#` comments), read when set.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_REGIONS_FILE,
+  ee_props_add (
+      gobject_class, G_STRUCT_OFFSET (GstAvCrowdCount, regions_file),
       g_param_spec_string (
           "regions-file", "Regions File",
           "File with the regions (the form of the regions property), read "
           "when set",
-          NULL,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
+          NULL, EE_PARAM_PLAYING),
+      regions_file_set, NULL);
 
   /**
    * GstAvCrowdCount:alert-threshold:
@@ -441,15 +422,13 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
    * The whole frame's alert: raised when the count goes above this (an
    * `earlyexit/alert` message, `alert` in the result); 0: none.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_ALERT_THRESHOLD,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstAvCrowdCount, alert_threshold),
       g_param_spec_double (
           "alert-threshold", "Alert Threshold",
           "Raise the whole frame's alert when the count goes above this (0 = "
           "no alert)",
-          0.0, G_MAXDOUBLE, DEFAULT_ALERT_THRESHOLD,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
+          0.0, G_MAXDOUBLE, DEFAULT_ALERT_THRESHOLD, EE_PARAM_PLAYING));
 
   /**
    * GstAvCrowdCount:alert-clear:
@@ -457,15 +436,13 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
    * The count the whole frame's alert clears below (hysteresis); -1: 0.9 x
    * #GstAvCrowdCount:alert-threshold.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_ALERT_CLEAR,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstAvCrowdCount, alert_clear),
       g_param_spec_double (
           "alert-clear", "Alert Clear",
           "Clear the whole frame's alert when the count falls below this (-1 = "
           "0.9 x alert-threshold)",
-          -1.0, G_MAXDOUBLE, DEFAULT_ALERT_CLEAR,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
+          -1.0, G_MAXDOUBLE, DEFAULT_ALERT_CLEAR, EE_PARAM_PLAYING));
 
   /**
    * GstAvCrowdCount:diagnostics:
@@ -476,16 +453,14 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
    * samples encode their own position (a ramp) shows whether the element
    * pairs each frame with exactly the audio around it.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_DIAGNOSTICS,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstAvCrowdCount, diagnostics),
       g_param_spec_boolean (
           "diagnostics", "Diagnostics",
           "Add window-first-sample and window-last-sample (the first and last "
           "audio samples given to the features) to every fresh result, to "
           "check audio/video synchronisation with a test signal",
-          DEFAULT_DIAGNOSTICS,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
+          DEFAULT_DIAGNOSTICS, EE_PARAM_PLAYING));
 
   /**
    * GstAvCrowdCount:audio-resample-quality:
@@ -496,17 +471,15 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
    * closest to the reference pipeline's resampy `kaiser_best` on 48 kHz and
    * 44.1 kHz test signals (docs/features.md, "Resampling in the elements").
    */
-  g_object_class_install_property (
-      gobject_class, PROP_AUDIO_RESAMPLE_QUALITY,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstAvCrowdCount, prop_resample_quality),
       g_param_spec_int (
           "audio-resample-quality", "Audio Resample Quality",
           "Quality of the resampler that brings audio at other rates to 16 "
           "kHz (0 to 10, as audioresample's quality; 5 is closest to the "
           "reference features)",
           GST_AUDIO_RESAMPLER_QUALITY_MIN, GST_AUDIO_RESAMPLER_QUALITY_MAX,
-          DEFAULT_RESAMPLE_QUALITY,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_READY));
+          DEFAULT_RESAMPLE_QUALITY, EE_PARAM_READY));
 
   /**
    * GstAvCrowdCount:input-timeout:
@@ -519,16 +492,15 @@ gst_av_crowd_count_class_init (GstAvCrowdCountClass *klass)
    * without frames gets a warning and the element ends the stream (EOS),
    * since there is nothing to count. Measured on the system clock.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_INPUT_TIMEOUT,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstAvCrowdCount, input_timeout),
       g_param_spec_uint64 (
           "input-timeout", "Input Timeout",
           "How long a sink pad may stay without data while the other has "
           "some (in nanoseconds): then a warning, and no audio means "
           "video-only (exit v1), no video means EOS",
           MIN_INPUT_TIMEOUT, G_MAXUINT64, DEFAULT_INPUT_TIMEOUT,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_READY));
+          EE_PARAM_READY));
 
   GST_DEBUG_CATEGORY_INIT (gst_av_crowd_count_debug, "avcrowdcount", 0,
                            "Audiovisual crowd counting with early exits");
@@ -608,13 +580,9 @@ gst_av_crowd_count_init (GstAvCrowdCount *self)
                      seen_probe, self, NULL);
 
   ee_element_init (&self->ee, GST_ELEMENT (self), &element_info);
-  self->prop_window = DEFAULT_WINDOW;
-  self->density_map = DEFAULT_DENSITY_MAP;
-  self->alert_threshold = DEFAULT_ALERT_THRESHOLD;
-  self->alert_clear = DEFAULT_ALERT_CLEAR;
-  self->diagnostics = DEFAULT_DIAGNOSTICS;
-  self->prop_resample_quality = DEFAULT_RESAMPLE_QUALITY;
-  self->input_timeout = DEFAULT_INPUT_TIMEOUT;
+  ee_props_init (G_OBJECT (self), GST_TYPE_AVCROWDCOUNT);
+  g_signal_connect (self, "notify::deadline", G_CALLBACK (deadline_changed),
+                    NULL);
 
   self->window = DEFAULT_WINDOW;
   self->frame_duration = GST_CLOCK_TIME_NONE;
@@ -626,9 +594,7 @@ gst_av_crowd_count_finalize (GObject *object)
 {
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (object);
 
-  ee_element_finalize (&self->ee);
-  g_free (self->regions_text);
-  g_free (self->regions_file);
+  ee_props_finalize (object, GST_TYPE_AVCROWDCOUNT);
   g_clear_pointer (&self->regions, ee_regions_unref);
   g_clear_error (&self->regions_error);
   ee_alert_state_clear (&self->alerts);
@@ -723,101 +689,41 @@ set_regions_file (GstAvCrowdCount *self, const gchar *path)
   g_free (text);
 }
 
+/* The regions property: parsed when set. */
 static void
-gst_av_crowd_count_set_property (GObject *object, guint prop_id,
-                                 const GValue *value, GParamSpec *pspec)
+regions_set (GObject *object, gpointer at, const GValue *value)
 {
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (object);
-  gboolean budget_changed, running;
 
-  if (ee_element_set_property (&self->ee, prop_id, value, &budget_changed)) {
-    /* the latency is ours to report only while running (the flag, not the
-     * engine, which the state change sets up without the lock) */
-    GST_OBJECT_LOCK (self);
-    running = self->running;
-    GST_OBJECT_UNLOCK (self);
-    if (budget_changed && running)
-      update_latency (self);
-    return;
-  }
   GST_OBJECT_LOCK (self);
-  switch (prop_id) {
-    case PROP_WINDOW:
-      self->prop_window = g_value_get_uint64 (value);
-      break;
-    case PROP_DENSITY_MAP:
-      self->density_map = g_value_get_boolean (value);
-      break;
-    case PROP_REGIONS:
-      set_regions (self, g_value_get_string (value), NULL);
-      break;
-    case PROP_REGIONS_FILE:
-      set_regions_file (self, g_value_get_string (value));
-      break;
-    case PROP_ALERT_THRESHOLD:
-      self->alert_threshold = g_value_get_double (value);
-      break;
-    case PROP_ALERT_CLEAR:
-      self->alert_clear = g_value_get_double (value);
-      break;
-    case PROP_DIAGNOSTICS:
-      self->diagnostics = g_value_get_boolean (value);
-      break;
-    case PROP_AUDIO_RESAMPLE_QUALITY:
-      self->prop_resample_quality = g_value_get_int (value);
-      break;
-    case PROP_INPUT_TIMEOUT:
-      self->input_timeout = g_value_get_uint64 (value);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
+  set_regions (self, g_value_get_string (value), NULL);
   GST_OBJECT_UNLOCK (self);
 }
 
+/* The regions-file property: read and parsed when set. */
 static void
-gst_av_crowd_count_get_property (GObject *object, guint prop_id, GValue *value,
-                                 GParamSpec *pspec)
+regions_file_set (GObject *object, gpointer at, const GValue *value)
 {
   GstAvCrowdCount *self = GST_AVCROWDCOUNT (object);
 
-  if (ee_element_get_property (&self->ee, prop_id, value))
-    return;
   GST_OBJECT_LOCK (self);
-  switch (prop_id) {
-    case PROP_WINDOW:
-      g_value_set_uint64 (value, self->prop_window);
-      break;
-    case PROP_DENSITY_MAP:
-      g_value_set_boolean (value, self->density_map);
-      break;
-    case PROP_REGIONS:
-      g_value_set_string (value, self->regions_text);
-      break;
-    case PROP_REGIONS_FILE:
-      g_value_set_string (value, self->regions_file);
-      break;
-    case PROP_ALERT_THRESHOLD:
-      g_value_set_double (value, self->alert_threshold);
-      break;
-    case PROP_ALERT_CLEAR:
-      g_value_set_double (value, self->alert_clear);
-      break;
-    case PROP_DIAGNOSTICS:
-      g_value_set_boolean (value, self->diagnostics);
-      break;
-    case PROP_AUDIO_RESAMPLE_QUALITY:
-      g_value_set_int (value, self->prop_resample_quality);
-      break;
-    case PROP_INPUT_TIMEOUT:
-      g_value_set_uint64 (value, self->input_timeout);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
+  set_regions_file (self, g_value_get_string (value));
   GST_OBJECT_UNLOCK (self);
+}
+
+/* The latency is ours to report only while running (the flag, not the
+ * engine, which the state change sets up without the lock). */
+static void
+deadline_changed (GObject *object, GParamSpec *pspec, gpointer user_data)
+{
+  GstAvCrowdCount *self = GST_AVCROWDCOUNT (object);
+  gboolean running;
+
+  GST_OBJECT_LOCK (self);
+  running = self->running;
+  GST_OBJECT_UNLOCK (self);
+  if (running)
+    update_latency (self);
 }
 
 /* ------------------------------------------------------------ model */
@@ -831,25 +737,18 @@ unload_model (GstAvCrowdCount *self)
   self->running = FALSE;
   GST_OBJECT_UNLOCK (self);
   cancel_stall_watch (self);
-  if (self->backend) {
-    if (self->image)
-      ee_backend_host_free (self->backend, self->image);
-    if (self->logmel)
-      ee_backend_host_free (self->backend, self->logmel);
-  }
   ee_element_stop (&self->ee);
   ee_feature_extractor_free (self->fx);
   g_free (self->samples);
   ee_audio_ring_free (self->ring);
   g_clear_pointer (&self->conv, ee_audio_conv_free);
-  self->backend = NULL;
   self->fx = NULL;
   self->image = self->samples = self->logmel = NULL;
   self->ring = NULL;
 }
 
-/* The inputs: host buffers (page-locked on CUDA, so copies run
- * asynchronously) that the engine reads when a frame starts. */
+/* The inputs: host buffers (ee_element_input_alloc) that the engine reads
+ * when a frame starts. */
 static gboolean
 prepare_inputs (GstAvCrowdCount *self)
 {
@@ -872,21 +771,12 @@ prepare_inputs (GstAvCrowdCount *self)
   ee_model_input_size (model, &self->in_width, &self->in_height);
   image_bytes = sizeof (float) * 3 * self->in_width * self->in_height;
   logmel_bytes = sizeof (float) * shape[0] * shape[1] * shape[2] * shape[3];
-  self->backend = ee_engine_backend (self->ee.engine);
-  self->image = ee_backend_host_alloc (self->backend, image_bytes, &err);
   self->samples = g_new0 (float, FEATURE_SAMPLES);
-  self->logmel = self->image
-                     ? ee_backend_host_alloc (self->backend, logmel_bytes, &err)
-                     : NULL;
-  if (!self->logmel) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
-                       ("Not enough memory for the model inputs."),
-                       ("%s", err->message));
-    g_clear_error (&err);
+  self->image = ee_element_input_alloc (&self->ee, image_bytes);
+  self->logmel
+      = self->image ? ee_element_input_alloc (&self->ee, logmel_bytes) : NULL;
+  if (!self->logmel)
     return FALSE;
-  }
-  memset (self->image, 0, image_bytes);
-  memset (self->logmel, 0, logmel_bytes);
   ee_stream_set_input (self->ee.stream, ee_model_image_input (model),
                        self->image);
   for (int i = 0; i < self->ee.n_exits; i++)

@@ -57,7 +57,6 @@ struct _GstAvCrowdCount
    * without locking */
   GstClockTime window;
   gsize window_samples;
-  EeBackend *backend; /* the engine's, for host buffers */
   EeFeatureExtractor *fx;
   guint32 audio_exits;
   float *image;   /* (3, H, W) network input */

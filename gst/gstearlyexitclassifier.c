@@ -32,23 +32,12 @@
 #include <string.h>
 
 #include "gstearlyexitclassifier.h"
+#include "ee-props.h"
 #include "ee-backend-select.h"
 #include "ee-result.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_early_exit_classifier_debug);
 #define GST_CAT_DEFAULT gst_early_exit_classifier_debug
-
-#define DEFAULT_LABELS_FILE NULL
-#define DEFAULT_TOP_K 5
-#define MAX_TOP_K 1000
-
-enum
-{
-  PROP_LABELS_FILE = EE_ELEMENT_PROP_LAST,
-  PROP_TOP_K,
-  PROP_PROCESSING_LATENCY,
-  PROP_QOS,
-};
 
 static const EeElementInfo element_info = {
   .task = EE_TASK_CLASSIFY,
@@ -58,21 +47,20 @@ static const EeElementInfo element_info = {
   .stats_name = NULL, /* the factory's name + "-stats", set at init */
   .counted = "results",
   .confidence = TRUE,
+  .offset = G_STRUCT_OFFSET (GstEarlyExitClassifier, ee),
 };
 
 #define gst_early_exit_classifier_parent_class parent_class
 G_DEFINE_ABSTRACT_TYPE (GstEarlyExitClassifier, gst_early_exit_classifier,
                         GST_TYPE_BASE_TRANSFORM);
 
-static void gst_early_exit_classifier_set_property (GObject *object,
-                                                    guint prop_id,
-                                                    const GValue *value,
-                                                    GParamSpec *pspec);
-static void gst_early_exit_classifier_get_property (GObject *object,
-                                                    guint prop_id,
-                                                    GValue *value,
-                                                    GParamSpec *pspec);
 static void gst_early_exit_classifier_finalize (GObject *object);
+static void processing_latency_get (GObject *object, gpointer at,
+                                    GValue *value);
+static void qos_set (GObject *object, gpointer at, const GValue *value);
+static void qos_get (GObject *object, gpointer at, GValue *value);
+static void deadline_changed (GObject *object, GParamSpec *pspec,
+                              gpointer user_data);
 static gboolean gst_early_exit_classifier_start (GstBaseTransform *trans);
 static gboolean gst_early_exit_classifier_stop (GstBaseTransform *trans);
 static gboolean gst_early_exit_classifier_query (GstBaseTransform *trans,
@@ -87,50 +75,12 @@ gst_early_exit_classifier_class_init (GstEarlyExitClassifierClass *klass)
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
 
-  gobject_class->set_property = gst_early_exit_classifier_set_property;
-  gobject_class->get_property = gst_early_exit_classifier_get_property;
   gobject_class->finalize = gst_early_exit_classifier_finalize;
 
   /* model-file, device, precision, model-instance-id, threads, deadline,
    * policy, min-exit, max-exit, confidence-threshold, interval,
-   * post-messages, unique-id, stats: gst/ee-element.h */
+   * post-messages, unique-id, labels-file, top-k, stats: gst/ee-element.h */
   ee_element_class_install (gobject_class, &element_info);
-
-  /**
-   * GstEarlyExitClassifier:labels-file:
-   *
-   * A text file of class names, one per line in class order (UTF-8, empty
-   * lines only at the end), used in place of the model file's labels. Its
-   * number of lines must equal the model's number of classes. NULL: the
-   * model file's labels, else the class numbers.
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_LABELS_FILE,
-      g_param_spec_string (
-          "labels-file", "Labels File",
-          "Text file with one class name per line, in class order, replacing "
-          "the model file's labels (NULL: the model's labels, else class "
-          "numbers)",
-          DEFAULT_LABELS_FILE,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_READY));
-
-  /**
-   * GstEarlyExitClassifier:top-k:
-   *
-   * Number of classes in the result's top-k list (parallel arrays
-   * `top-labels`, `top-label-ids`, `top-confidences`, most probable first;
-   * at most the number of classes). 0 leaves the list out.
-   */
-  g_object_class_install_property (
-      gobject_class, PROP_TOP_K,
-      g_param_spec_uint (
-          "top-k", "Top K",
-          "Number of most probable classes listed in every result "
-          "(top-labels, top-label-ids, top-confidences; 0 = no list)",
-          0, MAX_TOP_K, DEFAULT_TOP_K,
-          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-              | GST_PARAM_MUTABLE_PLAYING));
 
   /**
    * GstEarlyExitClassifier:processing-latency:
@@ -141,14 +91,15 @@ gst_early_exit_classifier_class_init (GstEarlyExitClassifierClass *klass)
    * the element has started. (Not avcrowdcount's `latency`, GstAggregator's
    * writable extra wait for live sources.)
    */
-  g_object_class_install_property (
-      gobject_class, PROP_PROCESSING_LATENCY,
+  ee_props_add (
+      gobject_class, 0,
       g_param_spec_uint64 (
           "processing-latency", "Processing Latency",
           "Latency the element adds, read only (in nanoseconds): the budget "
           "of one frame or audio window, added to upstream's in latency "
           "queries; 0 before the element has started",
-          0, G_MAXUINT64, 0, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+          0, G_MAXUINT64, 0, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS),
+      NULL, processing_latency_get);
 
   /**
    * GstEarlyExitClassifier:qos:
@@ -158,13 +109,14 @@ gst_early_exit_classifier_class_init (GstEarlyExitClassifierClass *klass)
    * on avcrowdcount. Buffers are never dropped. FALSE: QoS events are
    * passed upstream untouched.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_QOS,
+  ee_props_add (
+      gobject_class, 0,
       g_param_spec_boolean (
           "qos", "QoS",
           "Lower the exit aimed for when downstream reports lateness (QoS "
           "events), as avcrowdcount does; buffers are never dropped",
-          TRUE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS));
+          TRUE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS),
+      qos_set, qos_get);
 
   GST_DEBUG_CATEGORY_INIT (gst_early_exit_classifier_debug,
                            "earlyexitclassifier", 0,
@@ -196,18 +148,16 @@ gst_early_exit_classifier_init (GstEarlyExitClassifier *self)
   gst_base_transform_set_qos_enabled (trans, TRUE);
 
   ee_element_init (&self->ee, GST_ELEMENT (self), &element_info);
-  self->prop_labels_file = g_strdup (DEFAULT_LABELS_FILE);
-  self->top_k = DEFAULT_TOP_K;
+  ee_props_init (G_OBJECT (self), GST_TYPE_EARLY_EXIT_CLASSIFIER);
+  g_signal_connect (self, "notify::deadline", G_CALLBACK (deadline_changed),
+                    NULL);
   self->latency = GST_CLOCK_TIME_NONE;
 }
 
 static void
 gst_early_exit_classifier_finalize (GObject *object)
 {
-  GstEarlyExitClassifier *self = GST_EARLY_EXIT_CLASSIFIER (object);
-
-  ee_element_finalize (&self->ee);
-  g_free (self->prop_labels_file);
+  ee_props_finalize (object, GST_TYPE_EARLY_EXIT_CLASSIFIER);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -236,68 +186,35 @@ update_latency (GstEarlyExitClassifier *self)
 }
 
 static void
-gst_early_exit_classifier_set_property (GObject *object, guint prop_id,
-                                        const GValue *value, GParamSpec *pspec)
+deadline_changed (GObject *object, GParamSpec *pspec, gpointer user_data)
 {
-  GstEarlyExitClassifier *self = GST_EARLY_EXIT_CLASSIFIER (object);
-  gboolean budget_changed;
+  update_latency (GST_EARLY_EXIT_CLASSIFIER (object));
+}
 
-  if (ee_element_set_property (&self->ee, prop_id, value, &budget_changed)) {
-    if (budget_changed)
-      update_latency (self);
-    return;
-  }
-  GST_OBJECT_LOCK (self);
-  switch (prop_id) {
-    case PROP_LABELS_FILE:
-      g_free (self->prop_labels_file);
-      self->prop_labels_file = g_value_dup_string (value);
-      break;
-    case PROP_TOP_K:
-      self->top_k = g_value_get_uint (value);
-      break;
-    case PROP_QOS:
-      /* takes the object lock itself */
-      GST_OBJECT_UNLOCK (self);
-      gst_base_transform_set_qos_enabled (GST_BASE_TRANSFORM (self),
-                                          g_value_get_boolean (value));
-      return;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
-  GST_OBJECT_UNLOCK (self);
+/* GstBaseTransform keeps qos; this element gives it its own meaning (the
+ * class documentation) and default. */
+static void
+qos_set (GObject *object, gpointer at, const GValue *value)
+{
+  gst_base_transform_set_qos_enabled (GST_BASE_TRANSFORM (object),
+                                      g_value_get_boolean (value));
 }
 
 static void
-gst_early_exit_classifier_get_property (GObject *object, guint prop_id,
-                                        GValue *value, GParamSpec *pspec)
+qos_get (GObject *object, gpointer at, GValue *value)
+{
+  g_value_set_boolean (
+      value, gst_base_transform_is_qos_enabled (GST_BASE_TRANSFORM (object)));
+}
+
+static void
+processing_latency_get (GObject *object, gpointer at, GValue *value)
 {
   GstEarlyExitClassifier *self = GST_EARLY_EXIT_CLASSIFIER (object);
 
-  if (ee_element_get_property (&self->ee, prop_id, value))
-    return;
   GST_OBJECT_LOCK (self);
-  switch (prop_id) {
-    case PROP_LABELS_FILE:
-      g_value_set_string (value, self->prop_labels_file);
-      break;
-    case PROP_TOP_K:
-      g_value_set_uint (value, self->top_k);
-      break;
-    case PROP_QOS:
-      GST_OBJECT_UNLOCK (self);
-      g_value_set_boolean (
-          value, gst_base_transform_is_qos_enabled (GST_BASE_TRANSFORM (self)));
-      return;
-    case PROP_PROCESSING_LATENCY:
-      g_value_set_uint64 (
-          value, GST_CLOCK_TIME_IS_VALID (self->latency) ? self->latency : 0);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
+  g_value_set_uint64 (
+      value, GST_CLOCK_TIME_IS_VALID (self->latency) ? self->latency : 0);
   GST_OBJECT_UNLOCK (self);
 }
 
@@ -311,8 +228,6 @@ unload_model (GstEarlyExitClassifier *self)
 
   if (klass->model_unload)
     klass->model_unload (self);
-  if (self->input)
-    ee_backend_host_free (ee_engine_backend (self->ee.engine), self->input);
   ee_element_stop (&self->ee);
   g_strfreev (self->labels);
   self->model = NULL;
@@ -418,7 +333,6 @@ prepare_model (GstEarlyExitClassifier *self, const gchar *labels_path)
 {
   GstEarlyExitClassifierClass *klass
       = GST_EARLY_EXIT_CLASSIFIER_GET_CLASS (self);
-  GError *err = NULL;
   EeRunner *runner;
 
   self->model = self->ee.model;
@@ -434,18 +348,10 @@ prepare_model (GstEarlyExitClassifier *self, const gchar *labels_path)
 
   ee_model_input_size (self->model, &self->in_width, &self->in_height);
   self->input_floats = (gsize)3 * self->in_width * self->in_height;
-  /* page-locked on CUDA, so uploads run asynchronously */
   self->input
-      = ee_backend_host_alloc (ee_engine_backend (self->ee.engine),
-                               sizeof (float) * self->input_floats, &err);
-  if (!self->input) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
-                       ("Not enough memory for the model input."),
-                       ("%s", err->message));
-    g_clear_error (&err);
+      = ee_element_input_alloc (&self->ee, sizeof (float) * self->input_floats);
+  if (!self->input)
     return FALSE;
-  }
-  memset (self->input, 0, sizeof (float) * self->input_floats);
   ee_stream_set_input (self->ee.stream, ee_model_image_input (self->model),
                        self->input);
   return !klass->model_ready || klass->model_ready (self);
@@ -461,7 +367,7 @@ gst_early_exit_classifier_start (GstBaseTransform *trans)
   gboolean ok;
 
   GST_OBJECT_LOCK (self);
-  labels = g_strdup (self->prop_labels_file);
+  labels = g_strdup (self->ee.prop_labels_file);
   GST_OBJECT_UNLOCK (self);
 
   ok = ee_element_start (&self->ee, GST_EARLY_EXIT_CLASSIFIER_MAX_EXITS)
@@ -478,10 +384,7 @@ gst_early_exit_classifier_start (GstBaseTransform *trans)
 static gboolean
 gst_early_exit_classifier_stop (GstBaseTransform *trans)
 {
-  GstEarlyExitClassifier *self = GST_EARLY_EXIT_CLASSIFIER (trans);
-
-  unload_model (self);
-  ee_element_set_period (&self->ee, GST_CLOCK_TIME_NONE);
+  unload_model (GST_EARLY_EXIT_CLASSIFIER (trans));
   return TRUE;
 }
 
@@ -649,7 +552,7 @@ gst_early_exit_classifier_classify (GstEarlyExitClassifier *self,
 
   GST_OBJECT_LOCK (self);
   threshold = self->ee.confidence_threshold;
-  top_k = self->top_k;
+  top_k = self->ee.top_k;
   GST_OBJECT_UNLOCK (self);
 
   if (!ee_element_run (&self->ee, all, processable, budget,

@@ -35,11 +35,6 @@ struct _GstEarlyExitClassifier
   /* the common properties, the engine and its stream, stats, QoS */
   EeElement ee;
 
-  /* properties, protected by the object lock; prop_* are READY-only and
-   * latched at start (READY->PAUSED) */
-  gchar *prop_labels_file;
-  guint top_k;
-
   /* latched at start, then fixed until stop: read by the streaming thread
    * without locking */
   EeModel *model; /* ee.model */

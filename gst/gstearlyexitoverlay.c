@@ -58,6 +58,7 @@
 #include <string.h>
 
 #include "gstearlyexitoverlay.h"
+#include "ee-props.h"
 #include "earlyexit-meta.h"
 #include "ee-overlay-text.h"
 
@@ -80,26 +81,12 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE (
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
     "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (VIDEO_CAPS));
 
-enum
-{
-  PROP_0,
-  PROP_SCALE,
-  PROP_OPACITY,
-  PROP_HEATMAP_MAX,
-};
-
 #define gst_earlyexit_overlay_parent_class parent_class
 G_DEFINE_TYPE (GstEarlyExitOverlay, gst_earlyexit_overlay,
                GST_TYPE_VIDEO_FILTER);
 GST_ELEMENT_REGISTER_DEFINE (earlyexitoverlay, "earlyexitoverlay",
                              GST_RANK_NONE, GST_TYPE_EARLYEXIT_OVERLAY);
 
-static void gst_earlyexit_overlay_set_property (GObject *object, guint prop_id,
-                                                const GValue *value,
-                                                GParamSpec *pspec);
-static void gst_earlyexit_overlay_get_property (GObject *object, guint prop_id,
-                                                GValue *value,
-                                                GParamSpec *pspec);
 static GstFlowReturn
 gst_earlyexit_overlay_transform_frame_ip (GstVideoFilter *filter,
                                           GstVideoFrame *frame);
@@ -112,8 +99,6 @@ gst_earlyexit_overlay_class_init (GstEarlyExitOverlayClass *klass)
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstVideoFilterClass *filter_class = GST_VIDEO_FILTER_CLASS (klass);
 
-  gobject_class->set_property = gst_earlyexit_overlay_set_property;
-  gobject_class->get_property = gst_earlyexit_overlay_get_property;
   gobject_class->finalize = gst_earlyexit_overlay_finalize;
 
   /**
@@ -121,14 +106,12 @@ gst_earlyexit_overlay_class_init (GstEarlyExitOverlayClass *klass)
    *
    * Size of one font pixel in frame pixels; 0 picks one per 120 rows.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_SCALE,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitOverlay, scale),
       g_param_spec_uint ("scale", "Scale",
                          "Size of one font pixel in frame pixels (0 = one "
                          "per 120 frame rows)",
-                         0, 64, DEFAULT_SCALE,
-                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-                             | GST_PARAM_MUTABLE_PLAYING));
+                         0, 64, DEFAULT_SCALE, EE_PARAM_PLAYING));
 
   /**
    * GstEarlyExitOverlay:opacity:
@@ -136,14 +119,12 @@ gst_earlyexit_overlay_class_init (GstEarlyExitOverlayClass *klass)
    * Opacity of the density-map heatmap where the map is densest (0: no
    * heatmap).
    */
-  g_object_class_install_property (
-      gobject_class, PROP_OPACITY,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitOverlay, opacity),
       g_param_spec_double ("opacity", "Opacity",
                            "Opacity of the density-map heatmap where the map "
                            "is dense (0 = no heatmap)",
-                           0.0, 1.0, DEFAULT_OPACITY,
-                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-                               | GST_PARAM_MUTABLE_PLAYING));
+                           0.0, 1.0, DEFAULT_OPACITY, EE_PARAM_PLAYING));
 
   /**
    * GstEarlyExitOverlay:heatmap-max:
@@ -151,14 +132,13 @@ gst_earlyexit_overlay_class_init (GstEarlyExitOverlayClass *klass)
    * The map value drawn in the brightest colour (people per cell); 0: each
    * frame's largest cell.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_HEATMAP_MAX,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitOverlay, heatmap_max),
       g_param_spec_double ("heatmap-max", "Heatmap Max",
                            "Map value drawn brightest, in people per cell (0 "
                            "= the frame's largest cell)",
                            0.0, G_MAXDOUBLE, DEFAULT_HEATMAP_MAX,
-                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-                               | GST_PARAM_MUTABLE_PLAYING));
+                           EE_PARAM_PLAYING));
 
   GST_DEBUG_CATEGORY_INIT (gst_earlyexit_overlay_debug, "earlyexitoverlay", 0,
                            "Draws earlyexit results onto the video");
@@ -177,9 +157,7 @@ gst_earlyexit_overlay_class_init (GstEarlyExitOverlayClass *klass)
 static void
 gst_earlyexit_overlay_init (GstEarlyExitOverlay *self)
 {
-  self->scale = DEFAULT_SCALE;
-  self->opacity = DEFAULT_OPACITY;
-  self->heatmap_max = DEFAULT_HEATMAP_MAX;
+  ee_props_init (G_OBJECT (self), GST_TYPE_EARLYEXIT_OVERLAY);
 }
 
 static void
@@ -189,54 +167,6 @@ gst_earlyexit_overlay_finalize (GObject *object)
 
   ee_heatmap_scratch_clear (&self->scratch);
   G_OBJECT_CLASS (parent_class)->finalize (object);
-}
-
-static void
-gst_earlyexit_overlay_set_property (GObject *object, guint prop_id,
-                                    const GValue *value, GParamSpec *pspec)
-{
-  GstEarlyExitOverlay *self = GST_EARLYEXIT_OVERLAY (object);
-
-  GST_OBJECT_LOCK (self);
-  switch (prop_id) {
-    case PROP_SCALE:
-      self->scale = g_value_get_uint (value);
-      break;
-    case PROP_OPACITY:
-      self->opacity = g_value_get_double (value);
-      break;
-    case PROP_HEATMAP_MAX:
-      self->heatmap_max = g_value_get_double (value);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
-  GST_OBJECT_UNLOCK (self);
-}
-
-static void
-gst_earlyexit_overlay_get_property (GObject *object, guint prop_id,
-                                    GValue *value, GParamSpec *pspec)
-{
-  GstEarlyExitOverlay *self = GST_EARLYEXIT_OVERLAY (object);
-
-  GST_OBJECT_LOCK (self);
-  switch (prop_id) {
-    case PROP_SCALE:
-      g_value_set_uint (value, self->scale);
-      break;
-    case PROP_OPACITY:
-      g_value_set_double (value, self->opacity);
-      break;
-    case PROP_HEATMAP_MAX:
-      g_value_set_double (value, self->heatmap_max);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
-  GST_OBJECT_UNLOCK (self);
 }
 
 static GstFlowReturn

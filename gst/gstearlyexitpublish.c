@@ -125,6 +125,7 @@
 #endif
 
 #include "gstearlyexitpublish.h"
+#include "ee-props.h"
 #include "earlyexit-meta.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_earlyexit_publish_debug);
@@ -159,29 +160,6 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE (
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
     "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
-
-enum
-{
-  PROP_0,
-  PROP_METHOD,
-  PROP_SOURCE,
-  PROP_LOCATION,
-  PROP_MAX_FILE_SIZE,
-  PROP_MAX_FILES,
-  PROP_HOST,
-  PROP_PORT,
-  PROP_TOPIC,
-  PROP_CLIENT_ID,
-  PROP_QOS,
-  PROP_TLS_CA_FILE,
-  PROP_USERNAME,
-  PROP_PASSWORD_FILE,
-  PROP_PASSWORD_ENV,
-  PROP_BROKERS,
-  PROP_MAX_QUEUED,
-  PROP_FLUSH_TIMEOUT,
-  PROP_STATS,
-};
 
 /* One JSON message. */
 struct _EePublishMsg
@@ -225,13 +203,8 @@ G_DEFINE_TYPE (GstEarlyExitPublish, gst_earlyexit_publish,
 GST_ELEMENT_REGISTER_DEFINE (earlyexitpublish, "earlyexitpublish",
                              GST_RANK_NONE, GST_TYPE_EARLYEXIT_PUBLISH);
 
-static void gst_earlyexit_publish_set_property (GObject *object, guint prop_id,
-                                                const GValue *value,
-                                                GParamSpec *pspec);
-static void gst_earlyexit_publish_get_property (GObject *object, guint prop_id,
-                                                GValue *value,
-                                                GParamSpec *pspec);
 static void gst_earlyexit_publish_finalize (GObject *object);
+static void stats_get (GObject *object, gpointer at, GValue *value);
 static GstStateChangeReturn
 gst_earlyexit_publish_change_state (GstElement *element,
                                     GstStateChange transition);
@@ -249,11 +222,7 @@ gst_earlyexit_publish_class_init (GstEarlyExitPublishClass *klass)
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
-  const GParamFlags rw_ready
-      = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY;
 
-  gobject_class->set_property = gst_earlyexit_publish_set_property;
-  gobject_class->get_property = gst_earlyexit_publish_get_property;
   gobject_class->finalize = gst_earlyexit_publish_finalize;
 
   /**
@@ -262,80 +231,81 @@ gst_earlyexit_publish_class_init (GstEarlyExitPublishClass *klass)
    * Where the messages go: `file` (JSON lines to `location` or stdout),
    * `mqtt` (an MQTT broker) or `kafka` (Kafka brokers).
    */
-  g_object_class_install_property (
-      gobject_class, PROP_METHOD,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, method),
       g_param_spec_enum ("method", "Method",
                          "Where the JSON messages go: file (JSON lines to "
                          "location or stdout), mqtt or kafka",
                          GST_TYPE_EARLYEXIT_PUBLISH_METHOD, DEFAULT_METHOD,
-                         rw_ready));
+                         EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:source:
    *
    * The name of the stream in every message (`source`) and in the topic's
    * `{source}`; unset, the name of the pipeline the element is in.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_SOURCE,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, source),
       g_param_spec_string ("source", "Source",
                            "Name of the stream in the messages and the "
                            "topic's {source} (NULL = the pipeline's name)",
-                           NULL, rw_ready));
+                           NULL, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:location:
    *
    * method=file: the file the JSON lines are appended to; unset, stdout.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_LOCATION,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, location),
       g_param_spec_string ("location", "Location",
                            "method=file: file to append the JSON lines to "
                            "(NULL = stdout)",
-                           NULL, rw_ready));
+                           NULL, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:max-file-size:
    *
    * method=file: a file that would grow past this many bytes is rotated
    * (renamed to `location.1`, the older ones shifted); 0 never rotates.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_MAX_FILE_SIZE,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, max_file_size),
       g_param_spec_uint64 ("max-file-size", "Max file size",
                            "method=file: rotate the file before it grows "
                            "past this many bytes (0 = never)",
-                           0, G_MAXUINT64, DEFAULT_MAX_FILE_SIZE, rw_ready));
+                           0, G_MAXUINT64, DEFAULT_MAX_FILE_SIZE,
+                           EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:max-files:
    *
    * method=file with max-file-size: how many rotated files
    * (`location.1` ... `location.N`) are kept; the oldest is deleted.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_MAX_FILES,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, max_files),
       g_param_spec_uint ("max-files", "Max files",
                          "method=file: rotated files kept (location.1 .. "
                          "location.N); the oldest beyond is deleted",
-                         1, 1000, DEFAULT_MAX_FILES, rw_ready));
+                         1, 1000, DEFAULT_MAX_FILES, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:host:
    *
    * method=mqtt: the broker's host name or address.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_HOST,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, host),
       g_param_spec_string ("host", "Host",
                            "method=mqtt: the broker's host name or address",
-                           DEFAULT_HOST, rw_ready));
+                           DEFAULT_HOST, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:port:
    *
    * method=mqtt: the broker's port (1883; with TLS usually 8883).
    */
-  g_object_class_install_property (
-      gobject_class, PROP_PORT,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, port),
       g_param_spec_int ("port", "Port",
                         "method=mqtt: the broker's port (TLS usually 8883)", 1,
-                        65535, DEFAULT_PORT, rw_ready));
+                        65535, DEFAULT_PORT, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:topic:
    *
@@ -343,119 +313,118 @@ gst_earlyexit_publish_class_init (GstEarlyExitPublishClass *klass)
    * `earlyexit/{source}` (MQTT), `earlyexit` (Kafka, the messages keyed by
    * the source).
    */
-  g_object_class_install_property (
-      gobject_class, PROP_TOPIC,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, topic),
       g_param_spec_string ("topic", "Topic",
                            "Topic, {source} replaced by the source (NULL = "
                            "earlyexit/{source} for MQTT, earlyexit for "
                            "Kafka)",
-                           NULL, rw_ready));
+                           NULL, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:client-id:
    *
    * The MQTT client id or Kafka client.id; unset, MQTT gets a random one.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_CLIENT_ID,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, client_id),
       g_param_spec_string ("client-id", "Client id",
                            "MQTT client id or Kafka client.id (NULL = a "
                            "random MQTT id, librdkafka's default)",
-                           NULL, rw_ready));
+                           NULL, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:qos:
    *
    * method=mqtt: 0 (at most once) or 1 (at least once: resent until the
    * broker acknowledges it).
    */
-  g_object_class_install_property (
-      gobject_class, PROP_QOS,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, qos),
       g_param_spec_int ("qos", "QoS",
                         "method=mqtt: 0 (at most once) or 1 (at least once)", 0,
-                        1, DEFAULT_QOS, rw_ready));
+                        1, DEFAULT_QOS, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:tls-ca-file:
    *
    * method=mqtt: connect with TLS and check the broker's certificate against
    * this CA certificate (PEM) and the host name; unset, no TLS.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_TLS_CA_FILE,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, tls_ca_file),
       g_param_spec_string ("tls-ca-file", "TLS CA file",
                            "method=mqtt: use TLS, trusting the CA "
                            "certificate (PEM) in this file (NULL = no TLS)",
-                           NULL, rw_ready));
+                           NULL, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:username:
    *
    * method=mqtt: the login; its password comes from `password-file` or
    * `password-env`.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_USERNAME,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, username),
       g_param_spec_string ("username", "Username",
                            "method=mqtt: user name of the login (password "
                            "from password-file or password-env)",
-                           NULL, rw_ready));
+                           NULL, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:password-file:
    *
    * method=mqtt: a file whose first line is the password, read at start.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_PASSWORD_FILE,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, password_file),
       g_param_spec_string ("password-file", "Password file",
                            "method=mqtt: file whose first line is the "
                            "password (read at start)",
-                           NULL, rw_ready));
+                           NULL, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:password-env:
    *
    * method=mqtt: the name of an environment variable holding the password,
    * read at start.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_PASSWORD_ENV,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, password_env),
       g_param_spec_string ("password-env", "Password variable",
                            "method=mqtt: name of the environment variable "
                            "holding the password (read at start)",
-                           NULL, rw_ready));
+                           NULL, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:brokers:
    *
    * method=kafka: the bootstrap brokers, `host:port[,host:port...]`.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_BROKERS,
-      g_param_spec_string ("brokers", "Brokers",
-                           "method=kafka: bootstrap brokers, "
-                           "host:port[,host:port...]",
-                           DEFAULT_BROKERS, rw_ready));
+  ee_props_add_field (gobject_class,
+                      G_STRUCT_OFFSET (GstEarlyExitPublish, brokers),
+                      g_param_spec_string ("brokers", "Brokers",
+                                           "method=kafka: bootstrap brokers, "
+                                           "host:port[,host:port...]",
+                                           DEFAULT_BROKERS, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:max-queued:
    *
    * Messages waiting to be published, at most; a new result beyond it drops
    * the oldest waiting message (counted in `stats`).
    */
-  g_object_class_install_property (
-      gobject_class, PROP_MAX_QUEUED,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, max_queued),
       g_param_spec_uint ("max-queued", "Max queued",
                          "Messages waiting to be published, at most; beyond, "
                          "the oldest is dropped",
-                         1, G_MAXINT, DEFAULT_MAX_QUEUED, rw_ready));
+                         1, G_MAXINT, DEFAULT_MAX_QUEUED, EE_PARAM_READY));
   /**
    * GstEarlyExitPublish:flush-timeout:
    *
    * At EOS, how long (ns) to wait for the waiting messages to be published
    * before the EOS goes on.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_FLUSH_TIMEOUT,
+  ee_props_add_field (
+      gobject_class, G_STRUCT_OFFSET (GstEarlyExitPublish, flush_timeout),
       g_param_spec_uint64 ("flush-timeout", "Flush timeout",
                            "At EOS, wait up to this long (ns) for the queue "
                            "to be published",
                            0, G_MAXUINT64, DEFAULT_FLUSH_TIMEOUT,
-                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS
-                               | GST_PARAM_MUTABLE_PLAYING));
+                           EE_PARAM_PLAYING));
   /**
    * GstEarlyExitPublish:stats:
    *
@@ -467,12 +436,13 @@ gst_earlyexit_publish_class_init (GstEarlyExitPublishClass *klass)
    * (guint64, failed connections, writes and deliveries). Every result is
    * published, dropped or queued: published + dropped + queued = results.
    */
-  g_object_class_install_property (
-      gobject_class, PROP_STATS,
+  ee_props_add (
+      gobject_class, 0,
       g_param_spec_boxed ("stats", "Statistics",
                           "published, dropped, queued, reconnects, errors",
                           GST_TYPE_STRUCTURE,
-                          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+                          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS),
+      NULL, stats_get);
 
   GST_DEBUG_CATEGORY_INIT (gst_earlyexit_publish_debug, "earlyexitpublish", 0,
                            "Publishes earlyexit results as JSON");
@@ -499,15 +469,7 @@ gst_earlyexit_publish_class_init (GstEarlyExitPublishClass *klass)
 static void
 gst_earlyexit_publish_init (GstEarlyExitPublish *self)
 {
-  self->method = DEFAULT_METHOD;
-  self->max_file_size = DEFAULT_MAX_FILE_SIZE;
-  self->max_files = DEFAULT_MAX_FILES;
-  self->host = g_strdup (DEFAULT_HOST);
-  self->port = DEFAULT_PORT;
-  self->qos = DEFAULT_QOS;
-  self->brokers = g_strdup (DEFAULT_BROKERS);
-  self->max_queued = DEFAULT_MAX_QUEUED;
-  self->flush_timeout = DEFAULT_FLUSH_TIMEOUT;
+  ee_props_init (G_OBJECT (self), GST_TYPE_EARLYEXIT_PUBLISH);
   g_mutex_init (&self->lock);
   g_cond_init (&self->cond);
   g_queue_init (&self->queue);
@@ -530,95 +492,13 @@ gst_earlyexit_publish_finalize (GObject *object)
 {
   GstEarlyExitPublish *self = GST_EARLYEXIT_PUBLISH (object);
 
-  g_free (self->source);
-  g_free (self->location);
-  g_free (self->host);
-  g_free (self->topic);
-  g_free (self->client_id);
-  g_free (self->tls_ca_file);
-  g_free (self->username);
-  g_free (self->password_file);
-  g_free (self->password_env);
-  g_free (self->brokers);
+  ee_props_finalize (object, GST_TYPE_EARLYEXIT_PUBLISH);
   g_free (self->run_source);
   g_free (self->run_topic);
   g_queue_clear_full (&self->queue, msg_free);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
   G_OBJECT_CLASS (parent_class)->finalize (object);
-}
-
-static void
-replace_string (gchar **field, const GValue *value)
-{
-  g_free (*field);
-  *field = g_value_dup_string (value);
-}
-
-static void
-gst_earlyexit_publish_set_property (GObject *object, guint prop_id,
-                                    const GValue *value, GParamSpec *pspec)
-{
-  GstEarlyExitPublish *self = GST_EARLYEXIT_PUBLISH (object);
-
-  GST_OBJECT_LOCK (self);
-  switch (prop_id) {
-    case PROP_METHOD:
-      self->method = g_value_get_enum (value);
-      break;
-    case PROP_SOURCE:
-      replace_string (&self->source, value);
-      break;
-    case PROP_LOCATION:
-      replace_string (&self->location, value);
-      break;
-    case PROP_MAX_FILE_SIZE:
-      self->max_file_size = g_value_get_uint64 (value);
-      break;
-    case PROP_MAX_FILES:
-      self->max_files = g_value_get_uint (value);
-      break;
-    case PROP_HOST:
-      replace_string (&self->host, value);
-      break;
-    case PROP_PORT:
-      self->port = g_value_get_int (value);
-      break;
-    case PROP_TOPIC:
-      replace_string (&self->topic, value);
-      break;
-    case PROP_CLIENT_ID:
-      replace_string (&self->client_id, value);
-      break;
-    case PROP_QOS:
-      self->qos = g_value_get_int (value);
-      break;
-    case PROP_TLS_CA_FILE:
-      replace_string (&self->tls_ca_file, value);
-      break;
-    case PROP_USERNAME:
-      replace_string (&self->username, value);
-      break;
-    case PROP_PASSWORD_FILE:
-      replace_string (&self->password_file, value);
-      break;
-    case PROP_PASSWORD_ENV:
-      replace_string (&self->password_env, value);
-      break;
-    case PROP_BROKERS:
-      replace_string (&self->brokers, value);
-      break;
-    case PROP_MAX_QUEUED:
-      self->max_queued = g_value_get_uint (value);
-      break;
-    case PROP_FLUSH_TIMEOUT:
-      self->flush_timeout = g_value_get_uint64 (value);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
-  GST_OBJECT_UNLOCK (self);
 }
 
 static GstStructure *
@@ -637,73 +517,9 @@ stats_new (GstEarlyExitPublish *self)
 }
 
 static void
-gst_earlyexit_publish_get_property (GObject *object, guint prop_id,
-                                    GValue *value, GParamSpec *pspec)
+stats_get (GObject *object, gpointer at, GValue *value)
 {
-  GstEarlyExitPublish *self = GST_EARLYEXIT_PUBLISH (object);
-
-  if (prop_id == PROP_STATS) {
-    g_value_take_boxed (value, stats_new (self));
-    return;
-  }
-  GST_OBJECT_LOCK (self);
-  switch (prop_id) {
-    case PROP_METHOD:
-      g_value_set_enum (value, self->method);
-      break;
-    case PROP_SOURCE:
-      g_value_set_string (value, self->source);
-      break;
-    case PROP_LOCATION:
-      g_value_set_string (value, self->location);
-      break;
-    case PROP_MAX_FILE_SIZE:
-      g_value_set_uint64 (value, self->max_file_size);
-      break;
-    case PROP_MAX_FILES:
-      g_value_set_uint (value, self->max_files);
-      break;
-    case PROP_HOST:
-      g_value_set_string (value, self->host);
-      break;
-    case PROP_PORT:
-      g_value_set_int (value, self->port);
-      break;
-    case PROP_TOPIC:
-      g_value_set_string (value, self->topic);
-      break;
-    case PROP_CLIENT_ID:
-      g_value_set_string (value, self->client_id);
-      break;
-    case PROP_QOS:
-      g_value_set_int (value, self->qos);
-      break;
-    case PROP_TLS_CA_FILE:
-      g_value_set_string (value, self->tls_ca_file);
-      break;
-    case PROP_USERNAME:
-      g_value_set_string (value, self->username);
-      break;
-    case PROP_PASSWORD_FILE:
-      g_value_set_string (value, self->password_file);
-      break;
-    case PROP_PASSWORD_ENV:
-      g_value_set_string (value, self->password_env);
-      break;
-    case PROP_BROKERS:
-      g_value_set_string (value, self->brokers);
-      break;
-    case PROP_MAX_QUEUED:
-      g_value_set_uint (value, self->max_queued);
-      break;
-    case PROP_FLUSH_TIMEOUT:
-      g_value_set_uint64 (value, self->flush_timeout);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-      break;
-  }
-  GST_OBJECT_UNLOCK (self);
+  g_value_take_boxed (value, stats_new (GST_EARLYEXIT_PUBLISH (object)));
 }
 
 /* JSON writing */
