@@ -288,9 +288,7 @@ conv_int8_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   return ok;
 }
 
-gboolean
-cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-              const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_conv_new)
 {
   const EeTensorDesc *x = in[0];
   int64_t o = d->out_features;
@@ -346,9 +344,7 @@ cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   return ok;
 }
 
-gboolean
-cpu_pool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-              const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_pool_new)
 {
   const EeTensorDesc *x = in[0];
   gboolean avg = d->kind == EE_OP_AVGPOOL;
@@ -394,10 +390,7 @@ cpu_pool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   return ok;
 }
 
-gboolean
-cpu_batchnorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                   const EeTensorDesc *const *in, EeTensorDesc *out,
-                   GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_batchnorm_new)
 {
   const EeTensorDesc *x = in[0];
   int64_t c = x->ndim > 1 ? x->shape[1] : 0;
@@ -432,10 +425,7 @@ cpu_batchnorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   return ok;
 }
 
-gboolean
-cpu_linear_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                const EeTensorDesc *const *in, EeTensorDesc *out,
-                GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_linear_new)
 {
   const EeTensorDesc *x = in[0];
   int64_t k = x->shape[x->ndim - 1], m = d->out_features, rows = 1;
@@ -481,10 +471,7 @@ cpu_linear_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   return ok;
 }
 
-gboolean
-cpu_matmul_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                const EeTensorDesc *const *in, EeTensorDesc *out,
-                GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_matmul_new)
 {
   int nd = op->head.out_ndim;
   dnnl_memory_desc_t a_md, b_md, dst_md;
@@ -539,10 +526,7 @@ cpu_matmul_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   return ok;
 }
 
-gboolean
-cpu_layernorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                   const EeTensorDesc *const *in, EeTensorDesc *out,
-                   GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_layernorm_new)
 {
   const EeTensorDesc *x = in[0];
   int64_t dim = x->shape[x->ndim - 1];
@@ -583,10 +567,7 @@ cpu_layernorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   return ok;
 }
 
-gboolean
-cpu_softmax_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                 const EeTensorDesc *const *in, EeTensorDesc *out,
-                 GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_softmax_new)
 {
   const EeTensorDesc *x = in[0];
   dnnl_softmax_desc_t sd;
@@ -611,10 +592,7 @@ cpu_softmax_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   return ok;
 }
 
-gboolean
-cpu_eltwise_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                 const EeTensorDesc *const *in, EeTensorDesc *out,
-                 GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_eltwise_new)
 {
   dnnl_eltwise_desc_t ed;
   dnnl_memory_desc_t x_md;
@@ -640,10 +618,7 @@ cpu_eltwise_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   return ok;
 }
 
-gboolean
-cpu_binary_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                const EeTensorDesc *const *in, EeTensorDesc *out,
-                GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_binary_new)
 {
   dnnl_memory_desc_t a_md, b_md;
   dnnl_binary_desc_t bd;
@@ -672,10 +647,7 @@ cpu_binary_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   return ok;
 }
 
-gboolean
-cpu_concat_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                const EeTensorDesc *const *in, EeTensorDesc *out,
-                GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_concat_new)
 {
   int n = op->head.n_inputs;
   dnnl_data_type_t dt = dnnl_bf16;
@@ -711,10 +683,7 @@ cpu_concat_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   return ok;
 }
 
-gboolean
-cpu_reorder_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                 const EeTensorDesc *const *in, EeTensorDesc *out,
-                 GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_reorder_new)
 {
   const EeTensorDesc *x = in[0];
   dnnl_memory_desc_t x_md, dst_md;

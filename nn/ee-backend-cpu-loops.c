@@ -132,9 +132,7 @@ film_loop_bf16 (const EeOp *op, const void *const *in, void *out)
   film_run (op, in, out, TRUE);
 }
 
-gboolean
-cpu_film_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-              const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_film_new)
 {
   const EeTensorDesc *x = in[0];
 
@@ -191,10 +189,7 @@ patchify_loop_bf16 (const EeOp *op, const void *const *in, void *out)
   patchify_run (op, in[0], out, TRUE);
 }
 
-gboolean
-cpu_patchify_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                  const EeTensorDesc *const *in, EeTensorDesc *out,
-                  GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_patchify_new)
 {
   if (!cpu_loop_input (be, op, 0, in[0], error))
     return FALSE;
@@ -224,10 +219,7 @@ upsample_loop (const EeOp *op, const void *const *in, void *out_)
       }
 }
 
-gboolean
-cpu_upsample_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                  const EeTensorDesc *const *in, EeTensorDesc *out,
-                  GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_upsample_new)
 {
   if (!cpu_loop_input (be, op, 0, in[0], error))
     return FALSE;
@@ -261,9 +253,7 @@ sum_loop (const EeOp *op, const void *const *in, void *out_)
   }
 }
 
-gboolean
-cpu_sum_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-             const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_sum_new)
 {
   if (!cpu_loop_input (be, op, 0, in[0], error))
     return FALSE;
@@ -294,10 +284,7 @@ global_avgpool_loop (const EeOp *op, const void *const *in, void *out_)
     }
 }
 
-gboolean
-cpu_global_avgpool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                        const EeTensorDesc *const *in, EeTensorDesc *out,
-                        GError **error)
+EE_OP_BUILDER (CpuBackend, cpu_global_avgpool_new)
 {
   if (!cpu_loop_input (be, op, 0, in[0], error))
     return FALSE;

@@ -7,7 +7,7 @@
 #ifndef EE_BACKEND_CPU_PRIVATE_H
 #define EE_BACKEND_CPU_PRIVATE_H
 
-#include "ee-backend.h"
+#include "ee-backend-private.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <string.h>
@@ -184,9 +184,6 @@ gboolean cpu_check (dnnl_status_t st, const EeOp *op, const char *call,
 #define CPU_CHECK(op, error, fn, ...)                                          \
   cpu_check (fn (__VA_ARGS__), (op), #fn, (error))
 
-void cpu_arg_error (const EeOp *op, GError **error, const char *format, ...)
-    G_GNUC_PRINTF (3, 4);
-
 void *cpu_buffer_new (EeOp *op, size_t nbytes, GError **error);
 dnnl_memory_t cpu_memory_new (CpuBackend *be, EeOp *op,
                               const dnnl_memory_desc_t *md, void *data,
@@ -253,62 +250,12 @@ gboolean cpu_view_of (const EeTensorDesc *t, CpuView *v);
 /* A dense NCHW view of floats. */
 void cpu_view_dense (CpuView *v, int64_t n, int64_t c, int64_t h, int64_t w);
 
-/* Builders, one per op kind or family: prepare everything and describe the
- * output, of op->head.out_shape. ee_op_output_shape has checked the arguments
- * and check_inputs in ee-backend-cpu.c the data types and layouts. `d`
- * still has the host parameter pointers. */
-typedef gboolean (*CpuBuilder) (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                                const EeTensorDesc *const *in,
-                                EeTensorDesc *out, GError **error);
+/* Builders, one per op family (ee-backend-private.h): cpu_<family>_new.
+ * ee_op_output_shape has checked the arguments and cpu_op_check_input in
+ * ee-backend-cpu.c the data types and layouts. */
+typedef EE_OP_BUILDER (CpuBackend, (*CpuBuilder));
+EE_OP_DECLARE_BUILDERS (CpuBackend, cpu)
 
-gboolean cpu_conv_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                       const EeTensorDesc *const *in, EeTensorDesc *out,
-                       GError **error);
-gboolean cpu_pool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                       const EeTensorDesc *const *in, EeTensorDesc *out,
-                       GError **error);
-gboolean cpu_batchnorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                            const EeTensorDesc *const *in, EeTensorDesc *out,
-                            GError **error);
-gboolean cpu_linear_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                         const EeTensorDesc *const *in, EeTensorDesc *out,
-                         GError **error);
-gboolean cpu_matmul_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                         const EeTensorDesc *const *in, EeTensorDesc *out,
-                         GError **error);
-gboolean cpu_layernorm_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                            const EeTensorDesc *const *in, EeTensorDesc *out,
-                            GError **error);
-gboolean cpu_softmax_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                          const EeTensorDesc *const *in, EeTensorDesc *out,
-                          GError **error);
-gboolean cpu_eltwise_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                          const EeTensorDesc *const *in, EeTensorDesc *out,
-                          GError **error);
-gboolean cpu_binary_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                         const EeTensorDesc *const *in, EeTensorDesc *out,
-                         GError **error);
-gboolean cpu_concat_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                         const EeTensorDesc *const *in, EeTensorDesc *out,
-                         GError **error);
-gboolean cpu_reorder_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                          const EeTensorDesc *const *in, EeTensorDesc *out,
-                          GError **error);
-gboolean cpu_film_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                       const EeTensorDesc *const *in, EeTensorDesc *out,
-                       GError **error);
-gboolean cpu_patchify_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                           const EeTensorDesc *const *in, EeTensorDesc *out,
-                           GError **error);
-gboolean cpu_upsample_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                           const EeTensorDesc *const *in, EeTensorDesc *out,
-                           GError **error);
-gboolean cpu_sum_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                      const EeTensorDesc *const *in, EeTensorDesc *out,
-                      GError **error);
-gboolean cpu_global_avgpool_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
-                                 const EeTensorDesc *const *in,
-                                 EeTensorDesc *out, GError **error);
 /* AVGPOOL windows that run past the padding (ceil mode, padding counted):
  * PyTorch divides by the part inside input + padding, oneDNN by the whole
  * kernel. */

@@ -27,7 +27,6 @@
 #include <oneapi/dnnl/dnnl_debug.h>
 #include <math.h>
 #include <omp.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,16 +44,6 @@ cpu_check (dnnl_status_t st, const EeOp *op, const char *call, GError **error)
       error, EE_ERROR, EE_ERROR_BACKEND, "cpu backend: %s: %s failed: %s",
       ee_op_kind_name (op->head.desc.kind), call, dnnl_status2str (st));
   return FALSE;
-}
-
-void
-cpu_arg_error (const EeOp *op, GError **error, const char *format, ...)
-{
-  va_list ap;
-
-  va_start (ap, format);
-  ee_op_arg_errorv (error, "cpu", op->head.desc.kind, format, ap);
-  va_end (ap);
 }
 
 static void *
@@ -777,67 +766,10 @@ cpu_download (EeBackend *base, void *host_dst, const void *src, size_t nbytes,
   return cpu_copy (host_dst, src, nbytes, error);
 }
 
-static const CpuBuilder builders[EE_OP_N_KINDS] = {
-  [EE_OP_CONV2D] = cpu_conv_new,
-  [EE_OP_MAXPOOL] = cpu_pool_new,
-  [EE_OP_AVGPOOL] = cpu_pool_new,
-  [EE_OP_GLOBAL_AVGPOOL] = cpu_global_avgpool_new,
-  [EE_OP_BATCHNORM] = cpu_batchnorm_new,
-  [EE_OP_LINEAR] = cpu_linear_new,
-  [EE_OP_MATMUL] = cpu_matmul_new,
-  [EE_OP_LAYERNORM] = cpu_layernorm_new,
-  [EE_OP_SOFTMAX] = cpu_softmax_new,
-  [EE_OP_GELU] = cpu_eltwise_new,
-  [EE_OP_RELU] = cpu_eltwise_new,
-  [EE_OP_ADD] = cpu_binary_new,
-  [EE_OP_MUL] = cpu_binary_new,
-  [EE_OP_FILM] = cpu_film_new,
-  [EE_OP_CONCAT] = cpu_concat_new,
-  [EE_OP_PATCHIFY] = cpu_patchify_new,
-  [EE_OP_UPSAMPLE_NEAREST] = cpu_upsample_new,
-  [EE_OP_SUM] = cpu_sum_new,
-  [EE_OP_REORDER] = cpu_reorder_new,
-};
-
-/* What this backend adds to ee_op_output_shape's checks: F32 inputs, or
- * BF16 ones (made by the ops of a bf16 instance), and backend layouts that
- * come with their description. */
-static gboolean
-check_inputs (const CpuBackend *be, const EeOpDesc *desc,
-              const EeTensorDesc *const *in, int n_in, GError **error)
+static void
+destroy_memory (gpointer m)
 {
-  const char *name = ee_op_kind_name (desc->kind);
-
-  for (int i = 0; i < n_in; i++) {
-    const EeTensorDesc *t = in[i];
-
-    gboolean int8 = t->dtype == EE_DTYPE_U8 || t->dtype == EE_DTYPE_S8;
-
-    if (t->dtype != EE_DTYPE_F32
-        && !((be->bf16 || be->int8) && t->dtype == EE_DTYPE_BF16)
-        && !(be->int8 && int8 && t->layout == EE_LAYOUT_BACKEND)) {
-      g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
-                   "cpu backend: %s: input %d is %s, this %s instance takes "
-                   "%s",
-                   name, i, ee_dtype_name (t->dtype),
-                   be->bf16   ? "bf16"
-                   : be->int8 ? "int8"
-                              : "fp32",
-                   be->bf16   ? "F32 and BF16"
-                   : be->int8 ? "F32, and U8 and S8 of its own ops"
-                              : "F32 only");
-      return FALSE;
-    }
-    if (t->layout == EE_LAYOUT_BACKEND && !t->layout_desc) {
-      g_set_error (
-          error, EE_ERROR, EE_ERROR_ARGUMENT,
-          "cpu backend: %s: input %d has a backend layout but no layout "
-          "description",
-          name, i);
-      return FALSE;
-    }
-  }
-  return TRUE;
+  dnnl_memory_destroy (m);
 }
 
 static void
@@ -858,39 +790,53 @@ cpu_op_free (EeBackend *base, EeOp *op)
   g_free (op);
 }
 
-static void
-destroy_memory (gpointer m)
+/* What this backend adds to ee_op_output_shape's checks: F32 inputs, or
+ * BF16 ones (made by the ops of a bf16 or int8 instance), U8 and S8 ones of
+ * an int8 instance's own ops, and backend layouts that come with their
+ * description. */
+static gboolean
+cpu_op_check_input (EeBackend *base, EeOpKind kind, int i,
+                    const EeTensorDesc *t, GError **error)
 {
-  dnnl_memory_destroy (m);
+  const CpuBackend *be = (const CpuBackend *)base;
+  gboolean int8 = t->dtype == EE_DTYPE_U8 || t->dtype == EE_DTYPE_S8;
+
+  if (t->dtype != EE_DTYPE_F32
+      && !((be->bf16 || be->int8) && t->dtype == EE_DTYPE_BF16)
+      && !(be->int8 && int8 && t->layout == EE_LAYOUT_BACKEND))
+    return ee_op_input_error (error, EE_ERROR_UNSUPPORTED, "cpu", kind, i,
+                              "is %s, this %s instance takes %s",
+                              ee_dtype_name (t->dtype),
+                              be->bf16   ? "bf16"
+                              : be->int8 ? "int8"
+                                         : "fp32",
+                              be->bf16   ? "F32 and BF16"
+                              : be->int8 ? "F32, and U8 and S8 of its own ops"
+                                         : "F32 only");
+  if (t->layout == EE_LAYOUT_BACKEND && !t->layout_desc)
+    return ee_op_input_error (error, EE_ERROR_ARGUMENT, "cpu", kind, i,
+                              "has a backend layout but no layout description");
+  return TRUE;
 }
 
-static EeOp *
-cpu_op_new (EeBackend *base, const EeOpDesc *desc,
-            const EeTensorDesc *const *inputs, int n_inputs, EeTensorDesc *out,
-            GError **error)
+static gboolean
+cpu_op_init (EeBackend *base, EeOp *op, const EeOpDesc *desc,
+             const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
 {
+  static const CpuBuilder builders[EE_OP_N_KINDS] = EE_OP_BUILDER_TABLE (cpu);
   CpuBackend *be = (CpuBackend *)base;
-  EeOpHead head;
-  EeOp *op;
-  gboolean ok;
+  int n_inputs = op->head.n_inputs;
 
-  if (!ee_op_head_init (&head, "cpu", desc, inputs, n_inputs, out, error)
-      || !check_inputs (be, desc, inputs, n_inputs, error))
-    return NULL;
   omp_set_num_threads (be->n_threads);
-
-  op = g_new0 (EeOp, 1);
   g_mutex_init (&op->lock);
-  op->head = head;
   op->in = g_new0 (CpuInput, n_inputs);
   op->ptrs = g_new0 (void *, n_inputs);
   op->src = g_new0 (dnnl_memory_t, n_inputs);
   op->mems = g_ptr_array_new_with_free_func (destroy_memory);
   op->bufs = g_ptr_array_new_with_free_func (free);
   op->name = g_strdup (desc->name);
-  op->head.desc.name = NULL;
   for (int i = 0; i < n_inputs; i++) {
-    const EeTensorDesc *t = inputs[i];
+    const EeTensorDesc *t = in[i];
 
     /* The scale an int8 input arrives with (its producer's). */
     op->in[i].have_scale = op->in[i].want_scale = 1.0f;
@@ -898,13 +844,7 @@ cpu_op_new (EeBackend *base, const EeOpDesc *desc,
       op->in[i].have_scale = op->in[i].want_scale
           = ((const CpuLayout *)t->layout_desc)->scale;
   }
-
-  ok = builders[desc->kind](be, op, desc, inputs, out, error);
-  if (!ok) {
-    cpu_op_free (base, op);
-    return NULL;
-  }
-  return op;
+  return builders[desc->kind](be, op, desc, in, out, error);
 }
 
 static gboolean
@@ -988,7 +928,7 @@ ee_backend_cpu_set_conv_observer (EeBackend *base, EeConvObserver fn,
 {
   CpuBackend *be = (CpuBackend *)base;
 
-  g_return_if_fail (base->vt->op_new == cpu_op_new);
+  g_return_if_fail (base->vt->op_init == cpu_op_init);
   be->observer = fn;
   be->observer_data = data;
 }
@@ -1001,8 +941,6 @@ cpu_op_enqueue (EeBackend *base, EeOp *op, const EeTensor *const *inputs,
   CpuThread *t;
   gboolean ok;
 
-  if (!ee_op_check_enqueue (&op->head, "cpu", inputs, n_inputs, out, error))
-    return FALSE;
   t = cpu_thread (be, op, error);
   if (!t)
     return FALSE;
@@ -1081,21 +1019,8 @@ cpu_sync (EeBackend *base, GError **error)
 static const EeBackendVTable cpu_vtable = {
   .name = "cpu",
   .caps = EE_BACKEND_CAP_EAGER | EE_BACKEND_CAP_CONCURRENT,
-  .free = cpu_free,
-  .alloc = cpu_alloc,
-  .dealloc = cpu_dealloc,
-  .upload = cpu_upload,
-  .download = cpu_download,
-  .op_new = cpu_op_new,
-  .op_enqueue = cpu_op_enqueue,
-  .op_free = cpu_op_free,
-  .event_new = cpu_event_new,
-  .event_record = cpu_event_record,
-  .event_query = cpu_event_query,
-  .event_sync = cpu_event_sync,
-  .event_elapsed_ms = cpu_event_elapsed_ms,
-  .event_free = cpu_event_free,
-  .sync = cpu_sync,
+  .op_size = sizeof (EeOp),
+  EE_BACKEND_FUNCS (cpu),
   .set_thread_cores = cpu_set_thread_cores,
 };
 

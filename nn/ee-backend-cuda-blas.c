@@ -67,10 +67,7 @@ linear_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
                        cuda_kdtype (be->dtype), be->stream);
 }
 
-gboolean
-cuda_linear_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                 const EeTensorDesc *const *in, EeTensorDesc *out,
-                 GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_linear_new)
 {
   const EeTensorDesc *x = in[0];
   int64_t k = x->shape[x->ndim - 1], m = d->out_features, rows = 1;
@@ -142,10 +139,7 @@ matmul_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
   return gemm (be, op, in[1], in[0], out, error);
 }
 
-gboolean
-cuda_matmul_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                 const EeTensorDesc *const *in, EeTensorDesc *out,
-                 GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_matmul_new)
 {
   const EeTensorDesc *a = in[0], *b = in[1];
   int nd = a->ndim;

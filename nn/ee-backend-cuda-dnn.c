@@ -196,9 +196,7 @@ conv_try_fused (CudaBackend *be, EeOp *op, void *x, void *y, GError **error)
   return TRUE;
 }
 
-gboolean
-cuda_conv_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-               const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_conv_new)
 {
   const EeTensorDesc *x = in[0];
   const cudnnTensorFormat_t fmt
@@ -439,9 +437,7 @@ pool_dnn_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
   return pool_try_dnn (be, op, have.shape, os, error);
 }
 
-gboolean
-cuda_pool_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-               const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_pool_new)
 {
   const EeTensorDesc *x = in[0];
   const int64_t *os = op->head.out_shape;

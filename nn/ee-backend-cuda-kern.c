@@ -32,10 +32,7 @@ global_avgpool_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
                        kdt (be), be->stream);
 }
 
-gboolean
-cuda_global_avgpool_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                         const EeTensorDesc *const *in, EeTensorDesc *out,
-                         GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_global_avgpool_new)
 {
   EeKView have;
 
@@ -64,10 +61,7 @@ affine_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
                        out, op->out_view, kdt (be), be->stream);
 }
 
-gboolean
-cuda_batchnorm_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                    const EeTensorDesc *const *in, EeTensorDesc *out,
-                    GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_batchnorm_new)
 {
   const EeTensorDesc *x = in[0];
   int64_t c = x->ndim > 1 ? x->shape[1] : 0;
@@ -118,28 +112,13 @@ rows_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
                        be->stream);
 }
 
-gboolean
-cuda_rows_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-               const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+/* Reads input 0 as contiguous rows of its last dim. */
+static gboolean
+rows_new (CudaBackend *be, EeOp *op, const EeTensorDesc *x, EeTensorDesc *out,
+          GError **error)
 {
-  const EeTensorDesc *x = in[0];
-  int64_t dim = x->shape[x->ndim - 1];
   EeKView have, want;
 
-  if (d->kind == EE_OP_LAYERNORM) {
-    if (d->weight) {
-      op->weight = cuda_vector_new (be, op, d->weight, 1.0f, dim,
-                                    "layer norm gamma", error);
-      if (!op->weight)
-        return FALSE;
-    }
-    if (d->bias) {
-      op->bias = cuda_vector_new (be, op, d->bias, 0.0f, dim, "layer norm beta",
-                                  error);
-      if (!op->bias)
-        return FALSE;
-    }
-  }
   cuda_view_right (x, &have);
   cuda_view_contiguous (&want, have.shape);
   if (!cuda_input (be, op, 0, x, &have, &want, error))
@@ -147,6 +126,31 @@ cuda_rows_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
   cuda_out_plain (op, be, x->ndim, x->shape, out);
   op->run = rows_run;
   return TRUE;
+}
+
+EE_OP_BUILDER (CudaBackend, cuda_layernorm_new)
+{
+  const EeTensorDesc *x = in[0];
+  int64_t dim = x->shape[x->ndim - 1];
+
+  if (d->weight) {
+    op->weight = cuda_vector_new (be, op, d->weight, 1.0f, dim,
+                                  "layer norm gamma", error);
+    if (!op->weight)
+      return FALSE;
+  }
+  if (d->bias) {
+    op->bias = cuda_vector_new (be, op, d->bias, 0.0f, dim, "layer norm beta",
+                                error);
+    if (!op->bias)
+      return FALSE;
+  }
+  return rows_new (be, op, x, out, error);
+}
+
+EE_OP_BUILDER (CudaBackend, cuda_softmax_new)
+{
+  return rows_new (be, op, in[0], out, error);
 }
 
 /* ---- GELU, ReLU ---- */
@@ -161,10 +165,7 @@ eltwise_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
       op->view[0], out, op->out_view, kdt (be), be->stream);
 }
 
-gboolean
-cuda_eltwise_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                  const EeTensorDesc *const *in, EeTensorDesc *out,
-                  GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_eltwise_new)
 {
   EeKView have;
 
@@ -188,10 +189,7 @@ binary_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
                        op->out_view, kdt (be), be->stream);
 }
 
-gboolean
-cuda_binary_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                 const EeTensorDesc *const *in, EeTensorDesc *out,
-                 GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_binary_new)
 {
   EeKView have;
 
@@ -221,9 +219,7 @@ film_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
       (EeKAct)op->head.desc.act, out, op->out_view, kdt (be), be->stream);
 }
 
-gboolean
-cuda_film_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-               const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_film_new)
 {
   const EeTensorDesc *x = in[0];
   EeKView have[3], want;
@@ -270,10 +266,7 @@ concat_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
   return TRUE;
 }
 
-gboolean
-cuda_concat_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                 const EeTensorDesc *const *in, EeTensorDesc *out,
-                 GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_concat_new)
 {
   int n = op->head.n_inputs;
   gboolean all_nhwc = TRUE;
@@ -307,10 +300,7 @@ patchify_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
                        op->head.desc.patch, kdt (be), be->stream);
 }
 
-gboolean
-cuda_patchify_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                   const EeTensorDesc *const *in, EeTensorDesc *out,
-                   GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_patchify_new)
 {
   EeKView have;
 
@@ -333,10 +323,7 @@ upsample_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
                        be->stream);
 }
 
-gboolean
-cuda_upsample_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                   const EeTensorDesc *const *in, EeTensorDesc *out,
-                   GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_upsample_new)
 {
   const EeTensorDesc *x = in[0];
   const int64_t *shape = op->head.out_shape;
@@ -372,9 +359,7 @@ sum_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
                        be->stream);
 }
 
-gboolean
-cuda_sum_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-              const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_sum_new)
 {
   EeKView have;
   int64_t per;
@@ -410,10 +395,7 @@ reorder_run (CudaBackend *be, EeOp *op, const void *const *in, void *out,
                        op->out_view, be->stream);
 }
 
-gboolean
-cuda_reorder_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                  const EeTensorDesc *const *in, EeTensorDesc *out,
-                  GError **error)
+EE_OP_BUILDER (CudaBackend, cuda_reorder_new)
 {
   const EeTensorDesc *x = in[0];
 

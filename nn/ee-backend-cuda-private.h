@@ -15,6 +15,7 @@
 #define EE_BACKEND_CUDA_PRIVATE_H
 
 #include "ee-backend-cuda.h"
+#include "ee-backend-private.h"
 #include "ee-kernels.h"
 
 #include <cublas_v2.h>
@@ -225,62 +226,15 @@ void cuda_out_like (EeOp *op, CudaBackend *be, const EeTensorDesc *t,
 #define KERNEL_CHECK(op, error, fn, ...)                                       \
   cuda_check (fn (__VA_ARGS__), (op), #fn, __FILE__, __LINE__, (error))
 
-/* ---- builders, one per op kind or family ----
+/* ---- builders, one per op family (ee-backend-private.h) ----
  *
- * Each prepares everything and describes the output, of op->head.out_shape.
- * ee_op_output_shape has checked the arguments and check_inputs in
- * ee-backend-cuda.c the data types, strides and layouts; what the builders
- * still check are the limits of cuDNN, cuBLAS and the kernels. */
+ * cuda_<family>_new. ee_op_output_shape has checked the arguments and
+ * cuda_op_check_input in ee-backend-cuda.c the data types, strides and
+ * layouts; what the builders still check are the limits of cuDNN, cuBLAS
+ * and the kernels. */
 
-typedef gboolean (*CudaBuilder) (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                                 const EeTensorDesc *const *in,
-                                 EeTensorDesc *out, GError **error);
-
-gboolean cuda_conv_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                        const EeTensorDesc *const *in, EeTensorDesc *out,
-                        GError **error);
-gboolean cuda_pool_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                        const EeTensorDesc *const *in, EeTensorDesc *out,
-                        GError **error);
-gboolean cuda_linear_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                          const EeTensorDesc *const *in, EeTensorDesc *out,
-                          GError **error);
-gboolean cuda_matmul_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                          const EeTensorDesc *const *in, EeTensorDesc *out,
-                          GError **error);
-gboolean cuda_global_avgpool_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                                  const EeTensorDesc *const *in,
-                                  EeTensorDesc *out, GError **error);
-gboolean cuda_batchnorm_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                             const EeTensorDesc *const *in, EeTensorDesc *out,
-                             GError **error);
-gboolean cuda_rows_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                        const EeTensorDesc *const *in, EeTensorDesc *out,
-                        GError **error);
-gboolean cuda_eltwise_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                           const EeTensorDesc *const *in, EeTensorDesc *out,
-                           GError **error);
-gboolean cuda_binary_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                          const EeTensorDesc *const *in, EeTensorDesc *out,
-                          GError **error);
-gboolean cuda_film_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                        const EeTensorDesc *const *in, EeTensorDesc *out,
-                        GError **error);
-gboolean cuda_concat_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                          const EeTensorDesc *const *in, EeTensorDesc *out,
-                          GError **error);
-gboolean cuda_patchify_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                            const EeTensorDesc *const *in, EeTensorDesc *out,
-                            GError **error);
-gboolean cuda_upsample_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                            const EeTensorDesc *const *in, EeTensorDesc *out,
-                            GError **error);
-gboolean cuda_sum_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                       const EeTensorDesc *const *in, EeTensorDesc *out,
-                       GError **error);
-gboolean cuda_reorder_new (CudaBackend *be, EeOp *op, const EeOpDesc *d,
-                           const EeTensorDesc *const *in, EeTensorDesc *out,
-                           GError **error);
+typedef EE_OP_BUILDER (CudaBackend, (*CudaBuilder));
+EE_OP_DECLARE_BUILDERS (CudaBackend, cuda)
 
 /* Releases what the cuDNN builders created. */
 void cuda_dnn_op_clear (EeOp *op);

@@ -681,87 +681,48 @@ cuda_download (EeBackend *base, void *host_dst, const void *src, size_t nbytes,
                         staging_done, s);
 }
 
-static const CudaBuilder builders[EE_OP_N_KINDS] = {
-  [EE_OP_CONV2D] = cuda_conv_new,
-  [EE_OP_MAXPOOL] = cuda_pool_new,
-  [EE_OP_AVGPOOL] = cuda_pool_new,
-  [EE_OP_GLOBAL_AVGPOOL] = cuda_global_avgpool_new,
-  [EE_OP_BATCHNORM] = cuda_batchnorm_new,
-  [EE_OP_LINEAR] = cuda_linear_new,
-  [EE_OP_MATMUL] = cuda_matmul_new,
-  [EE_OP_LAYERNORM] = cuda_rows_new,
-  [EE_OP_SOFTMAX] = cuda_rows_new,
-  [EE_OP_GELU] = cuda_eltwise_new,
-  [EE_OP_RELU] = cuda_eltwise_new,
-  [EE_OP_ADD] = cuda_binary_new,
-  [EE_OP_MUL] = cuda_binary_new,
-  [EE_OP_FILM] = cuda_film_new,
-  [EE_OP_CONCAT] = cuda_concat_new,
-  [EE_OP_PATCHIFY] = cuda_patchify_new,
-  [EE_OP_UPSAMPLE_NEAREST] = cuda_upsample_new,
-  [EE_OP_SUM] = cuda_sum_new,
-  [EE_OP_REORDER] = cuda_reorder_new,
-};
-
 /* What this backend adds to ee_op_output_shape's checks for input i: F32
  * or the backend's dtype, no negative strides, sizes the kernels index, and
  * backend layouts this instance made. */
 static gboolean
-check_input (CudaBackend *be, const char *name, int i, const EeTensorDesc *t,
-             GError **error)
+cuda_op_check_input (EeBackend *base, EeOpKind kind, int i,
+                     const EeTensorDesc *t, GError **error)
 {
+  CudaBackend *be = (CudaBackend *)base;
   const CudaLayout *l;
   int64_t numel = ee_tensor_desc_numel (t);
 
-  if (t->dtype != EE_DTYPE_F32 && t->dtype != be->dtype) {
-    g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
-                 "cuda backend: %s: input %d is %s; this backend computes in "
-                 "%s and takes F32 or %s",
-                 name, i, ee_dtype_name (t->dtype),
-                 ee_precision_name (be->precision), ee_dtype_name (be->dtype));
-    return FALSE;
-  }
-  for (int d = 0; d < t->ndim; d++) {
-    if (t->layout == EE_LAYOUT_PLAIN && t->stride[d] < 0) {
-      g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                   "cuda backend: %s: input %d has stride %" G_GINT64_FORMAT
-                   " in dim %d, expected a stride of at least 0",
-                   name, i, t->stride[d], d);
-      return FALSE;
-    }
-  }
-  if (numel >= EE_K_MAX_NUMEL) {
-    g_set_error (error, EE_ERROR, EE_ERROR_UNSUPPORTED,
-                 "cuda backend: %s: input %d has %" G_GINT64_FORMAT
-                 " elements; the kernels index at most %" G_GINT64_FORMAT,
-                 name, i, numel, EE_K_MAX_NUMEL - 1);
-    return FALSE;
-  }
+  if (t->dtype != EE_DTYPE_F32 && t->dtype != be->dtype)
+    return ee_op_input_error (error, EE_ERROR_UNSUPPORTED, "cuda", kind, i,
+                              "is %s; this backend computes in %s and takes "
+                              "F32 or %s",
+                              ee_dtype_name (t->dtype),
+                              ee_precision_name (be->precision),
+                              ee_dtype_name (be->dtype));
+  for (int d = 0; d < t->ndim; d++)
+    if (t->layout == EE_LAYOUT_PLAIN && t->stride[d] < 0)
+      return ee_op_input_error (error, EE_ERROR_ARGUMENT, "cuda", kind, i,
+                                "has stride %" G_GINT64_FORMAT
+                                " in dim %d, expected a stride of at least 0",
+                                t->stride[d], d);
+  if (numel >= EE_K_MAX_NUMEL)
+    return ee_op_input_error (error, EE_ERROR_UNSUPPORTED, "cuda", kind, i,
+                              "has %" G_GINT64_FORMAT
+                              " elements; the kernels index at most "
+                              "%" G_GINT64_FORMAT,
+                              numel, EE_K_MAX_NUMEL - 1);
   if (layout_of (t, &l)) {
     gboolean same = l->magic == CUDA_LAYOUT_MAGIC && l->be == be && t->ndim == 4
                     && t->dtype == be->dtype;
 
     for (int d = 0; same && d < 4; d++)
       same = l->shape[d] == t->shape[d];
-    if (!same) {
-      g_set_error (
-          error, EE_ERROR, EE_ERROR_ARGUMENT,
-          "cuda backend: %s: input %d is in a backend layout this backend "
-          "instance did not make (or that describes another shape)",
-          name, i);
-      return FALSE;
-    }
+    if (!same)
+      return ee_op_input_error (
+          error, EE_ERROR_ARGUMENT, "cuda", kind, i,
+          "is in a backend layout this backend instance did not make (or "
+          "that describes another shape)");
   }
-  return TRUE;
-}
-
-static gboolean
-check_inputs (CudaBackend *be, const EeOpDesc *desc,
-              const EeTensorDesc *const *in, int n_in, GError **error)
-{
-  for (int i = 0; i < n_in; i++)
-    if (!check_input (be, ee_op_kind_name (desc->kind), i, in[i], error))
-      return FALSE;
   return TRUE;
 }
 
@@ -786,31 +747,19 @@ free_device (gpointer p)
   cudaFree (p);
 }
 
-static EeOp *
-cuda_op_new (EeBackend *base, const EeOpDesc *desc,
-             const EeTensorDesc *const *inputs, int n_inputs, EeTensorDesc *out,
-             GError **error)
+static gboolean
+cuda_op_init (EeBackend *base, EeOp *op, const EeOpDesc *desc,
+              const EeTensorDesc *const *in, EeTensorDesc *out, GError **error)
 {
+  static const CudaBuilder builders[EE_OP_N_KINDS] = EE_OP_BUILDER_TABLE (cuda);
   CudaBackend *be = (CudaBackend *)base;
-  EeOpHead head;
-  EeOp *op;
 
-  if (!ee_op_head_init (&head, "cuda", desc, inputs, n_inputs, out, error)
-      || !check_inputs (be, desc, inputs, n_inputs, error)
-      || !use_device (be, error))
-    return NULL;
-
-  op = g_new0 (EeOp, 1);
-  op->head = head;
-  op->in = g_new0 (CudaInput, n_inputs);
-  op->ptrs = g_new0 (const void *, n_inputs);
+  op->in = g_new0 (CudaInput, op->head.n_inputs);
+  op->ptrs = g_new0 (const void *, op->head.n_inputs);
   op->bufs = g_ptr_array_new_with_free_func (free_device);
   op->shared = g_ptr_array_new_with_free_func (shared_release);
-  if (!builders[desc->kind](be, op, desc, inputs, out, error)) {
-    cuda_op_free (base, op);
-    return NULL;
-  }
-  return op;
+  return use_device (be, error)
+         && builders[desc->kind](be, op, desc, in, out, error);
 }
 
 static gboolean
@@ -819,8 +768,7 @@ cuda_op_enqueue (EeBackend *base, EeOp *op, const EeTensor *const *inputs,
 {
   CudaBackend *be = (CudaBackend *)base;
 
-  if (!ee_op_check_enqueue (&op->head, "cuda", inputs, n_inputs, out, error)
-      || !use_device (be, error))
+  if (!use_device (be, error))
     return FALSE;
   for (int i = 0; i < n_inputs; i++) {
     const CudaInput *in = &op->in[i];
@@ -935,21 +883,8 @@ cuda_sync (EeBackend *base, GError **error)
 
 static const EeBackendVTable cuda_vtable = {
   .name = "cuda",
-  .free = cuda_free,
-  .alloc = cuda_alloc,
-  .dealloc = cuda_dealloc,
-  .upload = cuda_upload,
-  .download = cuda_download,
-  .op_new = cuda_op_new,
-  .op_enqueue = cuda_op_enqueue,
-  .op_free = cuda_op_free,
-  .event_new = cuda_event_new,
-  .event_record = cuda_event_record,
-  .event_query = cuda_event_query,
-  .event_sync = cuda_event_sync,
-  .event_elapsed_ms = cuda_event_elapsed_ms,
-  .event_free = cuda_event_free,
-  .sync = cuda_sync,
+  .op_size = sizeof (EeOp),
+  EE_BACKEND_FUNCS (cuda),
 };
 
 /* ---- module entry points ---- */

@@ -1,5 +1,6 @@
-/* gst-earlyexit: backend-independent helpers of the op interface. */
-#include "ee-backend.h"
+/* gst-earlyexit: backend-independent helpers of the op interface, and the
+ * part of preparing and enqueueing an op that every backend shares. */
+#include "ee-backend-private.h"
 
 #include <string.h>
 
@@ -106,6 +107,22 @@ ee_op_arg_errorv (GError **error, const char *backend, EeOpKind kind,
   g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT, "%s backend: %s: %s",
                backend, ee_op_kind_name (kind), msg);
   g_free (msg);
+}
+
+gboolean
+ee_op_input_error (GError **error, int code, const char *backend, EeOpKind kind,
+                   int i, const char *format, ...)
+{
+  va_list ap;
+  char *msg;
+
+  va_start (ap, format);
+  msg = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  g_set_error (error, EE_ERROR, code, "%s backend: %s: input %d %s", backend,
+               ee_op_kind_name (kind), i, msg);
+  g_free (msg);
+  return FALSE;
 }
 
 /* ---- output shapes ----
@@ -513,50 +530,73 @@ ee_op_output_shape (const char *backend, const EeOpDesc *desc,
   return check_inputs (&c) && rules[desc->kind].shape (&c);
 }
 
-gboolean
-ee_op_head_init (EeOpHead *head, const char *backend, const EeOpDesc *desc,
-                 const EeTensorDesc *const *in, int n_in,
-                 const EeTensorDesc *out, GError **error)
+/* ---- ops ---- */
+
+/* Every backend's struct _EeOp starts with its EeOpHead. */
+static EeOpHead *
+op_head (EeOp *op)
 {
+  return (EeOpHead *)op;
+}
+
+EeOp *
+ee_backend_op_new (EeBackend *be, const EeOpDesc *desc,
+                   const EeTensorDesc *const *in, int n_in, EeTensorDesc *out,
+                   GError **error)
+{
+  const EeBackendVTable *vt = be->vt;
+  EeOpHead head = { 0 };
+  EeOp *op;
+
   if (!out) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                 "%s backend: op_new: NULL output description", backend);
-    return FALSE;
+                 "%s backend: op_new: NULL output description", vt->name);
+    return NULL;
   }
-  memset (head, 0, sizeof *head);
-  if (!ee_op_output_shape (backend, desc, in, n_in, &head->out_ndim,
-                           head->out_shape, error))
-    return FALSE;
-  head->desc = *desc;
-  head->desc.weight = head->desc.bias = NULL;
-  head->desc.mean = head->desc.var = NULL;
-  head->desc.name = NULL;
-  if (head->desc.alpha == 0.0f)
-    head->desc.alpha = 1.0f;
-  head->n_inputs = n_in;
-  return TRUE;
+  if (!ee_op_output_shape (vt->name, desc, in, n_in, &head.out_ndim,
+                           head.out_shape, error))
+    return NULL;
+  for (int i = 0; i < n_in; i++)
+    if (!vt->op_check_input (be, desc->kind, i, in[i], error))
+      return NULL;
+  head.desc = *desc;
+  head.desc.weight = head.desc.bias = NULL;
+  head.desc.mean = head.desc.var = NULL;
+  head.desc.name = NULL;
+  if (head.desc.alpha == 0.0f)
+    head.desc.alpha = 1.0f;
+  head.n_inputs = n_in;
+
+  op = g_malloc0 (vt->op_size);
+  *op_head (op) = head;
+  if (!vt->op_init (be, op, desc, in, out, error)) {
+    vt->op_free (be, op);
+    return NULL;
+  }
+  return op;
 }
 
 gboolean
-ee_op_check_enqueue (const EeOpHead *head, const char *backend,
-                     const EeTensor *const *in, int n_in, const EeTensor *out,
-                     GError **error)
+ee_backend_op_enqueue (EeBackend *be, EeOp *op, const EeTensor *const *in,
+                       int n_in, const EeTensor *out, GError **error)
 {
+  const EeOpHead *head = op_head (op);
   const char *name = ee_op_kind_name (head->desc.kind);
 
   if (n_in != head->n_inputs || !in || !out || !out->data) {
     g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
                  "%s backend: %s: enqueued with %d inputs%s, prepared for %d",
-                 backend, name, n_in,
+                 be->vt->name, name, n_in,
                  !out || !out->data ? " and no output" : "", head->n_inputs);
     return FALSE;
   }
   for (int i = 0; i < n_in; i++) {
     if (!in[i] || !in[i]->data) {
       g_set_error (error, EE_ERROR, EE_ERROR_ARGUMENT,
-                   "%s backend: %s: input %d has no data", backend, name, i);
+                   "%s backend: %s: input %d has no data", be->vt->name, name,
+                   i);
       return FALSE;
     }
   }
-  return TRUE;
+  return be->vt->op_enqueue (be, op, in, n_in, out, error);
 }

@@ -122,20 +122,6 @@ typedef struct
   float in_min, in_max, out_max;
 } EeOpDesc;
 
-/* What every backend's op keeps of its op_new call: the first member of
- * each backend's EeOp, filled by ee_op_head_init. */
-typedef struct
-{
-  /* The description with its host parameter pointers cleared (they may be
-   * freed once op_new returns) and alpha 0 read as 1. */
-  EeOpDesc desc;
-  int n_inputs;
-  /* The output's shape by PyTorch's rules; its layout and data type are the
-   * backend's. */
-  int out_ndim;
-  int64_t out_shape[EE_MAX_DIMS];
-} EeOpHead;
-
 /* What a backend declares about itself (EeBackendVTable.caps). */
 typedef enum
 {
@@ -164,15 +150,24 @@ typedef struct
   gboolean (*download) (EeBackend *be, void *host_dst, const void *src,
                         size_t nbytes, GError **error);
 
-  /* Prepare an op for fixed input descriptions; fills *out with the output
-   * description (shape, layout, nbytes) the backend will produce. Inputs in a
-   * backend layout must come from ops of the same backend instance. */
-  EeOp *(*op_new) (EeBackend *be, const EeOpDesc *desc,
-                   const EeTensorDesc *const *inputs, int n_inputs,
-                   EeTensorDesc *out, GError **error);
-  /* Enqueue one execution. Tensors must match the descriptions given to op_new.
-   * For elementwise ops (RELU, GELU, ADD, MUL, FILM) out may alias inputs[0].
-   */
+  /* Ops are prepared by ee_backend_op_new and enqueued by
+   * ee_backend_op_enqueue, which do what every backend does
+   * (ee-backend-private.h) and call these. The backend's struct _EeOp
+   * is op_size bytes and starts with an EeOpHead. */
+  size_t op_size;
+  /* What the backend requires of input i of an op of `kind` beyond the
+   * checks all backends share: data types, layouts, size limits. */
+  gboolean (*op_check_input) (EeBackend *be, EeOpKind kind, int i,
+                              const EeTensorDesc *t, GError **error);
+  /* Prepares an op for fixed input descriptions and fills *out with the
+   * output description (shape, layout, nbytes) the backend will produce.
+   * The op arrives zeroed but for its head, filled and checked; on
+   * failure it is handed to op_free. */
+  gboolean (*op_init) (EeBackend *be, EeOp *op, const EeOpDesc *desc,
+                       const EeTensorDesc *const *inputs, EeTensorDesc *out,
+                       GError **error);
+  /* Runs or enqueues one execution of an op, given data for every input
+   * and the output. */
   gboolean (*op_enqueue) (EeBackend *be, EeOp *op,
                           const EeTensor *const *inputs, int n_inputs,
                           const EeTensor *out, GError **error);
@@ -232,20 +227,18 @@ ee_backend_download (EeBackend *be, void *dst, const void *src, size_t n,
   return be->vt->download (be, dst, src, n, error);
 }
 
-static inline EeOp *
-ee_backend_op_new (EeBackend *be, const EeOpDesc *desc,
-                   const EeTensorDesc *const *in, int n_in, EeTensorDesc *out,
-                   GError **error)
-{
-  return be->vt->op_new (be, desc, in, n_in, out, error);
-}
-
-static inline gboolean
-ee_backend_op_enqueue (EeBackend *be, EeOp *op, const EeTensor *const *in,
-                       int n_in, const EeTensor *out, GError **error)
-{
-  return be->vt->op_enqueue (be, op, in, n_in, out, error);
-}
+/* Prepares an op for fixed input descriptions; fills *out with the output
+ * description (shape, layout, nbytes) the backend will produce. Inputs in a
+ * backend layout must come from ops of the same backend instance. */
+EeOp *ee_backend_op_new (EeBackend *be, const EeOpDesc *desc,
+                         const EeTensorDesc *const *in, int n_in,
+                         EeTensorDesc *out, GError **error);
+/* Enqueues one execution. Tensors must match the descriptions given to
+ * op_new. For elementwise ops (RELU, GELU, ADD, MUL, FILM) out may alias
+ * inputs[0]. */
+gboolean ee_backend_op_enqueue (EeBackend *be, EeOp *op,
+                                const EeTensor *const *in, int n_in,
+                                const EeTensor *out, GError **error);
 
 static inline void
 ee_backend_op_free (EeBackend *be, EeOp *op)
@@ -280,35 +273,6 @@ const char *ee_op_kind_name (EeOpKind kind);
 /* Multiply-adds x 2 (FLOPs) of one execution; 0 for data movement. */
 double ee_op_flops (const EeOpDesc *desc, const EeTensorDesc *const *in,
                     int n_in, const EeTensorDesc *out);
-
-/* For backends: sets an EE_ERROR_ARGUMENT error "<backend> backend: <op>:
- * <message>". */
-void ee_op_arg_errorv (GError **error, const char *backend, EeOpKind kind,
-                       const char *format, va_list ap) G_GNUC_PRINTF (4, 0);
-/* Checks what every backend requires of an op (the kind, the number of
- * inputs, the activation, inputs of 1 to EE_MAX_DIMS dims and at least one
- * element, the ranks and shapes the kind takes, its parameters) and gives
- * the output's shape by PyTorch's rules (*ndim, and shape of EE_MAX_DIMS).
- * What a backend checks besides is its own: data types, layouts, size
- * limits. Errors are EE_ERROR_ARGUMENT, worded as by ee_op_arg_errorv. */
-gboolean ee_op_output_shape (const char *backend, const EeOpDesc *desc,
-                             const EeTensorDesc *const *in, int n_in, int *ndim,
-                             int64_t *shape, GError **error);
-/* For backends, first thing in op_new: ee_op_output_shape, and an output
- * to describe; fills *head. */
-gboolean ee_op_head_init (EeOpHead *head, const char *backend,
-                          const EeOpDesc *desc, const EeTensorDesc *const *in,
-                          int n_in, const EeTensorDesc *out, GError **error);
-/* For backends, first thing in op_enqueue: the input count op_new was given,
- * and data for every input and the output. */
-gboolean ee_op_check_enqueue (const EeOpHead *head, const char *backend,
-                              const EeTensor *const *in, int n_in,
-                              const EeTensor *out, GError **error);
-/* The padding after an input of `in` along spatial dim i (0: H, 1: W) that
- * a pooling output of `out` (ee_op_output_shape's) needs: more than pad[i]
- * where ceil mode adds a window. */
-int64_t ee_op_pool_pad_end (const EeOpDesc *desc, int i, int64_t in,
-                            int64_t out);
 
 /* The CPU backend (oneDNN). n_threads <= 0: all cores. */
 EeBackend *ee_backend_cpu_new (int n_threads, GError **error);
