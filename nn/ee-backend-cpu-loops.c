@@ -63,6 +63,21 @@ out_dense (const EeOp *op, EeTensorDesc *out)
                                op->head.out_shape);
 }
 
+/* An op whose loop reads input x (inputs[0]) as cpu_loop_input makes it
+ * readable and writes the plain float output: `loop`, or `loop_bf16` if
+ * given when x is read as bf16. */
+static gboolean
+single_loop_new (CpuBackend *be, EeOp *op, const EeTensorDesc *x,
+                 CpuLoopFunc loop, CpuLoopFunc loop_bf16, EeTensorDesc *out,
+                 GError **error)
+{
+  if (!cpu_loop_input (be, op, 0, x, error))
+    return FALSE;
+  out_dense (op, out);
+  op->loop = loop_bf16 && op->view[0].bf16 ? loop_bf16 : loop;
+  return TRUE;
+}
+
 /* ---- FiLM: y = act (gamma[n,c] * x + beta[n,c]) ---- */
 
 /* x and y in one data type, bf16 or float: the compiler specialises each
@@ -191,11 +206,8 @@ patchify_loop_bf16 (const EeOp *op, const void *const *in, void *out)
 
 EE_OP_BUILDER (CpuBackend, cpu_patchify_new)
 {
-  if (!cpu_loop_input (be, op, 0, in[0], error))
-    return FALSE;
-  out_dense (op, out);
-  op->loop = op->view[0].bf16 ? patchify_loop_bf16 : patchify_loop;
-  return TRUE;
+  return single_loop_new (be, op, in[0], patchify_loop, patchify_loop_bf16, out,
+                          error);
 }
 
 /* ---- nearest upsampling by an integer factor ---- */
@@ -221,11 +233,7 @@ upsample_loop (const EeOp *op, const void *const *in, void *out_)
 
 EE_OP_BUILDER (CpuBackend, cpu_upsample_new)
 {
-  if (!cpu_loop_input (be, op, 0, in[0], error))
-    return FALSE;
-  out_dense (op, out);
-  op->loop = upsample_loop;
-  return TRUE;
+  return single_loop_new (be, op, in[0], upsample_loop, NULL, out, error);
 }
 
 /* ---- sum of each batch item, times alpha ---- */
@@ -255,11 +263,7 @@ sum_loop (const EeOp *op, const void *const *in, void *out_)
 
 EE_OP_BUILDER (CpuBackend, cpu_sum_new)
 {
-  if (!cpu_loop_input (be, op, 0, in[0], error))
-    return FALSE;
-  out_dense (op, out);
-  op->loop = sum_loop;
-  return TRUE;
+  return single_loop_new (be, op, in[0], sum_loop, NULL, out, error);
 }
 
 /* ---- global average pooling ---- */
@@ -286,11 +290,7 @@ global_avgpool_loop (const EeOp *op, const void *const *in, void *out_)
 
 EE_OP_BUILDER (CpuBackend, cpu_global_avgpool_new)
 {
-  if (!cpu_loop_input (be, op, 0, in[0], error))
-    return FALSE;
-  out_dense (op, out);
-  op->loop = global_avgpool_loop;
-  return TRUE;
+  return single_loop_new (be, op, in[0], global_avgpool_loop, NULL, out, error);
 }
 
 /* ---- average pooling with PyTorch's divisor at ceil-mode edges ---- */
@@ -338,10 +338,6 @@ cpu_avgpool_loop_new (CpuBackend *be, EeOp *op, const EeTensorDesc *const *in,
 {
   const int64_t *o = op->head.out_shape;
 
-  if (!cpu_loop_input (be, op, 0, in[0], error))
-    return FALSE;
   cpu_view_dense (&op->out_view, o[0], o[1], o[2], o[3]);
-  out_dense (op, out);
-  op->loop = avgpool_loop;
-  return TRUE;
+  return single_loop_new (be, op, in[0], avgpool_loop, NULL, out, error);
 }
