@@ -16,6 +16,10 @@ struct _EeAudioConv
   float *out; /* output scratch */
   gsize out_cap;
   guint64 run_in, run_out;
+  /* runs on the caller's grid (ee_audio_conv_set_caps) */
+  gint64 start; /* grid position of the run's first output sample */
+  EeAudioSink sink;
+  gpointer sink_data;
 };
 
 static GstStructure *
@@ -49,12 +53,14 @@ make_config (const GstAudioInfo *in, int out_rate, int quality)
   return config;
 }
 
-EeAudioConv *
-ee_audio_conv_new_for_caps (GstElement *element, const char *who, GstCaps *caps,
-                            int out_rate, int quality, GstAudioInfo *info)
+gboolean
+ee_audio_conv_set_caps (EeAudioConv **conv, GstElement *element,
+                        const char *who, GstCaps *caps, int out_rate,
+                        int quality, EeAudioSink sink, gpointer user_data)
 {
   static gsize debug_once = 0;
-  EeAudioConv *conv = NULL;
+  EeAudioConv *conv_new = NULL;
+  GstAudioInfo info;
   GError *err = NULL;
   gchar *got;
 
@@ -63,22 +69,40 @@ ee_audio_conv_new_for_caps (GstElement *element, const char *who, GstCaps *caps,
                              "earlyexit audio conversion");
     g_once_init_leave (&debug_once, 1);
   }
-  if (gst_audio_info_from_caps (info, caps))
-    conv = ee_audio_conv_new (info, out_rate, quality, &err);
-  if (conv)
-    return conv;
-  got = gst_caps_to_string (caps);
-  GST_ELEMENT_ERROR (
-      element, CORE, NEGOTIATION,
-      ("%s cannot take the caps %s: it takes raw audio (audio/x-raw) of any "
-       "sample format, rate, channel count and layout, with the format "
-       "fields complete.",
-       who, got),
-      ("refused caps %" GST_PTR_FORMAT "%s%s", caps, err ? ": " : "",
-       err ? err->message : ""));
-  g_free (got);
-  g_clear_error (&err);
-  return NULL;
+  if (gst_audio_info_from_caps (&info, caps)) {
+    if (*conv && gst_audio_info_is_equal (&info, &(*conv)->in))
+      return TRUE;
+    conv_new = ee_audio_conv_new (&info, out_rate, quality, &err);
+  }
+  if (!conv_new) {
+    got = gst_caps_to_string (caps);
+    GST_ELEMENT_ERROR (
+        element, CORE, NEGOTIATION,
+        ("%s cannot take the caps %s: it takes raw audio (audio/x-raw) of any "
+         "sample format, rate, channel count and layout, with the format "
+         "fields complete.",
+         who, got),
+        ("refused caps %" GST_PTR_FORMAT "%s%s", caps, err ? ": " : "",
+         err ? err->message : ""));
+    g_free (got);
+    g_clear_error (&err);
+    return FALSE;
+  }
+  conv_new->sink = sink;
+  conv_new->sink_data = user_data;
+  /* the old caps' audio held back goes out first; the grid goes on */
+  ee_audio_conv_finish (*conv);
+  conv_new->start = ee_audio_conv_next (*conv);
+  ee_audio_conv_free (*conv);
+  *conv = conv_new;
+  GST_DEBUG_OBJECT (
+      element,
+      "%s: audio %s, %d channels at %d Hz -> mono at %d Hz "
+      "(resampler quality %d, latency %" G_GSIZE_FORMAT " input samples)",
+      who, GST_AUDIO_INFO_NAME (&info), GST_AUDIO_INFO_CHANNELS (&info),
+      GST_AUDIO_INFO_RATE (&info), out_rate, quality,
+      ee_audio_conv_latency (conv_new));
+  return TRUE;
 }
 
 EeAudioConv *
@@ -193,18 +217,20 @@ ee_audio_conv_push (EeAudioConv *conv, gpointer *planes, gsize n_in,
 }
 
 gboolean
-ee_audio_conv_push_buffer (EeAudioConv *conv, GstBuffer *buf, const float **out,
-                           gsize *n_out)
+ee_audio_conv_write (EeAudioConv *conv, GstBuffer *buf)
 {
   GstAudioBuffer abuf;
+  const float *out;
+  gsize n;
   gboolean ok;
 
-  *out = NULL;
-  *n_out = 0;
   if (!gst_audio_buffer_map (&abuf, &conv->in, buf, GST_MAP_READ))
     return FALSE;
-  ok = ee_audio_conv_push (conv, abuf.planes, abuf.n_samples, out, n_out);
+  ok = ee_audio_conv_push (conv, abuf.planes, abuf.n_samples, &out, &n);
   gst_audio_buffer_unmap (&abuf);
+  if (ok && n > 0)
+    conv->sink (conv->sink_data, conv->start + (gint64)(conv->run_out - n), out,
+                n);
   return ok;
 }
 
@@ -282,4 +308,35 @@ ee_audio_conv_reset (EeAudioConv *conv)
 {
   gst_audio_converter_reset (conv->converter);
   conv->run_in = conv->run_out = 0;
+}
+
+void
+ee_audio_conv_finish (EeAudioConv *conv)
+{
+  const float *out;
+  gint64 pos;
+  gsize n;
+
+  if (!conv)
+    return;
+  pos = conv->start + (gint64)conv->run_out;
+  ee_audio_conv_drain (conv, &out, &n);
+  if (n > 0)
+    conv->sink (conv->sink_data, pos, out, n);
+  conv->start = pos + (gint64)n;
+}
+
+void
+ee_audio_conv_restart (EeAudioConv *conv, gint64 pos)
+{
+  if (!conv)
+    return;
+  ee_audio_conv_reset (conv);
+  conv->start = pos;
+}
+
+gint64
+ee_audio_conv_next (const EeAudioConv *conv)
+{
+  return conv ? conv->start + (gint64)expected_out (conv, conv->run_in) : 0;
 }

@@ -161,10 +161,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_audio_exit_classify_debug);
 
 /* any raw audio: passed through, converted to mono float at the model's
  * rate inside (ee-audioconv.c) */
-#define AUDIO_CAPS                                                             \
-  "audio/x-raw, format = (string) " GST_AUDIO_FORMATS_ALL ", "                 \
-  "rate = (int) [ 1, MAX ], channels = (int) [ 1, MAX ], "                     \
-  "layout = (string) { interleaved, non-interleaved }"
+#define AUDIO_CAPS EE_AUDIO_CONV_CAPS
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE (
     "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (AUDIO_CAPS));
@@ -294,10 +291,8 @@ reset_stream (GstAudioExitClassify *self)
 {
   self->started = FALSE;
   self->acc_len = 0;
-  self->acc_start = self->expected = self->next_start = self->done_end = 0;
-  self->run_start = 0;
-  if (self->conv)
-    ee_audio_conv_reset (self->conv);
+  self->acc_start = self->next_start = self->done_end = 0;
+  ee_audio_conv_restart (self->conv, 0);
   gst_early_exit_classifier_reset (GST_EARLY_EXIT_CLASSIFIER (self));
 }
 
@@ -432,7 +427,8 @@ gst_audio_exit_classify_accept_caps (GstBaseTransform *trans,
   return FALSE;
 }
 
-static void drain_run (GstAudioExitClassify *self);
+static void append_converted (gpointer data, gint64 pos, const float *samples,
+                              gsize n);
 
 /* A converter from the caps to mono float at the model's rate. On new caps
  * mid-stream the audio the old converter holds back goes in first, and the
@@ -442,33 +438,10 @@ gst_audio_exit_classify_set_caps (GstBaseTransform *trans, GstCaps *incaps,
                                   GstCaps *outcaps)
 {
   GstAudioExitClassify *self = GST_AUDIO_EXIT_CLASSIFY (trans);
-  GstAudioInfo info;
-  EeAudioConv *conv;
 
-  conv = ee_audio_conv_new_for_caps (GST_ELEMENT (self), "audioexitclassify",
-                                     incaps, self->rate, self->resample_quality,
-                                     &info);
-  if (!conv)
-    return FALSE;
-  if (self->conv
-      && gst_audio_info_is_equal (&info, ee_audio_conv_in_info (self->conv))) {
-    ee_audio_conv_free (conv);
-    return TRUE;
-  }
-  if (self->conv) {
-    drain_run (self);
-    self->run_start = self->expected;
-  }
-  ee_audio_conv_free (self->conv);
-  self->conv = conv;
-  GST_DEBUG_OBJECT (
-      self,
-      "audio %s, %d channels at %d Hz -> mono at %d Hz "
-      "(resampler quality %d, latency %" G_GSIZE_FORMAT " input samples)",
-      GST_AUDIO_INFO_NAME (&info), GST_AUDIO_INFO_CHANNELS (&info),
-      GST_AUDIO_INFO_RATE (&info), self->rate, self->resample_quality,
-      ee_audio_conv_latency (conv));
-  return TRUE;
+  return ee_audio_conv_set_caps (
+      &self->conv, GST_ELEMENT (self), "audioexitclassify", incaps, self->rate,
+      self->resample_quality, append_converted, self);
 }
 
 /* ------------------------------------------------------------ windows */
@@ -524,61 +497,24 @@ append (GstAudioExitClassify *self, gint64 pos, const float *data, gsize n,
   self->acc_len += n;
 }
 
-/* Where the run's next input buffer begins on the grid. */
-static gint64
-run_next (GstAudioExitClassify *self)
-{
-  return self->run_start
-         + (gint64)gst_util_uint64_scale_int_round (
-             ee_audio_conv_run_in (self->conv), self->rate,
-             GST_AUDIO_INFO_RATE (ee_audio_conv_in_info (self->conv)));
-}
-
-/* Converts one buffer's samples and appends what comes out. */
-static gboolean
-convert (GstAudioExitClassify *self, GstBuffer *buf)
-{
-  const float *out;
-  gsize n;
-
-  if (!ee_audio_conv_push_buffer (self->conv, buf, &out, &n))
-    return FALSE;
-  if (n > 0)
-    append (self,
-            self->run_start + (gint64)ee_audio_conv_run_out (self->conv)
-                - (gint64)n,
-            out, n, TRUE);
-  self->expected = run_next (self);
-  return TRUE;
-}
-
-/* Ends the converter run: the samples the resampler held back are
- * appended; the next run starts where it ended (self->expected). */
+/* The converter's sink: converted samples at grid position pos. */
 static void
-drain_run (GstAudioExitClassify *self)
+append_converted (gpointer data, gint64 pos, const float *samples, gsize n)
 {
-  const float *out;
-  gint64 pos;
-  gsize n;
-
-  if (!self->conv || ee_audio_conv_run_in (self->conv) == 0)
-    return;
-  self->expected = run_next (self);
-  pos = self->run_start + (gint64)ee_audio_conv_run_out (self->conv);
-  ee_audio_conv_drain (self->conv, &out, &n);
-  if (n > 0)
-    append (self, pos, out, n, TRUE);
-  self->run_start = self->expected;
+  append (data, pos, samples, n, TRUE);
 }
 
-/* Appends n zeros (missing audio) after the run, which ends first. */
+/* Appends n zeros (missing audio) after the converter's run, which ends
+ * first. */
 static void
 append_gap (GstAudioExitClassify *self, gsize n)
 {
-  drain_run (self);
-  append (self, self->expected, NULL, n, FALSE);
-  self->expected += (gint64)n;
-  self->run_start = self->expected;
+  gint64 pos;
+
+  ee_audio_conv_finish (self->conv);
+  pos = ee_audio_conv_next (self->conv);
+  append (self, pos, NULL, n, FALSE);
+  ee_audio_conv_restart (self->conv, pos + (gint64)n);
 }
 
 /* Drops the samples before the next window's start. */
@@ -673,15 +609,14 @@ place (GstAudioExitClassify *self, GstClockTime pts)
     self->started = TRUE;
     self->base_pts = GST_CLOCK_TIME_IS_VALID (pts) ? pts : 0;
     self->acc_len = 0;
-    self->acc_start = self->expected = self->next_start = self->done_end = 0;
-    self->run_start = 0;
-    ee_audio_conv_reset (self->conv);
+    self->acc_start = self->next_start = self->done_end = 0;
+    ee_audio_conv_restart (self->conv, 0);
     return;
   }
   if (!GST_CLOCK_TIME_IS_VALID (pts))
     return;
   idx = to_index (self, pts);
-  diff = idx - self->expected;
+  diff = idx - ee_audio_conv_next (self->conv);
   threshold = (gint64)gst_util_uint64_scale_round (ALIGN_THRESHOLD, self->rate,
                                                    GST_SECOND);
   if (ABS (diff) <= threshold)
@@ -698,10 +633,9 @@ place (GstAudioExitClassify *self, GstClockTime pts)
                     "audio jumps by %" G_GINT64_FORMAT " samples: "
                     "dropping the unfinished window, restarting there",
                     diff);
-  ee_audio_conv_reset (self->conv);
+  ee_audio_conv_restart (self->conv, idx);
   self->acc_len = 0;
-  self->acc_start = self->expected = self->next_start = self->done_end = idx;
-  self->run_start = idx;
+  self->acc_start = self->next_start = self->done_end = idx;
 }
 
 /* Classifies every window the samples so far complete; `buf` carries the
@@ -735,7 +669,7 @@ gst_audio_exit_classify_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
                         : gst_buffer_get_size (buf) / GST_AUDIO_INFO_BPF (info);
     append_gap (self, gst_util_uint64_scale_int_round (
                           frames, self->rate, GST_AUDIO_INFO_RATE (info)));
-  } else if (!convert (self, buf)) {
+  } else if (!ee_audio_conv_write (self->conv, buf)) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED,
                        ("Could not read an audio buffer."),
                        ("mapping or converting the buffer failed"));
@@ -754,7 +688,7 @@ gst_audio_exit_classify_sink_event (GstBaseTransform *trans, GstEvent *event)
       /* the samples the resampler held back, the windows they complete,
        * then the tail no classified window covered, zero-padded */
       if (self->started) {
-        drain_run (self);
+        ee_audio_conv_finish (self->conv);
         classify_complete (self, NULL);
       }
       if (self->started && self->acc_len > 0

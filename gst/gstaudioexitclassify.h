@@ -31,8 +31,8 @@ struct _GstAudioExitClassify
   gint resample_quality; /* latched audio-resample-quality */
 
   /* streaming thread only */
-  EeAudioConv *conv;   /* the caps to mono float at `rate` */
-  gint64 run_start;    /* grid position of the converter run's first sample */
+  EeAudioConv *conv;   /* the caps to mono float at `rate`, on the grid: the
+                        * next buffer should start at ee_audio_conv_next */
   float *samples;      /* one window, mono, for the features */
   float *acc;          /* mono samples [acc_start, acc_start + acc_len) */
   guint8 *acc_covered; /* per sample: 1 audio, 0 filled in */
@@ -40,7 +40,6 @@ struct _GstAudioExitClassify
   gint64 acc_start;
   gboolean started;      /* the sample grid below is set */
   GstClockTime base_pts; /* PTS of sample 0 */
-  gint64 expected;       /* where the next buffer should start */
   gint64 next_start;     /* start of the next window */
   gint64 done_end;       /* end of the last window classified */
 };

@@ -277,10 +277,7 @@ enum
       "{ RGB, BGR, RGBx, BGRx, xRGB, xBGR, "                                   \
       "RGBA, BGRA, ARGB, ABGR, I420, YV12, NV12, NV21, Y42B, Y444 }")
 /* any raw audio: converted to 16 kHz mono float inside (ee-audioconv.c) */
-#define AUDIO_CAPS                                                             \
-  "audio/x-raw, format = (string) " GST_AUDIO_FORMATS_ALL ", "                 \
-  "rate = (int) [ 1, MAX ], channels = (int) [ 1, MAX ], "                     \
-  "layout = (string) { interleaved, non-interleaved }"
+#define AUDIO_CAPS EE_AUDIO_CONV_CAPS
 #define VIDEO_FORMATS_TEXT                                                     \
   "RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, ARGB, ABGR, I420, YV12, "     \
   "NV12, NV21, Y42B or Y444"
@@ -868,8 +865,7 @@ reset_stream (GstAvCrowdCount *self)
 {
   if (self->ring)
     ee_audio_ring_reset (self->ring);
-  if (self->conv)
-    ee_audio_conv_reset (self->conv);
+  ee_audio_conv_restart (self->conv, 0);
   self->audio_discont = TRUE;
   gst_clear_buffer (&self->stored_audio);
   ee_element_reset (&self->ee);
@@ -1083,41 +1079,17 @@ set_video_caps (GstAvCrowdCount *self, GstCaps *caps)
   return TRUE;
 }
 
-static void drain_run (GstAvCrowdCount *self);
+static void ring_write (gpointer data, gint64 pos, const float *samples,
+                        gsize n);
 
 /* New audio caps: a converter from them to 16 kHz mono float. The audio of
  * the old caps still held by the old converter goes into the ring first. */
 static gboolean
 set_audio_caps (GstAvCrowdCount *self, GstCaps *caps)
 {
-  GstAudioInfo info;
-  EeAudioConv *conv;
-
-  conv = ee_audio_conv_new_for_caps (GST_ELEMENT (self),
-                                     "avcrowdcount's audio pad", caps,
-                                     AUDIO_RATE, self->resample_quality, &info);
-  if (!conv)
-    return FALSE;
-  if (self->conv
-      && gst_audio_info_is_equal (&info, ee_audio_conv_in_info (self->conv))) {
-    ee_audio_conv_free (conv);
-    return TRUE;
-  }
-  if (self->conv)
-    drain_run (self);
-  ee_audio_conv_free (self->conv);
-  self->conv = conv;
-  GST_DEBUG_OBJECT (
-      self,
-      "audio %s, %d channels at %d Hz, %s -> 16 kHz mono "
-      "(resampler quality %d, latency %" G_GSIZE_FORMAT " input samples)",
-      GST_AUDIO_INFO_NAME (&info), GST_AUDIO_INFO_CHANNELS (&info),
-      GST_AUDIO_INFO_RATE (&info),
-      GST_AUDIO_INFO_LAYOUT (&info) == GST_AUDIO_LAYOUT_INTERLEAVED
-          ? "interleaved"
-          : "non-interleaved",
-      self->resample_quality, ee_audio_conv_latency (conv));
-  return TRUE;
+  return ee_audio_conv_set_caps (&self->conv, GST_ELEMENT (self),
+                                 "avcrowdcount's audio pad", caps, AUDIO_RATE,
+                                 self->resample_quality, ring_write, self);
 }
 
 static gboolean
@@ -1368,42 +1340,19 @@ gst_av_crowd_count_get_next_time (GstAggregator *agg)
 
 /* Audio goes into the ring through the converter (any raw format to 16 kHz
  * mono float) in runs of contiguous buffers. A run starts at its first
- * buffer's running time (ring position run_pos); its output sample k is at
- * run_pos + k, and the run ends (drain_run: the samples the resampler held
- * back) at a discontinuity, a GAP, new caps or the end of the audio. */
+ * buffer's running time (a ring position: ee_audio_conv_restart); its output
+ * sample k is at that position + k, and the run ends
+ * (ee_audio_conv_finish: the samples the resampler held back) at a
+ * discontinuity, a GAP, new caps or the end of the audio. */
 
-/* The ring position where the run's next input buffer begins. */
-static gint64
-run_next (GstAvCrowdCount *self)
-{
-  return self->run_pos
-         + (gint64)gst_util_uint64_scale_int_round (
-             ee_audio_conv_run_in (self->conv), AUDIO_RATE,
-             GST_AUDIO_INFO_RATE (ee_audio_conv_in_info (self->conv)));
-}
-
+/* The converter's sink: n samples (NULL: uncovered) at ring position pos. */
 static void
-ring_write (GstAvCrowdCount *self, gint64 pos, const float *data, gsize n)
+ring_write (gpointer data, gint64 pos, const float *samples, gsize n)
 {
+  GstAvCrowdCount *self = data;
+
   ee_audio_ring_reserve (self->ring, self->window_samples + n + AUDIO_RATE);
-  ee_audio_ring_write (self->ring, pos, data, n);
-}
-
-/* Ends the converter run: the samples it held back go into the ring. */
-static void
-drain_run (GstAvCrowdCount *self)
-{
-  const float *out;
-  gsize n;
-  gint64 pos;
-
-  if (!self->conv || ee_audio_conv_run_in (self->conv) == 0)
-    return;
-  pos = self->run_pos + (gint64)ee_audio_conv_run_out (self->conv);
-  ee_audio_conv_drain (self->conv, &out, &n);
-  if (n > 0)
-    ring_write (self, pos, out, n);
-  self->run_pos = pos + (gint64)n;
+  ee_audio_ring_write (self->ring, pos, samples, n);
 }
 
 /* Where audio buffer `buf` goes: ring position *pos, spanning *n ring
@@ -1444,15 +1393,16 @@ audio_span (GstAvCrowdCount *self, GstBuffer *buf, gint64 *pos, gint64 *n,
   if (sign == 0) {
     if (self->audio_discont)
       return FALSE;
-    *pos = run_next (self);
+    *pos = ee_audio_conv_next (self->conv);
     *continues = TRUE;
     return TRUE;
   }
   *pos = sign > 0 ? to_samples (rt) : -to_samples (rt);
   /* small timestamp jitter continues the run exactly */
   if (!self->audio_discont && !GST_BUFFER_IS_DISCONT (buf)
-      && ABS (*pos - run_next (self)) < to_samples (ALIGN_THRESHOLD)) {
-    *pos = run_next (self);
+      && ABS (*pos - ee_audio_conv_next (self->conv))
+             < to_samples (ALIGN_THRESHOLD)) {
+    *pos = ee_audio_conv_next (self->conv);
     *continues = TRUE;
   }
   return TRUE;
@@ -1464,36 +1414,26 @@ static void
 store_audio (GstAvCrowdCount *self, GstBuffer *buf, gint64 pos, gint64 n,
              gboolean continues)
 {
-  const float *out;
-  gsize n_out;
-
   if (!continues) {
-    drain_run (self);
+    ee_audio_conv_finish (self->conv);
     if (!ee_audio_ring_is_empty (self->ring)
         && pos != ee_audio_ring_end (self->ring))
       GST_DEBUG_OBJECT (self,
                         "audio discontinuity: %" G_GINT64_FORMAT " samples",
                         pos - ee_audio_ring_end (self->ring));
-    ee_audio_conv_reset (self->conv);
-    self->run_pos = pos;
+    ee_audio_conv_restart (self->conv, pos);
   }
   self->audio_discont = FALSE;
   if (GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_GAP)
       || gst_buffer_get_size (buf) == 0) {
-    drain_run (self);
+    ee_audio_conv_finish (self->conv);
     ring_write (self, pos, NULL, n);
-    self->run_pos = pos + n;
-  } else if (ee_audio_conv_push_buffer (self->conv, buf, &out, &n_out)) {
-    ring_write (self,
-                self->run_pos + (gint64)ee_audio_conv_run_out (self->conv)
-                    - (gint64)n_out,
-                out, n_out);
-  } else {
+    ee_audio_conv_restart (self->conv, pos + n);
+  } else if (!ee_audio_conv_write (self->conv, buf)) {
     GST_WARNING_OBJECT (self, "could not map or convert an audio buffer: "
                               "counted as missing audio");
-    ee_audio_conv_reset (self->conv);
     ring_write (self, pos, NULL, n);
-    self->run_pos = pos + n;
+    ee_audio_conv_restart (self->conv, pos + n);
   }
 }
 
@@ -1523,7 +1463,7 @@ collect_audio (GstAvCrowdCount *self, gint64 window_end, gboolean all)
     if (!all && usable && buf != self->stored_audio && !continues
         && pos >= window_end) {
       /* a later run: the current one ends before it */
-      drain_run (self);
+      ee_audio_conv_finish (self->conv);
       gst_buffer_unref (buf);
       return TRUE;
     }
@@ -1546,7 +1486,7 @@ collect_audio (GstAvCrowdCount *self, gint64 window_end, gboolean all)
   }
   /* the end of the audio ends the run */
   if (gst_aggregator_pad_is_eos (pad))
-    drain_run (self);
+    ee_audio_conv_finish (self->conv);
   return !ee_audio_ring_is_empty (self->ring)
          && ee_audio_ring_end (self->ring) >= window_end;
 }

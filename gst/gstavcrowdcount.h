@@ -68,7 +68,6 @@ struct _GstAvCrowdCount
   EeAudioRing *ring;
   EeAudioConv *conv;       /* the audio caps to 16 kHz mono float */
   gint resample_quality;   /* latched audio-resample-quality */
-  gint64 run_pos;          /* ring position of the converter run's start */
   gboolean untimed_warned; /* a frame without timestamp was warned about */
   gboolean audio_discont;  /* next audio buffer starts a new run */
   GstBuffer *stored_audio; /* queued head buffer already in the ring */
