@@ -21,7 +21,7 @@ check: build
 # suppressions in tests/gst/valgrind.supp): fails on memory errors and
 # definite leaks. A plain run first, so that a plain failure shows as such.
 # A minute or two on 2 cores.
-VALGRIND_TESTS = gst-avcrowdcount gst-helpers gst-shared-engine gst-exitclassify gst-audioexitclassify engine gst-earlyexitpublish
+VALGRIND_TESTS = gst-avcrowdcount gst-helpers gst-shared-engine gst-exitclassify gst-audioexitclassify engine gst-earlyexitpublish gst-props
 
 check-valgrind: build
 	@command -v valgrind >/dev/null || { echo "check-valgrind: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }

@@ -687,76 +687,165 @@ barrier_wait (Barrier *b)
   g_mutex_unlock (&b->lock);
 }
 
+/* The carry test: the engine's only worker is held (by a frame's stop
+ * function) while other streams' frames wait past their deadlines. */
 typedef struct
 {
-  EeEngine *e;
-  Inputs in;
-  gint64 budget;
-  Barrier *start;
-  int frames, fresh, carried, late;
-} Live;
+  GMutex lock;
+  GCond cond;
+  gboolean held, released;
+  int published; /* frames of the other streams published */
+} Hold;
 
-/* One live stream: frames submitted together with the other streams', each
- * with a budget its first exit fits in alone but not behind the others. */
-static gpointer
-live_thread (gpointer data)
+/* A stop function that holds the worker after the frame's first exit until
+ * the test releases it. Never stops the frame. */
+static gboolean
+hold_worker (gpointer data, int exit_index, const float *value, int64_t n)
 {
-  Live *l = data;
-  EeStream *s = stream_open (l->e, &l->in);
+  Hold *h = data;
 
-  for (int k = 0; k < l->frames; k++) {
-    EeFrameParams p;
-    EeFrameResult res;
-
-    barrier_wait (l->start);
-    p = params (EE_POLICY_ANYTIME, l->budget);
-    run (s, &p, &res);
-    l->fresh += res.exit >= 0;
-    l->carried += res.carried;
-    l->late += res.missed;
+  if (exit_index == 0) {
+    g_mutex_lock (&h->lock);
+    h->held = TRUE;
+    g_cond_broadcast (&h->cond);
+    while (!h->released)
+      g_cond_wait (&h->cond, &h->lock);
+    g_mutex_unlock (&h->lock);
   }
-  ee_stream_free (s);
+  return FALSE;
+}
+
+typedef struct
+{
+  EeStream *s;
+  EeFrameParams p;
+  gint64 budget; /* > 0: the deadline, from when the thread submits */
+  Hold *hold;    /* counts the frame published, when set */
+  EeFrameResult res;
+} Submitted;
+
+static gpointer
+submit_thread (gpointer data)
+{
+  Submitted *f = data;
+
+  if (f->budget > 0)
+    f->p.deadline = ee_now () + f->budget;
+  run (f->s, &f->p, &f->res);
+  if (f->hold) {
+    g_mutex_lock (&f->hold->lock);
+    f->hold->published++;
+    g_cond_broadcast (&f->hold->cond);
+    g_mutex_unlock (&f->hold->lock);
+  }
   return NULL;
 }
 
+/* A frame whose deadline passes while the engine cannot start it carries
+ * its stream's last result (not late, no exit) when its budget fits the
+ * first exit; a stream's first frame has nothing to carry; once the engine
+ * is free, frames run again. */
 static void
 test_engine_carry (void)
 {
   GError *err = NULL;
-  EeEngine *e = engine_open ("test-carry", &err);
+  EeEngine *e = engine_open_with ("test-carry", "cpu", 1, 0, &err);
+  Hold hold = { .held = FALSE };
+  Submitted holder = { .budget = 0 }, f[3] = { { .budget = 0 } };
+  gint64 until;
+  gboolean all_published;
   Inputs in[4];
-  int carried = 0;
+  GThread *th, *t[3];
 
   g_assert_no_error (err);
+  g_mutex_init (&hold.lock);
+  g_cond_init (&hold.cond);
   for (int k = 0; k < 4; k++)
     inputs_init (&in[k], ee_engine_owner (e), k);
-  /* Four frames submitted at once must queue for the carry to show; on a
-   * loaded machine the threads may wake too far apart for that (this model
-   * runs in well under a millisecond), so rounds repeat until one carries. */
-  for (int round = 0; round < 50 && carried == 0; round++) {
-    Barrier start = { .n = 4 };
-    Live l[4];
-    GThread *t[4];
-
-    for (int k = 0; k < 4; k++) {
-      l[k] = (Live){ .e = e, .in = in[k], .start = &start, .frames = 8 };
-      /* about 1.5 first steps (exit 0 with the audio branch that exit 1
-       * needs): one or two of four simultaneous frames fit */
-      l[k].budget = ee_engine_exit_cost (e, 1) * 3 / 2;
-    }
-    for (int k = 0; k < 4; k++)
-      t[k] = g_thread_new ("live", live_thread, &l[k]);
-    for (int k = 0; k < 4; k++) {
-      g_thread_join (t[k]);
-      /* a stream's first frame has nothing to carry: it runs */
-      g_assert_cmpint (l[k].fresh, >=, 1);
-      g_assert_cmpint (l[k].fresh + l[k].carried, ==, l[k].frames);
-      carried += l[k].carried;
-    }
+  holder.s = stream_open (e, &in[3]);
+  /* every stream has a result to carry */
+  for (int k = 0; k < 3; k++) {
+    f[k].s = stream_open (e, &in[k]);
+    f[k].p = params (EE_POLICY_ANYTIME, 100 * SECOND);
+    run (f[k].s, &f[k].p, &f[k].res);
+    g_assert_cmpint (f[k].res.exit, ==, 3);
+    g_assert_false (f[k].res.carried);
   }
-  g_assert_cmpint (carried, >, 0);
+
+  /* the holder: every exit, its stop function holding the worker */
+  holder.p = params (EE_POLICY_CONFIDENCE, 1000 * SECOND);
+  holder.p.stop = hold_worker;
+  holder.p.stop_data = &hold;
+  th = g_thread_new ("holder", submit_thread, &holder);
+  g_mutex_lock (&hold.lock);
+  while (!hold.held)
+    g_cond_wait (&hold.cond, &hold.lock);
+  g_mutex_unlock (&hold.lock);
+  /* frames whose budget fits their first step (exit 0 with the audio
+   * branch that exit 1 needs) four times over, but the worker is held past
+   * their deadlines */
+  for (int k = 0; k < 3; k++) {
+    f[k].p = params (EE_POLICY_ANYTIME, 0);
+    f[k].budget = ee_engine_exit_cost (e, 1) * 4;
+    f[k].hold = &hold;
+    t[k] = g_thread_new ("late", submit_thread, &f[k]);
+  }
+  /* they are published while the worker is held (a minute at most: else
+   * the worker is let go, and the frames fail the checks below) */
+  g_mutex_lock (&hold.lock);
+  until = g_get_monotonic_time () + 60 * G_TIME_SPAN_SECOND;
+  while (hold.published < 3
+         && g_cond_wait_until (&hold.cond, &hold.lock, until))
+    ;
+  all_published = hold.published == 3;
+  hold.released = !all_published;
+  g_cond_broadcast (&hold.cond);
+  g_mutex_unlock (&hold.lock);
+  g_assert_true (all_published);
+  for (int k = 0; k < 3; k++) {
+    EeStreamStats st;
+
+    g_thread_join (t[k]);
+    g_assert_true (f[k].res.carried);
+    g_assert_cmpint (f[k].res.exit, ==, -1);
+    g_assert_false (f[k].res.missed);
+    g_assert_cmpint (f[k].res.ran, ==, 0);
+    ee_stream_get_stats (f[k].s, &st);
+    g_assert_cmpuint (st.frames, ==, 2);
+    g_assert_cmpuint (st.carried, ==, 1);
+  }
+  g_mutex_lock (&hold.lock);
+  hold.released = TRUE;
+  g_cond_broadcast (&hold.cond);
+  g_mutex_unlock (&hold.lock);
+  g_thread_join (th);
+  g_assert_cmpint (holder.res.exit, ==, 3);
+  g_assert_false (holder.res.carried);
+
+  /* the engine free again: frames run */
+  for (int k = 0; k < 3; k++) {
+    f[k].budget = 0;
+    f[k].hold = NULL;
+    f[k].p = params (EE_POLICY_ANYTIME, 100 * SECOND);
+    run (f[k].s, &f[k].p, &f[k].res);
+    g_assert_cmpint (f[k].res.exit, ==, 3);
+    g_assert_false (f[k].res.carried);
+  }
+
+  /* a stream with no result yet runs its frame even when it is late */
+  ee_stream_reset (f[0].s);
+  f[0].p = params (EE_POLICY_ANYTIME, 0);
+  run (f[0].s, &f[0].p, &f[0].res);
+  g_assert_false (f[0].res.carried);
+  g_assert_cmpint (f[0].res.exit, >=, 0);
+
+  for (int k = 0; k < 3; k++)
+    ee_stream_free (f[k].s);
+  ee_stream_free (holder.s);
   for (int k = 0; k < 4; k++)
     inputs_clear (&in[k]);
+  g_mutex_clear (&hold.lock);
+  g_cond_clear (&hold.cond);
   ee_engine_release (e);
 }
 
