@@ -520,6 +520,9 @@ same_inputs (EeEngine *e, const EeStream *a, const EeStream *b)
   return TRUE;
 }
 
+static gboolean zero_inputs (EeEngine *e, EeRunner *r, EeCursor *c,
+                             const int *input_value, GError **error);
+
 /* A group with no frame and no step running, or a new one (NULL when its
  * activation memory cannot be had: the frames then run one by one). */
 static EeGroup *
@@ -535,11 +538,14 @@ free_group (EeEngine *e)
   }
   g = g_new0 (EeGroup, 1);
   g->cur = ee_cursor_new (e->rb, &err);
-  if (!g->cur) {
-    g_warning ("engine: no memory for another batch of %d frames (%s); "
+  /* slots no member fills compute on zeros, not on unset memory */
+  if (!g->cur || !zero_inputs (e, e->rb, g->cur, e->input_value_b, &err)) {
+    g_warning ("engine: cannot set up another batch of %d frames (%s); "
                "running frames one by one",
                e->batch, err->message);
     g_error_free (err);
+    if (g->cur)
+      ee_cursor_free (g->cur);
     g_free (g);
     return NULL;
   }
@@ -896,6 +902,25 @@ worker_main (gpointer data)
 
 /* ------------------------------------------------------------ engines */
 
+/* Fills every input of cursor c (of runner r's graph, inputs
+ * input_value) with zeros and waits for the copies. */
+static gboolean
+zero_inputs (EeEngine *e, EeRunner *r, EeCursor *c, const int *input_value,
+             GError **error)
+{
+  gboolean ok = TRUE;
+
+  for (int k = 0; k < e->n_inputs && ok; k++) {
+    const EeTensorDesc *d = ee_graph_desc (ee_runner_graph (r), input_value[k]);
+    float *zeros = g_malloc0 (d->nbytes);
+
+    ok = ee_cursor_upload (c, input_value[k], zeros, error)
+         && ee_cursor_wait (c, error);
+    g_free (zeros);
+  }
+  return ok;
+}
+
 /* Runs every segment `runs` times on zero inputs and sets each estimate to
  * its fastest run after the first (the first pays for lazy
  * initialisation). Before the worker starts. */
@@ -904,20 +929,12 @@ warm_up (EeEngine *e, EeRunner *r, const int *input_value, double *est,
          int runs, GError **error)
 {
   EeCursor *c = ee_cursor_new (r, error);
-  EeGraph *g = ee_runner_graph (r);
-  float *zeros[MAX_INPUTS] = { 0 };
   guint32 all = e->n_exits >= 32 ? G_MAXUINT32 : (1u << e->n_exits) - 1;
-  gboolean ok = c != NULL;
+  gboolean ok = c != NULL && zero_inputs (e, r, c, input_value, error);
 
-  for (int k = 0; k < e->n_inputs && ok; k++) {
-    const EeTensorDesc *d = ee_graph_desc (g, input_value[k]);
-    zeros[k] = g_malloc0 (d->nbytes);
-  }
   runs = MAX (runs, 1);
   for (int run = 0; run < runs && ok; run++) {
     ee_cursor_begin (c, all);
-    for (int k = 0; k < e->n_inputs && ok; k++)
-      ok = ee_cursor_upload (c, input_value[k], zeros[k], error);
     for (int i = 0; i < e->n_exits && ok; i++)
       ok = ee_cursor_enqueue (c, i, error);
     ok = ok && ee_cursor_wait (c, error);
@@ -928,9 +945,8 @@ warm_up (EeEngine *e, EeRunner *r, const int *input_value, double *est,
       est[seg] = (run <= 1 || est[seg] <= 0) ? ns : MIN (est[seg], ns);
     }
   }
-  for (int k = 0; k < e->n_inputs; k++)
-    g_free (zeros[k]);
-  ee_cursor_free (c);
+  if (c)
+    ee_cursor_free (c);
   return ok;
 }
 
