@@ -161,16 +161,12 @@ ee_audio_conv_latency (const EeAudioConv *conv)
   return gst_audio_converter_get_max_latency (conv->converter);
 }
 
-guint64
-ee_audio_conv_run_in (const EeAudioConv *conv)
+/* Forgets the run without output. */
+static void
+reset_run (EeAudioConv *conv)
 {
-  return conv->run_in;
-}
-
-guint64
-ee_audio_conv_run_out (const EeAudioConv *conv)
-{
-  return conv->run_out;
+  gst_audio_converter_reset (conv->converter);
+  conv->run_in = conv->run_out = 0;
 }
 
 static float *
@@ -265,7 +261,7 @@ ee_audio_conv_drain (EeAudioConv *conv, const float **out, gsize *n_out)
   *out = NULL;
   *n_out = 0;
   if (conv->run_in == 0 || missing == 0) {
-    ee_audio_conv_reset (conv);
+    reset_run (conv);
     return;
   }
   dst = scratch (conv, missing);
@@ -300,14 +296,7 @@ ee_audio_conv_drain (EeAudioConv *conv, const float **out, gsize *n_out)
   memset (dst + got, 0, (missing - got) * sizeof (float));
   *out = dst;
   *n_out = missing;
-  ee_audio_conv_reset (conv);
-}
-
-void
-ee_audio_conv_reset (EeAudioConv *conv)
-{
-  gst_audio_converter_reset (conv->converter);
-  conv->run_in = conv->run_out = 0;
+  reset_run (conv);
 }
 
 void
@@ -331,7 +320,7 @@ ee_audio_conv_restart (EeAudioConv *conv, gint64 pos)
 {
   if (!conv)
     return;
-  ee_audio_conv_reset (conv);
+  reset_run (conv);
   conv->start = pos;
 }
 

@@ -78,22 +78,16 @@ gboolean ee_audio_conv_write (EeAudioConv *conv, GstBuffer *buf);
 /* Ends the run: the held-back samples, so that the run's output has
  * round(in_frames * out_rate / in_rate) samples. Then starts a new run. */
 void ee_audio_conv_drain (EeAudioConv *conv, const float **out, gsize *n_out);
-/* Forgets the run without output (flush, discontinuity). */
-void ee_audio_conv_reset (EeAudioConv *conv);
 
 /* Ends the run on the grid: the held-back samples go to the sink, and the
  * next run starts right after them. Nothing for NULL. */
 void ee_audio_conv_finish (EeAudioConv *conv);
-/* Forgets the run; the next starts at grid position pos. Nothing for
- * NULL. */
+/* Forgets the run without output (flush, discontinuity); the next starts
+ * at grid position pos. Nothing for NULL. */
 void ee_audio_conv_restart (EeAudioConv *conv, gint64 pos);
 /* The grid position where the run's next input begins: its start plus its
  * input at the output rate (0 for NULL). */
 gint64 ee_audio_conv_next (const EeAudioConv *conv);
-
-/* Input frames and output samples of the current run. */
-guint64 ee_audio_conv_run_in (const EeAudioConv *conv);
-guint64 ee_audio_conv_run_out (const EeAudioConv *conv);
 
 G_END_DECLS
 #endif /* EE_AUDIOCONV_H */

@@ -101,9 +101,6 @@ gst_early_exit_precision_get_type (void)
 
 /* ------------------------------------------------------------ properties */
 
-#define READY_ONLY EE_PARAM_READY
-#define PLAYING EE_PARAM_PLAYING
-
 /* Where a common property's value lives in the element's instance. */
 #define FIELD(f) (info->offset + G_STRUCT_OFFSET (EeElement, f))
 
@@ -130,14 +127,14 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
   ee_props_add_field (klass, FIELD (prop_model_file),
                       g_param_spec_string ("model-file", "Model File",
                                            info->model_blurb,
-                                           DEFAULT_MODEL_FILE, READY_ONLY));
+                                           DEFAULT_MODEL_FILE, EE_PARAM_READY));
   ee_props_add_field (
       klass, FIELD (prop_device),
       g_param_spec_string (
           "device", "Device",
           "Where inference runs: auto, cpu, cuda or cuda:N (auto: CUDA device "
           "0 when the CUDA backend loads and finds a device, else the CPU)",
-          DEFAULT_DEVICE, READY_ONLY));
+          DEFAULT_DEVICE, EE_PARAM_READY));
   ee_props_add_field (
       klass, FIELD (prop_precision),
       g_param_spec_enum (
@@ -145,7 +142,7 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
           "Arithmetic precision of the network (fp32 everywhere, bf16 on CPU "
           "and CUDA, tf32 and fp16 on CUDA, int8 on the CPU with a model file "
           "calibrated by earlyexit calibrate)",
-          GST_TYPE_EARLY_EXIT_PRECISION, DEFAULT_PRECISION, READY_ONLY));
+          GST_TYPE_EARLY_EXIT_PRECISION, DEFAULT_PRECISION, EE_PARAM_READY));
   ee_props_add_field (
       klass, FIELD (prop_instance_id),
       g_param_spec_string (
@@ -154,14 +151,14 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
           "precision and batch size share one engine: one copy of the "
           "weights, one scheduler running all their frames by deadline "
           "(empty: a private engine)",
-          DEFAULT_INSTANCE_ID, READY_ONLY));
+          DEFAULT_INSTANCE_ID, EE_PARAM_READY));
   ee_props_add_field (
       klass, FIELD (prop_threads),
       g_param_spec_int (
           "threads", "Threads",
           "CPU threads of the engine (0 = all cores); a shared engine keeps "
           "the value of the element that started it",
-          0, 1024, DEFAULT_THREADS, READY_ONLY));
+          0, 1024, DEFAULT_THREADS, EE_PARAM_READY));
   ee_props_add_field (
       klass, FIELD (prop_batch_size),
       g_param_spec_int (
@@ -170,7 +167,7 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
           "the elements sharing an engine that wait for the same step at once "
           "run it together (1 = every frame alone; pays on a GPU, not on the "
           "CPU); elements sharing an engine give the same value",
-          1, 32, DEFAULT_BATCH_SIZE, READY_ONLY));
+          1, 32, DEFAULT_BATCH_SIZE, EE_PARAM_READY));
   ee_props_add_field (
       klass, FIELD (deadline),
       g_param_spec_uint64 (
@@ -178,7 +175,7 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
           "Time budget per frame or window, from it being processable (or "
           "captured: deadline-reference) to its result (in nanoseconds; 0 = "
           "one frame duration or hop)",
-          0, G_MAXUINT64, DEFAULT_DEADLINE, PLAYING));
+          0, G_MAXUINT64, DEFAULT_DEADLINE, EE_PARAM_PLAYING));
   ee_props_add_field (
       klass, FIELD (deadline_reference),
       g_param_spec_enum (
@@ -187,7 +184,7 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
           "process the item) or capture (its NTP reference timestamp meta, "
           "else the pipeline clock at its running time; for live sources)",
           GST_TYPE_EARLY_EXIT_DEADLINE_REFERENCE, DEFAULT_DEADLINE_REFERENCE,
-          PLAYING));
+          EE_PARAM_PLAYING));
   ee_props_add_field (
       klass, FIELD (policy),
       g_param_spec_enum (
@@ -201,21 +198,21 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
                 "deadline), fixed (always max-exit), full (all exits, "
                 "deadline ignored); confidence acts as anytime, a count has "
                 "no confidence",
-          GST_TYPE_EARLY_EXIT_POLICY, DEFAULT_POLICY, PLAYING));
+          GST_TYPE_EARLY_EXIT_POLICY, DEFAULT_POLICY, EE_PARAM_PLAYING));
   ee_props_add_field (
       klass, FIELD (min_exit),
       g_param_spec_int (
           "min-exit", "Minimum Exit",
           "Earliest exit (index, 0 = first) allowed to give a result; it "
           "always runs, even past the deadline (-1 = no minimum)",
-          -1, EE_ELEMENT_MAX_EXITS - 1, DEFAULT_MIN_EXIT, PLAYING));
+          -1, EE_ELEMENT_MAX_EXITS - 1, DEFAULT_MIN_EXIT, EE_PARAM_PLAYING));
   ee_props_add_field (
       klass, FIELD (max_exit),
       g_param_spec_int (
           "max-exit", "Maximum Exit",
           "Last exit (index, 0 = first) allowed to run, the exit taken with "
           "policy=fixed (-1 = the last exit)",
-          -1, EE_ELEMENT_MAX_EXITS - 1, DEFAULT_MAX_EXIT, PLAYING));
+          -1, EE_ELEMENT_MAX_EXITS - 1, DEFAULT_MAX_EXIT, EE_PARAM_PLAYING));
   if (info->confidence)
     ee_props_add_field (
         klass, FIELD (confidence_threshold),
@@ -223,7 +220,7 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
             "confidence-threshold", "Confidence Threshold",
             "policy=confidence: the top softmax probability at which an exit's "
             "answer is taken without running later exits",
-            0.0, 1.0, DEFAULT_CONFIDENCE_THRESHOLD, PLAYING));
+            0.0, 1.0, DEFAULT_CONFIDENCE_THRESHOLD, EE_PARAM_PLAYING));
   if (info->task == EE_TASK_CLASSIFY) {
     /* the labels: a text file of class names, one per line in class order
      * (UTF-8, empty lines only at the end), its number of lines the model's
@@ -236,7 +233,7 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
             "Text file with one class name per line, in class order, "
             "replacing the model file's labels (NULL: the model's labels, "
             "else class numbers)",
-            DEFAULT_LABELS_FILE, READY_ONLY));
+            DEFAULT_LABELS_FILE, EE_PARAM_READY));
     /* the result's top-k list: parallel arrays top-labels, top-label-ids,
      * top-confidences, most probable first, at most the number of
      * classes; 0 leaves the list out */
@@ -246,7 +243,7 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
             "top-k", "Top K",
             "Number of most probable classes listed in every result "
             "(top-labels, top-label-ids, top-confidences; 0 = no list)",
-            0, MAX_TOP_K, DEFAULT_TOP_K, PLAYING));
+            0, MAX_TOP_K, DEFAULT_TOP_K, EE_PARAM_PLAYING));
   }
   ee_props_add_field (
       klass, FIELD (interval),
@@ -255,17 +252,17 @@ ee_element_class_install (GObjectClass *klass, const EeElementInfo *info)
           "Run the network on every Nth frame or window (as DL Streamer's "
           "inference-interval; DeepStream's interval counts the frames "
           "skipped, N - 1); the others carry the last result marked not fresh",
-          1, G_MAXUINT, DEFAULT_INTERVAL, PLAYING));
+          1, G_MAXUINT, DEFAULT_INTERVAL, EE_PARAM_PLAYING));
   ee_props_add_field (
       klass, FIELD (post_messages),
       g_param_spec_boolean ("post-messages", "Post Messages",
                             "Post an element message with every result",
-                            DEFAULT_POST_MESSAGES, PLAYING));
+                            DEFAULT_POST_MESSAGES, EE_PARAM_PLAYING));
   ee_props_add_field (
       klass, FIELD (unique_id),
       g_param_spec_uint ("unique-id", "Unique ID",
                          "Copied into every result to tell elements apart", 0,
-                         G_MAXUINT, DEFAULT_UNIQUE_ID, PLAYING));
+                         G_MAXUINT, DEFAULT_UNIQUE_ID, EE_PARAM_PLAYING));
   ee_props_add (
       klass, info->offset,
       g_param_spec_boxed (

@@ -150,6 +150,36 @@ query (dnnl_primitive_desc_t pd, dnnl_query_t what)
   return dnnl_primitive_desc_query_md (pd, what, 0);
 }
 
+/* What a convolution's primitive description is made of: its geometry
+ * (oneDNN counts dilation as the gaps) and the memory descriptions of its
+ * source (src_dt, any layout), weights (w_dt, any layout; w_user the model
+ * file's dense fp32 OIHW) and bias (fp32: it is added to the fp32
+ * accumulator). */
+typedef struct
+{
+  dnnl_dims_t strides, dilates, pad;
+  dnnl_memory_desc_t src_any, w_any, w_user, b_md;
+} ConvGeometry;
+
+static void
+conv_geometry (const EeOpDesc *d, const EeTensorDesc *x,
+               dnnl_data_type_t src_dt, dnnl_data_type_t w_dt, ConvGeometry *g)
+{
+  dnnl_dims_t shape
+      = { d->out_features, x->shape[1], d->kernel_size[0], d->kernel_size[1] };
+  int64_t o = d->out_features;
+
+  for (int i = 0; i < 2; i++) {
+    g->strides[i] = d->stride[i];
+    g->dilates[i] = d->dilation[i] - 1;
+    g->pad[i] = d->pad[i];
+  }
+  cpu_md_any (4, x->shape, src_dt, &g->src_any);
+  cpu_md_any (4, shape, w_dt, &g->w_any);
+  cpu_md_dense (4, shape, dnnl_f32, &g->w_user);
+  cpu_md_dense (1, &o, dnnl_f32, &g->b_md);
+}
+
 /* An int8 convolution. The source is u8 or s8 with scale s_x (int8 =
  * real x s_x): as it arrives from an int8 op, else quantised from float
  * with the calibrated range (u8 when in_min >= 0). Weights are s8, one
@@ -171,8 +201,8 @@ conv_int8_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
   dnnl_data_type_t src_dt, dst_dt = u8_out ? dnnl_u8 : dnnl_bf16;
   float s_x, s_y = u8_out ? 255.0f / d->out_max : 1.0f;
   float *w_scale, *scale, *bias = NULL;
-  dnnl_memory_desc_t x_md, src_any, w_any, w_user, b_md, dst_any;
-  dnnl_dims_t strides, dilates, pad, shape;
+  dnnl_memory_desc_t x_md, dst_any;
+  ConvGeometry g;
   dnnl_convolution_desc_t cd;
   dnnl_primitive_attr_t attr;
   dnnl_primitive_desc_t pd = NULL;
@@ -195,11 +225,6 @@ conv_int8_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
     s_x = (src_dt == dnnl_u8 ? 255.0f : 127.0f) / d->in_max;
     op->in[0].want_scale = s_x;
   }
-  for (int i = 0; i < 2; i++) {
-    strides[i] = d->stride[i];
-    dilates[i] = d->dilation[i] - 1;
-    pad[i] = d->pad[i];
-  }
   per_o = x->shape[1] * d->kernel_size[0] * d->kernel_size[1];
   w_scale = cpu_buffer_new (op, (size_t)o * sizeof (float), error);
   scale = cpu_buffer_new (op, (size_t)o * sizeof (float), error);
@@ -218,14 +243,7 @@ conv_int8_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
       bias[c] = d->bias[c] * s_x * w_scale[c];
   }
 
-  cpu_md_any (4, x->shape, src_dt, &src_any);
-  shape[0] = o;
-  shape[1] = x->shape[1];
-  shape[2] = d->kernel_size[0];
-  shape[3] = d->kernel_size[1];
-  cpu_md_any (4, shape, dnnl_s8, &w_any);
-  cpu_md_dense (4, shape, dnnl_f32, &w_user);
-  cpu_md_dense (1, &o, dnnl_f32, &b_md);
+  conv_geometry (d, x, src_dt, dnnl_s8, &g);
   attr = cpu_attr_new (op, d->act, 1.0f, error);
   if (!attr)
     return FALSE;
@@ -236,8 +254,8 @@ conv_int8_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
     ok = ok
          && CPU_CHECK (op, error, dnnl_dilated_convolution_forward_desc_init,
                        &cd, dnnl_forward_inference, dnnl_convolution_direct,
-                       &src_any, &w_any, bias ? &b_md : NULL, &dst_any, strides,
-                       dilates, pad, pad);
+                       &g.src_any, &g.w_any, bias ? &g.b_md : NULL, &dst_any,
+                       g.strides, g.dilates, g.pad, g.pad);
     if (!ok)
       break;
     st = dnnl_primitive_desc_create (&pd, &cd, attr, be->engine, NULL);
@@ -271,9 +289,9 @@ conv_int8_new (CpuBackend *be, EeOp *op, const EeOpDesc *d,
        && bind_src (be, op, 0, DNNL_ARG_SRC, query (pd, dnnl_query_src_md),
                     error);
   if (ok) {
-    dnnl_memory_t wm
-        = cpu_param_s8_new (be, op, &w_user, query (pd, dnnl_query_weights_md),
-                            d->weight, o, w_scale, error);
+    dnnl_memory_t wm = cpu_param_s8_new (be, op, &g.w_user,
+                                         query (pd, dnnl_query_weights_md),
+                                         d->weight, o, w_scale, error);
 
     ok = wm != NULL;
     if (ok)
@@ -293,36 +311,23 @@ EE_OP_BUILDER (CpuBackend, cpu_conv_new)
   const EeTensorDesc *x = in[0];
   int64_t o = d->out_features;
   dnnl_data_type_t dt = be->bf16 ? dnnl_bf16 : dnnl_f32;
-  dnnl_memory_desc_t x_md, src_any, w_any, w_user, b_md, dst_any;
-  dnnl_dims_t strides, dilates, pad, shape;
+  dnnl_memory_desc_t x_md, dst_any;
+  ConvGeometry g;
   dnnl_convolution_desc_t cd;
   dnnl_primitive_desc_t pd = NULL;
   gboolean ok;
 
   if (be->int8)
     return conv_int8_new (be, op, d, in, out, error);
-  for (int i = 0; i < 2; i++) {
-    strides[i] = d->stride[i];
-    dilates[i] = d->dilation[i] - 1; /* oneDNN counts the gaps */
-    pad[i] = d->pad[i];
-  }
-  cpu_md_any (4, x->shape, dt, &src_any);
-  shape[0] = o;
-  shape[1] = x->shape[1];
-  shape[2] = d->kernel_size[0];
-  shape[3] = d->kernel_size[1];
-  cpu_md_any (4, shape, dt, &w_any);
-  cpu_md_dense (4, shape, dnnl_f32, &w_user);
-  /* The bias stays fp32: it is added to the fp32 accumulator. */
-  cpu_md_dense (1, &o, dnnl_f32, &b_md);
+  conv_geometry (d, x, dt, dt, &g);
   cpu_md_any (4, op->head.out_shape, dt, &dst_any);
 
   /* Direct rather than auto: auto may pick Winograd, which loses precision
    * the tests and the float reference path do not allow. */
   if (!CPU_CHECK (op, error, dnnl_dilated_convolution_forward_desc_init, &cd,
-                  dnnl_forward_inference, dnnl_convolution_direct, &src_any,
-                  &w_any, d->bias ? &b_md : NULL, &dst_any, strides, dilates,
-                  pad, pad))
+                  dnnl_forward_inference, dnnl_convolution_direct, &g.src_any,
+                  &g.w_any, d->bias ? &g.b_md : NULL, &dst_any, g.strides,
+                  g.dilates, g.pad, g.pad))
     return FALSE;
   pd = pd_new (be, op, &cd, d->act, 1.0f, error);
   if (!pd)
@@ -333,7 +338,7 @@ EE_OP_BUILDER (CpuBackend, cpu_conv_new)
        && cpu_prim_create (be, op, &op->main, pd, 4, error)
        && bind_src (be, op, 0, DNNL_ARG_SRC, query (pd, dnnl_query_src_md),
                     error)
-       && bind_param (be, op, DNNL_ARG_WEIGHTS, &w_user,
+       && bind_param (be, op, DNNL_ARG_WEIGHTS, &g.w_user,
                       query (pd, dnnl_query_weights_md), d->weight, error)
        && (!d->bias
            || bind_vector (be, op, DNNL_ARG_BIAS, o, d->bias, 0.0f, error))

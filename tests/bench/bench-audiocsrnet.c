@@ -45,35 +45,6 @@ exit_values (EeModel *m, double *values, GError **error)
   return TRUE;
 }
 
-/* Reads "exit NAME MS" lines of the PyTorch script into ms[exit index]. */
-static gboolean
-torch_times (const char *model, int threads, int iters, EeRunner *r, double *ms,
-             GError **error)
-{
-  const char *py = g_getenv ("EE_PYTHON");
-  char *t = g_strdup_printf ("%d", threads), *i = g_strdup_printf ("%d", iters);
-  const char *argv[] = { py && *py ? py : EE_PYTHON_DEFAULT,
-                         BENCH_AUDIOCSRNET_TORCH,
-                         model,
-                         "--threads",
-                         t,
-                         "--iterations",
-                         i,
-                         NULL };
-  char *out = NULL;
-  gint status;
-  gboolean ok = g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH,
-                              NULL, NULL, &out, NULL, &status, error)
-                && g_spawn_check_wait_status (status, error);
-
-  if (ok)
-    bench_torch_exit_times (out, r, ms);
-  g_free (out);
-  g_free (t);
-  g_free (i);
-  return ok;
-}
-
 int
 main (int argc, char **argv)
 {
@@ -147,7 +118,9 @@ main (int argc, char **argv)
     for (int p = 0; p < n_prec; p++)
       ours[p][e] = bench_median (samples[p], iters);
   }
-  if (!no_torch && !torch_times (argv[1], threads, iters, r, torch, &error))
+  if (!no_torch
+      && !bench_torch_times (BENCH_AUDIOCSRNET_TORCH, argv[1], threads, iters,
+                             r, torch, &error))
     goto out;
   for (int p = 0; p < n_prec; p++)
     if (!exit_values (m[p], got[p], &error))
@@ -178,12 +151,7 @@ main (int argc, char **argv)
           "the exit, that exit alone; precisions interleaved)\n\n",
           threads, iters);
   printf ("| exit  | GFLOP |");
-  for (int p = 0; p < n_prec; p++)
-    printf (" %s ms | %s GFLOP/s |", ee_precision_name (prec[p]),
-            ee_precision_name (prec[p]));
-  if (n_prec > 1)
-    printf (" %s / %s |", ee_precision_name (prec[n_prec - 1]),
-            ee_precision_name (prec[n_prec - 2]));
+  bench_print_precision_columns (prec, n_prec);
   printf (" PyTorch ms | ours / PyTorch |");
   for (int p = 0; p < n_prec; p++)
     if (prec[p] != EE_PRECISION_FP32)

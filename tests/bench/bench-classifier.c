@@ -43,44 +43,35 @@
 static const char *const paper_archs[]
     = { "resnet152", "densenet201", "inceptionv3" };
 
-static const char *
-python (void)
-{
-  const char *py = g_getenv ("EE_PYTHON");
-
-  return py && *py ? py : EE_PYTHON_DEFAULT;
-}
-
-static gboolean
-spawn (const char *const *argv, char **out, GError **error)
-{
-  gint status;
-
-  return g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
-                       NULL, out, NULL, &status, error)
-         && g_spawn_check_wait_status (status, error);
-}
-
 /* Writes the paper's configuration of `arch` at 224x224 to dir. */
 static char *
 write_model (const char *dir, const char *arch, GError **error)
 {
   char *path = g_strdup_printf ("%s/%s-224.safetensors", dir, arch);
-  const char *argv[] = { python (),   BENCH_CLASSIFIER_CONVERTER,
-                         "--arch",    arch,
-                         "--random",  "--seed",
-                         "1",         "--classes",
-                         "10",        "--classifier",
-                         "two_layer", "--exit-list",
-                         "b1,b2",     "--input-size",
-                         "224x224",   "--out",
-                         path,        NULL };
+  const char *argv[] = { bench_python (),
+                         BENCH_CLASSIFIER_CONVERTER,
+                         "--arch",
+                         arch,
+                         "--random",
+                         "--seed",
+                         "1",
+                         "--classes",
+                         "10",
+                         "--classifier",
+                         "two_layer",
+                         "--exit-list",
+                         "b1,b2",
+                         "--input-size",
+                         "224x224",
+                         "--out",
+                         path,
+                         NULL };
   char *out = NULL;
 
   if (g_file_test (path, G_FILE_TEST_EXISTS))
     return path;
   fprintf (stderr, "writing %s\n", path);
-  if (!spawn (argv, &out, error))
+  if (!bench_spawn (argv, &out, error))
     g_clear_pointer (&path, g_free);
   g_free (out);
   return path;
@@ -98,7 +89,7 @@ calibrate (const char *path, int threads, GError **error)
   gboolean ok;
 
   fprintf (stderr, "calibrating %s\n", path);
-  ok = spawn (argv, &out, error);
+  ok = bench_spawn (argv, &out, error);
   g_free (out);
   g_free (t);
   return ok;
@@ -121,25 +112,6 @@ top1 (EeModel *m, int *classes, GError **error)
     classes[e] = c.label_id;
   }
   return TRUE;
-}
-
-/* Reads "exit NAME MS" lines of the PyTorch script into ms[exit index]. */
-static gboolean
-torch_times (const char *model, int threads, int iters, EeRunner *r, double *ms,
-             GError **error)
-{
-  char *t = g_strdup_printf ("%d", threads), *i = g_strdup_printf ("%d", iters);
-  const char *argv[] = { python (), BENCH_CLASSIFIER_TORCH, model, "--threads",
-                         t,         "--iterations",         i,     NULL };
-  char *out = NULL;
-  gboolean ok = spawn (argv, &out, error);
-
-  if (ok)
-    bench_torch_exit_times (out, r, ms);
-  g_free (out);
-  g_free (t);
-  g_free (i);
-  return ok;
 }
 
 /* The tap an exit reads, from the model's configuration ("" for final). */
@@ -211,7 +183,9 @@ bench_model (const char *path, int threads, int iters, gboolean no_torch,
     for (int p = 0; p < n_prec; p++)
       ours[p][e] = bench_median (samples[p], iters);
   }
-  if (!no_torch && !torch_times (path, threads, iters, r, torch, error))
+  if (!no_torch
+      && !bench_torch_times (BENCH_CLASSIFIER_TORCH, path, threads, iters, r,
+                             torch, error))
     goto out;
 
   /* top-1 agreement with fp32 on generated inputs (pixels 0..255,
@@ -251,12 +225,7 @@ bench_model (const char *path, int threads, int iters, gboolean no_torch,
           "result when only it is wanted\n\n",
           ee_model_arch (m[0]), w, h, path, threads, iters);
   printf ("| exit  | tap                        | GFLOP |");
-  for (int p = 0; p < n_prec; p++)
-    printf (" %s ms | %s GFLOP/s |", ee_precision_name (prec[p]),
-            ee_precision_name (prec[p]));
-  if (n_prec > 1)
-    printf (" %s / %s |", ee_precision_name (prec[n_prec - 1]),
-            ee_precision_name (prec[n_prec - 2]));
+  bench_print_precision_columns (prec, n_prec);
   printf (" PyTorch ms | %s / PyTorch |", ee_precision_name (prec[0]));
   if (agreement > 0 && p32 >= 0)
     for (int p = 0; p < n_prec; p++)

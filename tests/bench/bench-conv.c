@@ -142,15 +142,13 @@ static gboolean
 time_torch (const Layer *l, int threads, int iterations, gboolean channels_last,
             double *ms, GError **error)
 {
-  const char *python = g_getenv ("EE_PYTHON");
+  const char *python = bench_python ();
   GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
   char *out = NULL;
   unsigned idx;
   int status;
   gboolean ok;
 
-  if (!python || !*python)
-    python = EE_PYTHON_DEFAULT;
   g_ptr_array_add (argv, g_strdup (python));
   g_ptr_array_add (argv, g_strdup (BENCH_CONV_TORCH));
   g_ptr_array_add (argv, g_strdup_printf ("--threads=%d", threads));

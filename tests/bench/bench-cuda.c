@@ -159,14 +159,12 @@ static gboolean
 time_torch (EePrecision precision, int device, int iterations, double *ms,
             GError **error)
 {
-  const char *python = g_getenv ("EE_PYTHON");
+  const char *python = bench_python ();
   GPtrArray *argv = g_ptr_array_new_with_free_func (g_free);
   char *out = NULL, *err = NULL, **lines;
   int status, found = 0;
   gboolean ok;
 
-  if (!python || !*python)
-    python = EE_PYTHON_DEFAULT;
   g_ptr_array_add (argv, g_strdup (python));
   g_ptr_array_add (argv, g_strdup (BENCH_CUDA_TORCH));
   g_ptr_array_add (

@@ -64,3 +64,50 @@ bench_torch_exit_times (const char *output, EeRunner *r, double *ms)
   }
   g_strfreev (lines);
 }
+
+const char *
+bench_python (void)
+{
+  const char *py = g_getenv ("EE_PYTHON");
+
+  return py && *py ? py : EE_PYTHON_DEFAULT;
+}
+
+gboolean
+bench_spawn (const char *const *argv, char **out, GError **error)
+{
+  gint status;
+
+  return g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
+                       NULL, out, NULL, &status, error)
+         && g_spawn_check_wait_status (status, error);
+}
+
+gboolean
+bench_torch_times (const char *script, const char *model, int threads,
+                   int iters, EeRunner *r, double *ms, GError **error)
+{
+  char *t = g_strdup_printf ("%d", threads), *i = g_strdup_printf ("%d", iters);
+  const char *argv[] = { bench_python (), script, model, "--threads", t,
+                         "--iterations",  i,      NULL };
+  char *out = NULL;
+  gboolean ok = bench_spawn (argv, &out, error);
+
+  if (ok)
+    bench_torch_exit_times (out, r, ms);
+  g_free (out);
+  g_free (t);
+  g_free (i);
+  return ok;
+}
+
+void
+bench_print_precision_columns (const EePrecision *prec, int n)
+{
+  for (int p = 0; p < n; p++)
+    printf (" %s ms | %s GFLOP/s |", ee_precision_name (prec[p]),
+            ee_precision_name (prec[p]));
+  if (n > 1)
+    printf (" %s / %s |", ee_precision_name (prec[n - 1]),
+            ee_precision_name (prec[n - 2]));
+}

@@ -21,5 +21,18 @@ gboolean bench_parse_precisions (const char *list, EePrecision *p, int max,
  * ms[exit index of NAME in r]. */
 void bench_torch_exit_times (const char *output, EeRunner *r, double *ms);
 
+/* The Python with torch: $EE_PYTHON, else the one the build found. */
+const char *bench_python (void);
+/* Runs argv (searched on PATH) to its end; *out its standard output (free
+ * with g_free). FALSE with *error when it cannot run or fails. */
+gboolean bench_spawn (const char *const *argv, char **out, GError **error);
+/* Runs the PyTorch bench `script` on `model` (SCRIPT MODEL --threads T
+ * --iterations I) and reads its exit times into ms (bench_torch_exit_times). */
+gboolean bench_torch_times (const char *script, const char *model, int threads,
+                            int iters, EeRunner *r, double *ms, GError **error);
+/* The per-precision columns of a per-exit table's header: "P ms | P GFLOP/s"
+ * for each, then "LAST / PREVIOUS" when there are several. */
+void bench_print_precision_columns (const EePrecision *prec, int n);
+
 G_END_DECLS
 #endif /* BENCH_UTIL_H */
